@@ -1,0 +1,1 @@
+"""Built-in protocols: one plugin module each."""

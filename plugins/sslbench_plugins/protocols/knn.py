@@ -1,0 +1,59 @@
+"""``knn``: weighted k-nearest-neighbour classification on cached frozen features.
+
+Cosine similarity on L2-normalised features; each of the k nearest labeled images votes with
+weight exp(similarity / 0.07), as in Wu et al. (2018). The stage and k are chosen on
+validation. Cheap: no training at all.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+import sslbench
+from sslbench.protocol import EvalContext, EvaluationProtocol, ProtocolResult, Split
+from sslbench.training import accuracy
+
+TEMPERATURE = 0.07
+
+
+def knn_predict(train: torch.Tensor, labels: torch.Tensor, query: torch.Tensor, k: int,
+                num_classes: int, chunk: int = 1024) -> torch.Tensor:
+    train = F.normalize(train, dim=1)
+    k = min(k, len(train))
+    out = []
+    for i in range(0, len(query), chunk):
+        sims = F.normalize(query[i:i + chunk], dim=1) @ train.T
+        top, idx = sims.topk(k, dim=1)
+        votes = torch.zeros(len(top), num_classes, device=query.device)
+        votes.scatter_add_(1, labels[idx], (top / TEMPERATURE).exp())
+        out.append(votes.argmax(1))
+    return torch.cat(out)
+
+
+class KNNProbe(EvaluationProtocol):
+    name = "knn"
+    description = "weighted k-nearest neighbours on cached features (k and stage chosen on val)"
+    uses_features = True
+
+    def evaluate(self, ctx: EvalContext) -> ProtocolResult:
+        train_feats, val_feats = ctx.labeled.features(), ctx.val.features()
+        y = ctx.labeled.labels
+        best = None
+        for stage, (ftr, fval) in enumerate(zip(train_feats, val_feats)):
+            for k in ctx.settings["knn_k"]:
+                acc = accuracy(knn_predict(ftr, y, fval, k, ctx.num_classes), ctx.val.labels)
+                if best is None or acc > best[0]:
+                    best = (acc, stage, k)
+        acc, stage, k = best
+
+        def predict(split: Split) -> torch.Tensor:
+            return knn_predict(train_feats[stage], y, split.features()[stage], k,
+                               ctx.num_classes)
+
+        return ProtocolResult(predict, acc, {"chosen_stage": stage + 1, "chosen_k": k})
+
+
+@sslbench.hookimpl
+def sslbench_protocols():
+    return [KNNProbe]

@@ -1,0 +1,93 @@
+"""``linear``: a frozen backbone and a multinomial logistic regression on its features.
+
+Features of every stage are extracted once per checkpoint and cached (``Split.features``).
+For each stage and each L2 strength of the ``probe_l2`` grid, the probe is fitted full-batch
+with L-BFGS on the standardised features of the labeled subset; the (stage, L2) pair with the
+best validation accuracy is kept. The record keeps every stage's validation and test accuracy;
+the headline number is the test accuracy of the stage chosen on validation.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+import sslbench
+from sslbench.protocol import EvalContext, EvaluationProtocol, ProtocolResult, Split
+from sslbench.training import accuracy
+
+
+class Standardiser:
+    """Per-dimension standardisation with statistics of the probe's training features."""
+
+    def __init__(self, features: torch.Tensor) -> None:
+        self.mean = features.mean(0)
+        std = features.std(0) if len(features) > 1 else torch.ones_like(self.mean)
+        self.std = std.clamp_min(1e-6)
+
+    def __call__(self, features: torch.Tensor) -> torch.Tensor:
+        return (features - self.mean) / self.std
+
+
+def fit_logistic_regression(x: torch.Tensor, y: torch.Tensor, num_classes: int, l2: float,
+                            max_iter: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Multinomial logistic regression, ``mean CE + l2/2 ||W||^2``, full-batch L-BFGS on the
+    features' device. Returns (W (D, C), b (C,))."""
+    w = torch.zeros(x.shape[1], num_classes, device=x.device, requires_grad=True)
+    b = torch.zeros(num_classes, device=x.device, requires_grad=True)
+    opt = torch.optim.LBFGS([w, b], lr=1.0, max_iter=max_iter, history_size=20,
+                            tolerance_grad=1e-7, tolerance_change=1e-9,
+                            line_search_fn="strong_wolfe")
+
+    def closure():
+        opt.zero_grad()
+        loss = F.cross_entropy(x @ w + b, y) + 0.5 * l2 * (w * w).sum()
+        loss.backward()
+        return loss
+
+    opt.step(closure)
+    return w.detach(), b.detach()
+
+
+class LinearProbe(EvaluationProtocol):
+    name = "linear"
+    description = "frozen backbone, logistic regression on cached features of each stage"
+    uses_features = True
+
+    def evaluate(self, ctx: EvalContext) -> ProtocolResult:
+        train_feats, val_feats = ctx.labeled.features(), ctx.val.features()
+        y, y_val = ctx.labeled.labels, ctx.val.labels
+        best = None
+        stages = []
+        for stage, (ftr, fval) in enumerate(zip(train_feats, val_feats)):
+            norm = Standardiser(ftr)
+            xtr, xval = norm(ftr), norm(fval)
+            stage_best = None
+            for l2 in ctx.settings["probe_l2"]:
+                w, b = fit_logistic_regression(xtr, y, ctx.num_classes, l2,
+                                               ctx.settings["probe_max_iter"])
+                acc = accuracy((xval @ w + b).argmax(1), y_val)
+                if stage_best is None or acc > stage_best["val_accuracy"]:
+                    stage_best = {"stage": stage + 1, "l2": l2, "val_accuracy": acc,
+                                  "norm": norm, "w": w, "b": b}
+            stages.append(stage_best)
+            if best is None or stage_best["val_accuracy"] > best["val_accuracy"]:
+                best = stage_best
+
+        def predictor(choice):
+            def predict(split: Split) -> torch.Tensor:
+                x = choice["norm"](split.features()[choice["stage"] - 1])
+                return (x @ choice["w"] + choice["b"]).argmax(1)
+            return predict
+
+        return ProtocolResult(
+            predict=predictor(best), val_accuracy=best["val_accuracy"],
+            details={"chosen_stage": best["stage"], "chosen_l2": best["l2"],
+                     "stages": [{k: s[k] for k in ("stage", "l2", "val_accuracy")}
+                                for s in stages]},
+            extra_predictions={f"stage{s['stage']}": predictor(s) for s in stages})
+
+
+@sslbench.hookimpl
+def sslbench_protocols():
+    return [LinearProbe]

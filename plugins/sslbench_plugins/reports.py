@@ -1,0 +1,102 @@
+"""Built-in report formats: ``table`` (terminal), ``markdown``, ``html``, ``latex`` (booktabs)
+and ``csv``. Each renders every (data set, backbone) group of a :class:`Leaderboard`."""
+
+from __future__ import annotations
+
+import html
+import io
+
+from rich.console import Console
+from rich.table import Table
+from tabulate import tabulate
+
+import sslbench
+from sslbench.leaderboard import Leaderboard, ReportFormat
+
+# Marks the best value of a column in formats whose escaping would mangle markup.
+_BEST_OPEN, _BEST_CLOSE = "\x02", "\x03"
+
+
+def _tables(board: Leaderboard, mark):
+    for dataset, backbone in board.groups:
+        yield (dataset, backbone, board.display(mark, dataset, backbone),
+               board.caption(dataset, backbone))
+
+
+def render_table(board: Leaderboard) -> str:
+    buffer = io.StringIO()
+    console = Console(file=buffer, width=160, force_terminal=False, color_system=None)
+    for dataset, backbone, table, caption in _tables(board, lambda s: f"{s} *"):
+        t = Table(title=f"{dataset} · {backbone}", title_justify="left", caption=caption,
+                  caption_justify="left")
+        t.add_column("task")
+        for col in table.columns:
+            t.add_column(col, justify="right")
+        for task, row in table.iterrows():
+            t.add_row(task, *row.tolist())
+        console.print(t)
+    return buffer.getvalue()
+
+
+def render_markdown(board: Leaderboard) -> str:
+    parts = []
+    for dataset, backbone, table, caption in _tables(board, lambda s: f"**{s}**"):
+        parts.append(f"### {dataset} · {backbone}\n\n"
+                     + tabulate(table, headers="keys", tablefmt="pipe",
+                                colalign=("left",) + ("right",) * len(table.columns))
+                     + f"\n\n{caption}\n")
+    return "\n".join(parts)
+
+
+def render_html(board: Leaderboard) -> str:
+    body = []
+    for dataset, backbone, table, caption in _tables(
+            board, lambda s: f"{_BEST_OPEN}{s}{_BEST_CLOSE}"):
+        rendered = tabulate(table, headers="keys", tablefmt="html")
+        rendered = rendered.replace(_BEST_OPEN, "<b>").replace(_BEST_CLOSE, "</b>")
+        body.append(f"<h2>{html.escape(dataset)} · {html.escape(backbone)}</h2>\n{rendered}\n"
+                    f"<p class='caption'>{html.escape(caption)}</p>")
+    return ("<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>"
+            "<title>sslbench leaderboard</title><style>"
+            "body{font-family:system-ui,sans-serif;margin:2em;max-width:70em}"
+            "table{border-collapse:collapse}td,th{padding:.3em .8em;border-bottom:1px solid #ddd;"
+            "text-align:right}td:first-child,th:first-child{text-align:left}"
+            ".caption{color:#555;font-size:.9em}</style></head><body>\n"
+            "<h1>sslbench leaderboard</h1>\n" + "\n".join(body) + "\n</body></html>\n")
+
+
+def render_latex(board: Leaderboard) -> str:
+    parts = []
+    for dataset, backbone, table, caption in _tables(
+            board, lambda s: f"{_BEST_OPEN}{s}{_BEST_CLOSE}"):
+        table = table.map(lambda v: v.replace("±", "PLUSMINUS").replace("—", "--"))
+        body = tabulate(table, headers="keys", tablefmt="latex_booktabs")
+        body = (body.replace(_BEST_OPEN, r"\textbf{").replace(_BEST_CLOSE, "}")
+                .replace("PLUSMINUS", r"$\pm$").replace(r"\%", r"\%"))
+        parts.append("\\begin{table}[t]\n\\centering\n\\small\n" + body
+                     + f"\\caption{{{_latex_escape(caption)}}}\n\\end{{table}}\n")
+    return "% requires \\usepackage{booktabs}\n" + "\n".join(parts)
+
+
+def _latex_escape(text: str) -> str:
+    for a, b in (("\\", r"\textbackslash{}"), ("&", r"\&"), ("%", r"\%"), ("$", r"\$"),
+                 ("#", r"\#"), ("_", r"\_"), ("{", r"\{"), ("}", r"\}"), ("±", r"$\pm$")):
+        text = text.replace(a, b)
+    return text
+
+
+def render_csv(board: Leaderboard) -> str:
+    """Long form, numbers unrounded: one row per (data set, backbone, task, protocol,
+    fraction) with mean, std and n over seeds of test accuracy (%)."""
+    return board.summary().to_csv(index=False)
+
+
+@sslbench.hookimpl
+def sslbench_report_formats():
+    return [
+        ReportFormat("table", render_table, "plain-text table for the terminal", ".txt"),
+        ReportFormat("markdown", render_markdown, "GitHub-flavoured markdown tables", ".md"),
+        ReportFormat("html", render_html, "a self-contained HTML page", ".html"),
+        ReportFormat("latex", render_latex, "LaTeX tables (booktabs)", ".tex"),
+        ReportFormat("csv", render_csv, "long-form CSV with mean, std and n", ".csv"),
+    ]

@@ -1,0 +1,41 @@
+"""Batched augmentation on the device: one call transforms a whole batch, with per-image
+random parameters, and no Python loop over images."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+def to_float(images: torch.Tensor) -> torch.Tensor:
+    """uint8 images to float in [0, 1] (same device)."""
+    return images.float().div_(255) if images.dtype == torch.uint8 else images
+
+
+def random_flip(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """Mirror each image left-right with probability 1/2."""
+    flip = torch.rand(x.shape[0], device=x.device, generator=generator) < 0.5
+    return torch.where(flip[:, None, None, None], x.flip(3), x)
+
+
+def random_crop(x: torch.Tensor, padding: int, generator: torch.Generator) -> torch.Tensor:
+    """Pad by ``padding`` (reflect) and cut a random crop of the original size from each image."""
+    if padding <= 0:
+        return x
+    n, c, h, w = x.shape
+    padded = F.pad(x, (padding,) * 4, mode="reflect")
+    dy = torch.randint(0, 2 * padding + 1, (n,), device=x.device, generator=generator)
+    dx = torch.randint(0, 2 * padding + 1, (n,), device=x.device, generator=generator)
+    rows = (dy[:, None] + torch.arange(h, device=x.device))[:, :, None]     # (N, H, 1)
+    cols = (dx[:, None] + torch.arange(w, device=x.device))[:, None, :]     # (N, 1, W)
+    batch = torch.arange(n, device=x.device)[:, None, None]
+    out = padded.permute(0, 2, 3, 1)[batch, rows, cols]                      # (N, H, W, C)
+    return out.permute(0, 3, 1, 2).contiguous(memory_format=torch.channels_last)
+
+
+def standard_augment(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """The usual small-image fine-tuning augmentation: random crop with 1/8 padding and a
+    horizontal flip, on float images in [0, 1]."""
+    x = to_float(images)
+    x = random_crop(x, max(1, x.shape[-1] // 8), generator)
+    return random_flip(x, generator)

@@ -1,0 +1,67 @@
+"""The backbone interface: a network that maps images to pooled features, stage by stage.
+
+Every backbone takes float images in [0, 1] and normalises them itself with the training
+set's channel statistics (stored as buffers, so a checkpoint carries them). It exposes the
+globally pooled output of each stage, so that the linear protocol can probe every layer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+
+class Backbone(nn.Module):
+    """Base class: subclasses implement :meth:`stage_maps` and set ``stage_dims``.
+
+    Attributes:
+        stage_dims: channels of each stage's feature map (and of its pooled features).
+        feature_dim: size of :meth:`forward`'s output, the last stage's pooled features.
+        min_input_size: the smallest image side the network accepts; tasks that cut tiles
+            or patches resize them up to this.
+    """
+
+    stage_dims: list[int]
+    min_input_size: int = 8
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.register_buffer("input_mean", torch.full((1, 3, 1, 1), 0.5))
+        self.register_buffer("input_std", torch.full((1, 3, 1, 1), 0.25))
+
+    @property
+    def feature_dim(self) -> int:
+        return self.stage_dims[-1]
+
+    def set_input_stats(self, mean: torch.Tensor, std: torch.Tensor) -> None:
+        """Per-channel mean and std of the training images, in [0, 1] units."""
+        self.input_mean.copy_(mean.reshape(1, 3, 1, 1))
+        self.input_std.copy_(std.reshape(1, 3, 1, 1).clamp_min(1e-3))
+
+    def stage_maps(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """Feature maps (N, C_i, H_i, W_i) of every stage for normalised input ``x``."""
+        raise NotImplementedError
+
+    def normalise(self, x: torch.Tensor) -> torch.Tensor:
+        return (x - self.input_mean) / self.input_std
+
+    def forward_stages(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """Globally average-pooled features of every stage, each (N, stage_dims[i])."""
+        return [m.float().mean(dim=(2, 3)) for m in self.stage_maps(self.normalise(x))]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.stage_maps(self.normalise(x))[-1].mean(dim=(2, 3))
+
+
+@dataclass
+class BackboneSpec:
+    """A backbone offered by a plugin: ``create(resolution)`` returns a fresh, randomly
+    initialised :class:`Backbone` for square images of that side."""
+
+    name: str
+    create: Callable[[int], Backbone]
+    description: str = ""
+    options: dict = field(default_factory=dict)

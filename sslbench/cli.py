@@ -1,0 +1,170 @@
+"""The ``sslbench`` command line: ``run``, ``list`` and ``report``.
+
+Bad input (an unknown name, a missing folder, an out-of-range fraction) is one line on stderr
+and exit status 2. ``run`` exits 1 when the sweep finished but some cell failed (each failure
+is in its record), 0 when every cell succeeded.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from .atomic import atomic_write_text
+from .config import build_config, load_toml, parse_assignments, parse_task_options
+from .errors import SSLBenchError
+from .leaderboard import Leaderboard
+from .plugins import KINDS, PluginHost
+from .progress import Reporter, RichReporter
+from .records import load_records
+from .runner import Sweep
+
+plugin_option = click.option(
+    "--plugin", "plugins", multiple=True, metavar="MODULE_OR_FILE",
+    help="Load a local plugin (a module name or a .py file); repeatable.")
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="sslbench")
+def cli() -> None:
+    """Benchmark self-supervised pretext tasks against a supervised baseline."""
+
+
+@cli.command()
+@click.option("--config", "config_file", type=click.Path(dir_okay=False),
+              help="Read the sweep from a TOML file; flags override it.")
+@click.option("--dataset", "datasets", metavar="NAMES",
+              help="Data set(s), comma-separated: digits (default), imagefolder:PATH, cifar10, ...")
+@click.option("--backbone", "backbones", metavar="NAMES",
+              help="Backbone(s): smallcnn, resnet18 or any timm model name.")
+@click.option("--tasks", metavar="NAMES",
+              help="Pretext tasks, comma-separated (rotation, ...; A+B pretrains with A and "
+                   "fine-tunes with B as an extra loss). The scratch baseline is always run.")
+@click.option("--fractions", metavar="LIST", help="Label fractions in (0, 1], e.g. 0.1,1.0.")
+@click.option("--protocols", metavar="NAMES", help="Evaluation protocols (linear,finetune; knn).")
+@click.option("--seeds", metavar="LIST", help="Seeds, e.g. 0,1,2.")
+@click.option("--preset", type=str, help="quick (default; a CPU) or standard (a GPU).")
+@click.option("--resolution", type=int, help="Image side in pixels (preset setting).")
+@click.option("--pretrain-epochs", type=int, help="Pretraining epochs (preset setting).")
+@click.option("--finetune-steps", type=int, help="Fine-tuning steps (preset setting).")
+@click.option("--set", "set_items", multiple=True, metavar="KEY=VALUE",
+              help="Override any preset setting (see docs); repeatable.")
+@click.option("--task-opt", "task_opts", multiple=True, metavar="TASK.KEY=VALUE",
+              help="Set a task option, e.g. jigsaw.permutations=1000; repeatable.")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default=None,
+              help="auto (default) takes CUDA where present.")
+@click.option("--out", type=click.Path(file_okay=False),
+              help="Results directory (default results/<dataset>-<backbone>).")
+@click.option("--cache-dir", type=click.Path(file_okay=False),
+              help="Checkpoint and feature cache (default ~/.cache/sslbench).")
+@click.option("--data-dir", type=click.Path(file_okay=False),
+              help="Where downloadable data sets live (default ./data).")
+@click.option("--download/--no-download", default=None, help="Allow downloading data sets.")
+@click.option("--split-seed", type=int, help="Seed of the validation (and test) split.")
+@click.option("--quiet", is_flag=True, help="No progress bars.")
+@plugin_option
+def run(config_file, datasets, backbones, tasks, fractions, protocols, seeds, preset,
+        resolution, pretrain_epochs, finetune_steps, set_items, task_opts, device, out,
+        cache_dir, data_dir, download, split_seed, quiet, plugins) -> None:
+    """Run (or resume) a sweep and print its leaderboard."""
+    file_values = load_toml(config_file) if config_file else None
+    settings = parse_assignments(list(set_items), "--set")
+    for key, value in (("resolution", resolution), ("pretrain_epochs", pretrain_epochs),
+                       ("finetune_steps", finetune_steps)):
+        if value is not None:
+            settings[key] = value
+    config = build_config(
+        file_values, datasets=datasets, backbones=backbones, tasks=tasks, fractions=fractions,
+        protocols=protocols, seeds=seeds, preset=preset, settings=settings or None,
+        task_options=parse_task_options(list(task_opts)) or None, device=device, out=out,
+        cache_dir=cache_dir, data_dir=data_dir, download=download, split_seed=split_seed,
+        plugins=(list(plugins) or None))
+    host = _host(config.plugins)
+    reporter = Reporter() if quiet else RichReporter()
+    try:
+        sweep = Sweep(config, host, reporter)
+        records = sweep.run()
+    finally:
+        reporter.close()
+    if records:
+        click.echo(host.report_format("table").render(Leaderboard(records)))
+    failed = [r for r in records if r["status"] != "ok"]
+    click.echo(f"{len(records)} records in {sweep.out}/records"
+               + (f"; {len(failed)} failed (see their 'error')" if failed else ""))
+    sys.exit(1 if failed else 0)
+
+
+@cli.command("list")
+@click.argument("kind", required=False,
+                type=click.Choice(["tasks", "backbones", "datasets", "protocols", "formats"]))
+@plugin_option
+def list_(kind, plugins) -> None:
+    """List what the loaded plugins contribute, each with the plugin it comes from."""
+    host = _host(list(plugins))
+    console = Console()
+    kinds = [kind[:-1]] if kind else list(KINDS)
+    for k in kinds:
+        table = Table(title=f"{k}s", title_justify="left")
+        for col in ("name", "description", "plugin"):
+            table.add_column(col)
+        for row in host.describe(k):
+            table.add_row(*row)
+        console.print(table)
+
+
+@cli.command()
+@click.argument("results_dirs", nargs=-1, required=True, type=click.Path())
+@click.option("--format", "fmt", default="table", show_default=True,
+              help="table, markdown, html, latex or csv (or a plugin's format).")
+@click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write to FILE.")
+@plugin_option
+def report(results_dirs, fmt, output, plugins) -> None:
+    """Render the leaderboard of one or more results directories."""
+    host = _host(list(plugins))
+    renderer = host.report_format(fmt)
+    records = []
+    for d in results_dirs:
+        if not Path(d).is_dir():
+            raise SSLBenchError(f"results directory {d!r} does not exist")
+        found = load_records(d)
+        if not found:
+            raise SSLBenchError(f"no result records in {d!r}")
+        records += found
+    text = renderer.render(Leaderboard(records))
+    if output:
+        atomic_write_text(Path(output), text)
+        click.echo(f"wrote {output}")
+    else:
+        click.echo(text)
+
+
+def _host(plugins: list[str]) -> PluginHost:
+    host = PluginHost.from_environment(plugins)
+    for p in host.failed:
+        click.echo(f"sslbench: warning: plugin {p.name!r} ({p.module}) failed to load: "
+                   f"{p.error}", err=True)
+    return host
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: every expected error is one line on stderr and exit status 2."""
+    try:
+        rv = cli.main(args=argv, prog_name="sslbench", standalone_mode=False)
+    except SSLBenchError as exc:
+        click.echo(f"sslbench: error: {exc}", err=True)
+        sys.exit(2)
+    except click.exceptions.Abort:
+        click.echo("sslbench: aborted", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        click.echo(f"sslbench: error: {exc.format_message()}", err=True)
+        sys.exit(exc.exit_code)
+    sys.exit(rv if isinstance(rv, int) else 0)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,230 @@
+"""Sweep configuration: presets, a TOML file, and command-line overrides, in that order of
+precedence (a flag beats the file, the file beats the preset).
+
+The resolved :class:`SweepConfig` is written, whole, into every result record.
+"""
+
+from __future__ import annotations
+
+import ast
+import copy
+import sys
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import SSLBenchError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+# Hyper-parameters of each preset. ``quick`` runs a whole sweep on a laptop CPU in minutes;
+# ``standard`` follows the papers' scale (ResNet-18, long schedules) and wants a GPU.
+PRESETS: dict[str, dict[str, Any]] = {
+    "quick": {
+        "backbone": "smallcnn",
+        "resolution": 32,
+        "val_fraction": 0.1,         # share of the training split carved out for validation
+        "pretrain_epochs": 15,
+        "pretrain_batch_size": 128,  # source images per step (a task may expand each one)
+        "pretrain_lr": 0.1,
+        "weight_decay": 5e-4,
+        "finetune_steps": 300,       # fixed step budget, whatever the label fraction
+        "finetune_batch_size": 64,
+        "finetune_lr": 0.05,
+        "finetune_evals": 10,        # validation checks per fine-tuning run (model selection)
+        "unlabeled_batch_size": 128,  # unlabeled images per step for consistency tasks
+        "probe_l2": [1e-5, 1e-4, 1e-3, 1e-2, 1e-1],  # probe weight decay grid, chosen on val
+        "probe_max_iter": 200,
+        "knn_k": [1, 5, 10, 20],
+    },
+    "standard": {
+        "backbone": "resnet18",
+        "resolution": 32,
+        "val_fraction": 0.1,
+        "pretrain_epochs": 100,
+        "pretrain_batch_size": 256,
+        "pretrain_lr": 0.1,
+        "weight_decay": 5e-4,
+        "finetune_steps": 10000,
+        "finetune_batch_size": 128,
+        "finetune_lr": 0.05,
+        "finetune_evals": 20,
+        "unlabeled_batch_size": 448,
+        "probe_l2": [1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1],
+        "probe_max_iter": 500,
+        "knn_k": [1, 5, 10, 20, 50],
+    },
+}
+
+
+@dataclass
+class SweepConfig:
+    """Everything that defines a sweep. Lists are the axes of the grid."""
+
+    datasets: list[str] = field(default_factory=lambda: ["digits"])
+    backbones: list[str] = field(default_factory=list)   # empty: the preset's backbone
+    tasks: list[str] = field(default_factory=lambda: ["rotation"])
+    fractions: list[float] = field(default_factory=lambda: [0.1, 1.0])
+    protocols: list[str] = field(default_factory=lambda: ["linear", "finetune"])
+    seeds: list[int] = field(default_factory=lambda: [0])
+    preset: str = "quick"
+    settings: dict[str, Any] = field(default_factory=dict)
+    task_options: dict[str, dict[str, Any]] = field(default_factory=dict)
+    device: str = "auto"
+    out: str | None = None
+    cache_dir: str | None = None
+    data_dir: str = "data"
+    download: bool = False
+    split_seed: int = 0
+    plugins: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def parse_value(text: str) -> Any:
+    """``3`` -> 3, ``0.5`` -> 0.5, ``true`` -> True, ``[1,2]`` -> [1, 2], else the string."""
+    lowered = text.strip().lower()
+    if lowered in ("true", "false"):
+        return lowered == "true"
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return text
+
+
+def parse_assignments(items: list[str], what: str) -> dict[str, Any]:
+    """``["a=1", "b=x"]`` -> ``{"a": 1, "b": "x"}``."""
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise SSLBenchError(f"{what} expects KEY=VALUE, got {item!r}")
+        out[key.strip()] = parse_value(value)
+    return out
+
+
+def parse_task_options(items: list[str]) -> dict[str, dict[str, Any]]:
+    """``["jigsaw.permutations=1000"]`` -> ``{"jigsaw": {"permutations": 1000}}``."""
+    out: dict[str, dict[str, Any]] = {}
+    for key, value in parse_assignments(items, "--task-opt").items():
+        task, sep, option = key.partition(".")
+        if not sep or not option:
+            raise SSLBenchError(f"--task-opt expects TASK.OPTION=VALUE, got {key!r}")
+        out.setdefault(task, {})[option] = value
+    return out
+
+
+def parse_list(text: str | list | tuple, kind: type, what: str) -> list:
+    items = text if isinstance(text, (list, tuple)) else [t for t in str(text).split(",") if t.strip()]
+    try:
+        values = [kind(str(t).strip()) if not isinstance(t, kind) else t for t in items]
+    except ValueError:
+        raise SSLBenchError(f"{what}: cannot read {text!r} as a list of {kind.__name__}s") from None
+    if not values:
+        raise SSLBenchError(f"{what} is empty")
+    return values
+
+
+def load_toml(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    if not path.is_file():
+        raise SSLBenchError(f"config file {str(path)!r} does not exist")
+    try:
+        with path.open("rb") as f:
+            return tomllib.load(f)
+    except tomllib.TOMLDecodeError as exc:
+        raise SSLBenchError(f"config file {str(path)!r} is not valid TOML: {exc}") from None
+
+
+# TOML keys accepted, singular spellings included (``dataset = "digits"``).
+_TOML_ALIASES = {"dataset": "datasets", "backbone": "backbones", "task": "tasks",
+                 "fraction": "fractions", "protocol": "protocols", "seed": "seeds",
+                 "plugin": "plugins"}
+
+
+def build_config(file_values: dict[str, Any] | None = None, **overrides: Any) -> SweepConfig:
+    """Merge preset, TOML values and explicit overrides (``None`` means "not given"), then
+    validate what needs no plugin (fractions, seeds, settings keys and types)."""
+    merged: dict[str, Any] = {}
+    for source in (file_values or {}, {k: v for k, v in overrides.items() if v is not None}):
+        for key, value in source.items():
+            key = _TOML_ALIASES.get(key, key)
+            if key in ("settings", "task_options") and key in merged:
+                merged[key] = _deep_merge(merged[key], value)
+            else:
+                merged[key] = value
+    known = set(SweepConfig.__dataclass_fields__)
+    unknown = sorted(set(merged) - known)
+    if unknown:
+        raise SSLBenchError(f"unknown configuration key {unknown[0]!r}; known: {', '.join(sorted(known))}")
+    for key, kind in (("datasets", str), ("backbones", str), ("tasks", str),
+                      ("protocols", str), ("plugins", str)):
+        if key in merged and not isinstance(merged[key], list):
+            merged[key] = parse_list(merged[key], kind, key)
+    if "fractions" in merged:
+        merged["fractions"] = parse_list(merged["fractions"], float, "--fractions")
+    if "seeds" in merged:
+        merged["seeds"] = parse_list(merged["seeds"], int, "--seeds")
+    cfg = SweepConfig(**merged)
+    if cfg.preset not in PRESETS:
+        raise SSLBenchError(f"unknown preset {cfg.preset!r}; known presets: {', '.join(PRESETS)}")
+    for f in cfg.fractions:
+        if not 0 < f <= 1:
+            raise SSLBenchError(f"fraction {f:g} is outside (0, 1]")
+    for s in cfg.seeds:
+        if s < 0:
+            raise SSLBenchError(f"seed {s} is negative")
+    cfg.fractions = sorted(set(cfg.fractions))
+    cfg.seeds = sorted(set(cfg.seeds))
+    cfg.settings = resolve_settings(cfg.preset, cfg.settings)
+    if not cfg.backbones:
+        cfg.backbones = [cfg.settings["backbone"]]
+    return cfg
+
+
+def resolve_settings(preset: str, overrides: dict[str, Any]) -> dict[str, Any]:
+    """The preset's settings with ``overrides`` applied; keys and types are checked."""
+    settings = copy.deepcopy(PRESETS[preset])
+    for key, value in overrides.items():
+        if key not in settings:
+            raise SSLBenchError(f"unknown setting {key!r}; settings: {', '.join(sorted(settings))}")
+        settings[key] = _coerce(key, value, settings[key])
+    if settings["resolution"] < 8:
+        raise SSLBenchError(f"resolution {settings['resolution']} is too small (8 px at least)")
+    if not 0 < settings["val_fraction"] < 1:
+        raise SSLBenchError("val_fraction must be in (0, 1)")
+    for key in ("pretrain_epochs", "finetune_steps", "pretrain_batch_size",
+                "finetune_batch_size", "finetune_evals"):
+        if settings[key] < (0 if key == "pretrain_epochs" else 1):
+            raise SSLBenchError(f"setting {key} must be positive, got {settings[key]}")
+    return settings
+
+
+def _coerce(key: str, value: Any, default: Any) -> Any:
+    try:
+        if isinstance(default, bool):
+            return value if isinstance(value, bool) else str(value).lower() == "true"
+        if isinstance(default, int):
+            if isinstance(value, float) and not value.is_integer():
+                raise ValueError
+            return int(value)
+        if isinstance(default, float):
+            return float(value)
+        if isinstance(default, list):
+            items = value if isinstance(value, list) else parse_list(value, type(default[0]), key)
+            return [type(default[0])(v) for v in items]
+        return str(value)
+    except (TypeError, ValueError):
+        raise SSLBenchError(f"setting {key}: {value!r} is not a valid "
+                            f"{type(default).__name__}") from None
+
+
+def _deep_merge(a: dict, b: dict) -> dict:
+    out = copy.deepcopy(a)
+    for k, v in b.items():
+        out[k] = _deep_merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out

@@ -1,0 +1,208 @@
+"""Data sets as uint8 tensors in memory, and the splits that every cell shares.
+
+A dataset plugin returns an :class:`ImageData`: train and test images already resized to the
+run's resolution, held as uint8 (N, 3, R, R) tensors (a 50,000-image 32 px set is 150 MB), and
+an optional extra unlabeled split. The core then carves a stratified, seeded validation split
+out of the training images (:func:`carve_validation`), which is what every choice made during
+training looks at; the test split is evaluated once per cell.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from .errors import SSLBenchError
+
+
+@dataclass
+class DatasetRequest:
+    """What a dataset loader is asked for.
+
+    ``argument`` is the part after the colon in ``imagefolder:PATH`` (``None`` for a plain
+    name); ``data_dir`` is where downloadable sets live (``--data-dir``); ``download`` says
+    whether the user allowed a download (``--download``).
+    """
+
+    argument: str | None
+    resolution: int
+    data_dir: str
+    download: bool = False
+    split_seed: int = 0
+
+
+@dataclass
+class ImageData:
+    """A loaded data set. Images are uint8 (N, 3, R, R); labels int64 (N,)."""
+
+    name: str
+    classes: list[str]
+    train_images: torch.Tensor
+    train_labels: torch.Tensor
+    test_images: torch.Tensor
+    test_labels: torch.Tensor
+    unlabeled_images: torch.Tensor | None = None
+    provenance: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for split in ("train", "test"):
+            images, labels = getattr(self, f"{split}_images"), getattr(self, f"{split}_labels")
+            if images.dtype != torch.uint8 or images.ndim != 4 or images.shape[1] != 3:
+                raise ValueError(f"{self.name}: {split} images must be uint8 (N, 3, H, W)")
+            if len(images) != len(labels):
+                raise ValueError(f"{self.name}: {split} images and labels differ in length")
+        if len(self.train_images) == 0:
+            raise SSLBenchError(f"data set {self.name!r} has no training images")
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    def fingerprint(self) -> str:
+        """A hash of the pixels and labels, so that caches notice a changed data set."""
+        h = hashlib.sha256()
+        for t in (self.train_images, self.train_labels, self.test_images, self.test_labels,
+                  self.unlabeled_images):
+            if t is not None:
+                h.update(str(tuple(t.shape)).encode())
+                h.update(t.contiguous().numpy().tobytes())
+        return h.hexdigest()[:16]
+
+
+@dataclass
+class DatasetSpec:
+    """A data set offered by a plugin.
+
+    ``takes_argument``: the name is used as ``NAME:ARGUMENT`` (``imagefolder:PATH``).
+    """
+
+    name: str
+    load: Callable[[DatasetRequest], ImageData]
+    description: str = ""
+    takes_argument: bool = False
+
+
+# ----------------------------------------------------------------------------- resizing
+
+def resize_uint8(images: torch.Tensor, resolution: int, chunk: int = 2048) -> torch.Tensor:
+    """Resize a uint8 (N, 3, H, W) batch to (N, 3, R, R): shorter side to R, centre crop.
+
+    Done once, when a data set is loaded, in chunks with antialiasing.
+    """
+    n, _, h, w = images.shape
+    if h == resolution and w == resolution:
+        return images.contiguous()
+    scale = resolution / min(h, w)
+    nh, nw = max(resolution, round(h * scale)), max(resolution, round(w * scale))
+    out = torch.empty((n, 3, resolution, resolution), dtype=torch.uint8)
+    top, left = (nh - resolution) // 2, (nw - resolution) // 2
+    for i in range(0, n, chunk):
+        x = images[i:i + chunk].float()
+        x = F.interpolate(x, size=(nh, nw), mode="bilinear", antialias=True, align_corners=False)
+        x = x[:, :, top:top + resolution, left:left + resolution]
+        out[i:i + chunk] = x.round().clamp_(0, 255).to(torch.uint8)
+    return out
+
+
+def pil_to_uint8(image: Image.Image, resolution: int) -> torch.Tensor:
+    """One PIL image to a (3, R, R) uint8 tensor: RGB, shorter side to R, centre crop."""
+    image = image.convert("RGB")
+    w, h = image.size
+    scale = resolution / min(w, h)
+    nw, nh = max(resolution, round(w * scale)), max(resolution, round(h * scale))
+    if (nw, nh) != (w, h):
+        image = image.resize((nw, nh), Image.BICUBIC, reducing_gap=3.0)
+    left, top = (nw - resolution) // 2, (nh - resolution) // 2
+    image = image.crop((left, top, left + resolution, top + resolution))
+    return torch.from_numpy(np.asarray(image, dtype=np.uint8).copy()).permute(2, 0, 1)
+
+
+def hwc_to_tensor(array: np.ndarray) -> torch.Tensor:
+    """(N, H, W, C) or (N, H, W) uint8 numpy array to a (N, 3, H, W) uint8 tensor."""
+    t = torch.from_numpy(np.ascontiguousarray(array))
+    if t.ndim == 3:
+        t = t.unsqueeze(-1)
+    t = t.permute(0, 3, 1, 2)
+    if t.shape[1] == 1:
+        t = t.expand(-1, 3, -1, -1)
+    return t.contiguous()
+
+
+# ----------------------------------------------------------------------------- splitting
+
+def stratified_split(
+    labels: Sequence[int] | np.ndarray, fraction: float, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Split indices into (rest, held_out) with ``fraction`` of each class held out.
+
+    Seeded and stratified; every class with two or more images keeps at least one on each
+    side. Indices come back sorted.
+    """
+    labels = np.asarray(labels)
+    rng = np.random.default_rng(seed)
+    held: list[np.ndarray] = []
+    for c in np.unique(labels):
+        idx = np.flatnonzero(labels == c)
+        idx = idx[rng.permutation(len(idx))]
+        k = int(round(fraction * len(idx)))
+        if len(idx) >= 2:
+            k = min(max(k, 1), len(idx) - 1)
+        else:
+            k = 0
+        held.append(idx[:k])
+    held_out = np.sort(np.concatenate(held)) if held else np.array([], dtype=np.int64)
+    rest = np.setdiff1d(np.arange(len(labels)), held_out)
+    return rest.astype(np.int64), held_out.astype(np.int64)
+
+
+@dataclass
+class Splits:
+    """The fixed splits of one data set in one run: the training pool (labels hidden from
+    pretraining), the validation split carved from the training data, and the test split."""
+
+    data: ImageData
+    pool_index: np.ndarray  # indices into data.train_images
+    val_index: np.ndarray   # indices into data.train_images
+    seed: int
+
+    @property
+    def pool_images(self) -> torch.Tensor:
+        return self.data.train_images[torch.from_numpy(self.pool_index)]
+
+    @property
+    def pool_labels(self) -> torch.Tensor:
+        return self.data.train_labels[torch.from_numpy(self.pool_index)]
+
+    @property
+    def val_images(self) -> torch.Tensor:
+        return self.data.train_images[torch.from_numpy(self.val_index)]
+
+    @property
+    def val_labels(self) -> torch.Tensor:
+        return self.data.train_labels[torch.from_numpy(self.val_index)]
+
+    def pretraining_images(self) -> torch.Tensor:
+        """Every image pretraining may see: the training pool and the extra unlabeled split,
+        never the validation or the test images."""
+        pool = self.pool_images
+        if self.data.unlabeled_images is not None:
+            return torch.cat([pool, self.data.unlabeled_images])
+        return pool
+
+    def channel_stats(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per-channel mean and std of the training pool, in [0, 1] units."""
+        x = self.pool_images.float().div_(255)
+        return x.mean(dim=(0, 2, 3)), x.std(dim=(0, 2, 3))
+
+
+def carve_validation(data: ImageData, fraction: float, seed: int) -> Splits:
+    """Carve a stratified, seeded validation split of ``fraction`` out of the training data."""
+    pool, val = stratified_split(data.train_labels.numpy(), fraction, seed)
+    return Splits(data=data, pool_index=pool, val_index=val, seed=seed)

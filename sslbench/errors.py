@@ -1,0 +1,29 @@
+"""Errors that mean "the user asked for something we cannot do".
+
+The CLI turns an :class:`SSLBenchError` into one line on stderr and exit status 2;
+anything else escaping a sweep cell is a bug or a training failure and is recorded
+in that cell's record instead (see :mod:`sslbench.runner`).
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+
+
+class SSLBenchError(Exception):
+    """Bad input: an unknown name, a missing folder, an unreadable file, ..."""
+
+
+class NonFiniteLoss(RuntimeError):
+    """Training produced a NaN or infinite loss; the cell is marked failed."""
+
+
+def unknown_name(kind: str, name: str, known: Iterable[str]) -> SSLBenchError:
+    """An error for an unknown plugin name that lists the known ones and the closest."""
+    known = sorted(known)
+    close = difflib.get_close_matches(name, known, n=1)
+    hint = f" Did you mean {close[0]!r}?" if close else ""
+    return SSLBenchError(
+        f"unknown {kind} {name!r}; known {kind}s: {', '.join(known) or '(none)'}.{hint}"
+    )

@@ -1,0 +1,62 @@
+"""Frozen-backbone features, extracted once per (checkpoint, data set, split) and cached.
+
+The linear and kNN protocols train on these instead of running the frozen network at every
+probe epoch: one forward pass over the data per checkpoint, shared by every fraction, seed and
+protocol of that checkpoint. The cache lives in memory for the run and on disk under the cache
+directory, so that a resumed or extended sweep does not extract again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+
+from .atomic import atomic_torch_save
+from .augment import to_float
+from .training import autocast
+
+
+@torch.no_grad()
+def extract_features(backbone: torch.nn.Module, images: torch.Tensor, device: torch.device,
+                     dtype: torch.dtype | None, batch_size: int = 512) -> list[torch.Tensor]:
+    """Pooled features of every stage for uint8 ``images`` (on ``device``), in eval mode."""
+    was_training = backbone.training
+    backbone.eval()
+    chunks: list[list[torch.Tensor]] = []
+    for i in range(0, len(images), batch_size):
+        with autocast(device, dtype):
+            chunks.append([f.float() for f in backbone.forward_stages(
+                to_float(images[i:i + batch_size]))])
+    backbone.train(was_training)
+    return [torch.cat([c[s] for c in chunks]) for s in range(len(chunks[0]))]
+
+
+class FeatureCache:
+    """Memory + disk cache of stage features, keyed by checkpoint id and split name."""
+
+    def __init__(self, directory: Path | None) -> None:
+        self.directory = directory
+        self._memory: dict[str, list[torch.Tensor]] = {}
+        self.extractions = 0  # how many times features were actually computed (for tests)
+
+    def get(self, key: str, compute: Callable[[], list[torch.Tensor]],
+            device: torch.device) -> list[torch.Tensor]:
+        if key in self._memory:
+            return self._memory[key]
+        path = self.directory / f"{key}.pt" if self.directory else None
+        if path is not None and path.exists():
+            feats = [f.to(device) for f in torch.load(path, map_location="cpu")]
+        else:
+            feats = compute()
+            self.extractions += 1
+            if path is not None:
+                atomic_torch_save([f.cpu() for f in feats], path)
+        self._memory[key] = feats
+        return feats
+
+    def forget(self, prefix: str) -> None:
+        """Drop in-memory entries of one checkpoint once its cells are done."""
+        for k in [k for k in self._memory if k.startswith(prefix)]:
+            del self._memory[k]

@@ -1,0 +1,110 @@
+"""Hook specifications: everything a plugin can contribute to sslbench, or observe.
+
+A plugin is a module (or any object) whose functions are marked with ``@sslbench.hookimpl``
+and named like the hooks below. It is found through the ``sslbench`` entry-point group of an
+installed distribution::
+
+    [project.entry-points.sslbench]
+    my_task = "my_package.my_module"
+
+or, for local unpackaged code, with ``--plugin my_module`` / ``--plugin path/to/file.py``.
+The built-in tasks, backbones, data sets, protocols and report formats are plugins registered
+in exactly this way (see sslbench's own pyproject.toml); the core imports none of them by name.
+
+Contribution hooks return a list; every implementation is called and the lists are merged. A
+name contributed by two plugins is an error that names both. Lifecycle hooks are called for
+their side effects (logging, notifications, experiment trackers); their return values are
+ignored, and an exception raised in one fails the sweep, so keep them robust.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import pluggy
+
+if TYPE_CHECKING:  # pragma: no cover - imports for annotations only
+    from .backbone import BackboneSpec
+    from .config import SweepConfig
+    from .data import DatasetSpec
+    from .leaderboard import ReportFormat
+    from .protocol import EvaluationProtocol
+    from .runner import Cell
+    from .task import PretextTask
+
+hookspec = pluggy.HookspecMarker("sslbench")
+
+
+# --------------------------------------------------------------------------- contributions
+
+@hookspec
+def sslbench_tasks() -> list[type[PretextTask]]:
+    """Return pretext-task classes (subclasses of :class:`sslbench.task.PretextTask`).
+
+    Each class's ``name`` is what users pass to ``--tasks``; its ``defaults`` are the options
+    settable with ``--task-opt NAME.KEY=VALUE``. The runner instantiates the class with the
+    user's options once per sweep.
+    """
+
+
+@hookspec
+def sslbench_backbones() -> list[BackboneSpec]:
+    """Return :class:`sslbench.backbone.BackboneSpec` objects: a name and a factory
+    ``create(resolution) -> Backbone``. These are the names ``sslbench list backbones`` shows.
+    """
+
+
+@hookspec(firstresult=True)
+def sslbench_resolve_backbone(name: str) -> BackboneSpec | None:
+    """Resolve a backbone name that no plugin listed in :func:`sslbench_backbones`.
+
+    For open-ended families (every model of timm, say). Return a spec, or ``None`` if the
+    name is not yours; the first non-``None`` answer wins.
+    """
+
+
+@hookspec
+def sslbench_datasets() -> list[DatasetSpec]:
+    """Return :class:`sslbench.data.DatasetSpec` objects.
+
+    A spec's ``load(request)`` returns an :class:`sslbench.data.ImageData` with images
+    resized to ``request.resolution``. Specs with ``takes_argument=True`` are used as
+    ``NAME:ARGUMENT`` (``imagefolder:PATH``). Raise :class:`sslbench.SSLBenchError` for bad
+    input (missing folder, unreadable file): the user sees that one line.
+    """
+
+
+@hookspec
+def sslbench_protocols() -> list[type[EvaluationProtocol]]:
+    """Return evaluation-protocol classes (subclasses of
+    :class:`sslbench.protocol.EvaluationProtocol`), used with ``--protocols NAME``."""
+
+
+@hookspec
+def sslbench_report_formats() -> list[ReportFormat]:
+    """Return :class:`sslbench.leaderboard.ReportFormat` objects: a name for
+    ``sslbench report --format NAME`` and a function rendering a leaderboard to text."""
+
+
+# --------------------------------------------------------------------------- lifecycle
+
+@hookspec
+def sslbench_sweep_start(config: SweepConfig, cells: list[Cell]) -> None:
+    """Called once before the first cell runs, with the resolved configuration and every
+    cell of the grid (finished ones included; ``cell.done`` tells which will be skipped)."""
+
+
+@hookspec
+def sslbench_cell_start(cell: Cell) -> None:
+    """Called before a cell that is not yet finished runs."""
+
+
+@hookspec
+def sslbench_cell_finish(cell: Cell, record: dict[str, Any]) -> None:
+    """Called after a cell ran, with the record just written (``record["status"]`` is
+    ``"ok"`` or ``"failed"``, the latter with ``record["error"]``)."""
+
+
+@hookspec
+def sslbench_sweep_finish(config: SweepConfig, records: list[dict[str, Any]]) -> None:
+    """Called once after the last cell, with the records of every cell of the grid."""

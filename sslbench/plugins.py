@@ -1,0 +1,207 @@
+"""Finding plugins and looking up what they contribute.
+
+:class:`PluginHost` wraps a pluggy ``PluginManager``: it loads the ``sslbench`` entry-point
+group (where the built-in plugins are registered too) and any ``--plugin`` module or file,
+remembers which plugin each task, backbone, data set, protocol and report format came from,
+and turns the user's names into objects with helpful errors.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import sys
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import pluggy
+
+from . import hookspecs
+from .errors import SSLBenchError, unknown_name
+
+ENTRY_POINT_GROUP = "sslbench"
+
+# kind -> (hook name, attribute holding the name on each contributed object)
+KINDS = {
+    "task": "sslbench_tasks",
+    "backbone": "sslbench_backbones",
+    "dataset": "sslbench_datasets",
+    "protocol": "sslbench_protocols",
+    "format": "sslbench_report_formats",
+}
+
+
+@dataclass
+class PluginInfo:
+    """One plugin: where it came from and whether it loaded."""
+
+    name: str
+    module: str
+    source: str                  # "entry point" or "--plugin"
+    distribution: str | None = None
+    version: str | None = None
+    error: str | None = None
+
+
+@dataclass
+class Contribution:
+    kind: str
+    name: str
+    obj: Any
+    plugin: str
+
+
+class PluginHost:
+    """The loaded plugins and their contributions."""
+
+    def __init__(self) -> None:
+        self.pm = pluggy.PluginManager("sslbench")
+        self.pm.add_hookspecs(hookspecs)
+        self.plugins: list[PluginInfo] = []
+        self._registries: dict[str, dict[str, Contribution]] = {}
+
+    # ------------------------------------------------------------------ loading
+    @classmethod
+    def from_environment(cls, local_plugins: list[str] = (), *,
+                         entry_points: bool = True) -> "PluginHost":
+        host = cls()
+        if entry_points:
+            host.load_entry_points()
+        for spec in local_plugins:
+            host.load_local(spec)
+        return host
+
+    def load_entry_points(self) -> None:
+        """Load every plugin of the ``sslbench`` entry-point group. A plugin that fails to
+        import is remembered with its error; the others load."""
+        for ep in sorted(metadata.entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
+            dist = getattr(ep, "dist", None)
+            info = PluginInfo(name=ep.name, module=ep.value, source="entry point",
+                              distribution=dist.name if dist else None,
+                              version=dist.version if dist else None)
+            if any(p.name == ep.name and p.error is None for p in self.plugins):
+                continue  # the same distribution seen twice on sys.path
+            try:
+                self.register(ep.load(), info)
+            except Exception as exc:  # noqa: BLE001 - any import error is reported, not raised
+                info.error = f"{type(exc).__name__}: {exc}"
+                self.plugins.append(info)
+
+    def load_local(self, spec: str) -> None:
+        """Load ``--plugin MODULE_OR_FILE``. Asked for explicitly, so failure is an error."""
+        path = Path(spec)
+        try:
+            if spec.endswith(".py") or path.exists():
+                if not path.is_file():
+                    raise SSLBenchError(f"--plugin {spec}: no such file")
+                mod_name = f"sslbench_local_{path.stem}_{abs(hash(str(path.resolve()))):x}"
+                module_spec = importlib.util.spec_from_file_location(mod_name, path)
+                module = importlib.util.module_from_spec(module_spec)
+                sys.modules[mod_name] = module
+                module_spec.loader.exec_module(module)
+                name = path.stem
+            else:
+                module = importlib.import_module(spec)
+                name = spec
+        except SSLBenchError:
+            raise
+        except Exception as exc:  # noqa: BLE001
+            raise SSLBenchError(f"cannot load plugin {spec!r}: {type(exc).__name__}: {exc}") from None
+        self.register(module, PluginInfo(name=name, module=spec, source="--plugin"))
+
+    def register(self, plugin: object, info: PluginInfo) -> None:
+        if self.pm.is_registered(plugin):
+            return
+        if self.pm.has_plugin(info.name):
+            raise SSLBenchError(f"two plugins are named {info.name!r}: "
+                                f"{self._info(info.name).module} and {info.module}")
+        self.pm.register(plugin, name=info.name)
+        self.plugins.append(info)
+        self._registries.clear()
+
+    def _info(self, name: str) -> PluginInfo:
+        return next(p for p in self.plugins if p.name == name)
+
+    @property
+    def hook(self):
+        return self.pm.hook
+
+    @property
+    def failed(self) -> list[PluginInfo]:
+        return [p for p in self.plugins if p.error]
+
+    # ------------------------------------------------------------------ contributions
+    def registry(self, kind: str) -> dict[str, Contribution]:
+        """Every contribution of one kind, by name. Two plugins contributing one name is an
+        error naming both."""
+        if kind not in self._registries:
+            found: dict[str, Contribution] = {}
+            caller = getattr(self.pm.hook, KINDS[kind])
+            for impl in reversed(caller.get_hookimpls()):   # registration order
+                for obj in impl.function() or []:
+                    name = obj.name
+                    if name in found:
+                        raise SSLBenchError(
+                            f"{kind} {name!r} is contributed by two plugins: "
+                            f"{found[name].plugin!r} and {impl.plugin_name!r}")
+                    found[name] = Contribution(kind, name, obj, impl.plugin_name)
+            self._registries[kind] = found
+        return self._registries[kind]
+
+    def _unknown(self, kind: str, name: str) -> SSLBenchError:
+        err = unknown_name(kind, name, self.registry(kind))
+        if self.failed:
+            broken = "; ".join(f"{p.name} ({p.error})" for p in self.failed)
+            err = SSLBenchError(f"{err} Plugins that failed to load, which may provide it: {broken}")
+        return err
+
+    def get(self, kind: str, name: str) -> Any:
+        reg = self.registry(kind)
+        if name not in reg:
+            raise self._unknown(kind, name)
+        return reg[name].obj
+
+    def task(self, name: str):
+        return self.get("task", name)
+
+    def protocol(self, name: str):
+        return self.get("protocol", name)
+
+    def report_format(self, name: str):
+        return self.get("format", name)
+
+    def backbone(self, name: str):
+        """A listed backbone, else the first plugin that resolves the name (any timm model)."""
+        reg = self.registry("backbone")
+        if name in reg:
+            return reg[name].obj
+        for impl in reversed(self.pm.hook.sslbench_resolve_backbone.get_hookimpls()):
+            spec = impl.function(name=name)
+            if spec is not None:
+                return spec
+        raise self._unknown("backbone", name)
+
+    def dataset(self, name: str):
+        """``(spec, argument)`` for ``NAME`` or ``NAME:ARGUMENT``."""
+        base, sep, argument = name.partition(":")
+        reg = self.registry("dataset")
+        if base not in reg:
+            raise self._unknown("dataset", base)
+        spec = reg[base].obj
+        if spec.takes_argument and not argument:
+            raise SSLBenchError(f"data set {base!r} needs an argument: {base}:PATH")
+        if not spec.takes_argument and sep:
+            raise SSLBenchError(f"data set {base!r} takes no argument (got {name!r})")
+        return spec, (argument or None)
+
+    def describe(self, kind: str) -> list[tuple[str, str, str]]:
+        """(name, description, plugin) rows for ``sslbench list``."""
+        rows = []
+        for name, c in sorted(self.registry(kind).items()):
+            desc = getattr(c.obj, "description", "") or ""
+            if kind == "dataset" and c.obj.takes_argument:
+                name = f"{name}:PATH"
+            rows.append((name, desc, c.plugin))
+        return rows

@@ -1,0 +1,101 @@
+"""The evaluation-protocol interface: how a (pretrained or random) backbone is turned into a
+classifier for the downstream task from the labeled subset.
+
+A protocol never sees the test split. It returns a :class:`ProtocolResult` whose ``predict``
+the runner calls exactly once on the test split; every choice (epoch, regularisation, probed
+layer) must be made on ``ctx.val``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import torch
+
+from .backbone import Backbone
+from .progress import Reporter
+from .task import PretextTask
+
+
+@dataclass
+class Split:
+    """Labeled images of one split, on the run's device, with lazily cached features.
+
+    ``images`` are uint8 (N, 3, R, R); ``features()`` returns the frozen backbone's pooled
+    features of every stage (a list of (N, D_i) float tensors), computed once per checkpoint
+    and reused by every protocol, fraction and seed that needs them.
+    """
+
+    name: str
+    images: torch.Tensor
+    labels: torch.Tensor
+    features: Callable[[], list[torch.Tensor]]
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+
+@dataclass
+class EvalContext:
+    """Everything a protocol may use to build its classifier.
+
+    ``backbone`` is a fresh copy initialised from the checkpoint under evaluation (the
+    pretrained weights, or a random initialisation for the scratch baseline), already on
+    ``device``. ``unlabeled`` holds the training pool's images without labels, for
+    ``consistency_tasks`` (``rotation+uda``). ``settings`` are the run's resolved
+    hyper-parameters (:mod:`sslbench.config`).
+    """
+
+    backbone: Backbone
+    labeled: Split
+    val: Split
+    unlabeled: torch.Tensor
+    num_classes: int
+    consistency_tasks: list[PretextTask]
+    settings: dict[str, Any]
+    device: torch.device
+    autocast_dtype: torch.dtype | None
+    seed: int
+    reporter: Reporter
+
+    def generator(self, purpose: str) -> torch.Generator:
+        """A generator on the run's device, seeded from the cell seed and ``purpose``."""
+        from .seeding import make_generator
+        return make_generator(self.seed, purpose, self.device)
+
+
+@dataclass
+class ProtocolResult:
+    """``predict(split)`` gives predicted class indices for a split (called once on test);
+    ``val_accuracy`` is the accuracy on validation of the chosen model; ``details`` goes into
+    the record (chosen layer, per-layer accuracies, chosen step, ...).
+
+    ``extra_predictions`` are further predictors whose test accuracy is recorded for analysis
+    only (the linear probe's every stage, for a layer-wise table); they choose nothing."""
+
+    predict: Callable[[Split], torch.Tensor]
+    val_accuracy: float
+    details: dict[str, Any] = field(default_factory=dict)
+    extra_predictions: dict[str, Callable[[Split], torch.Tensor]] = field(default_factory=dict)
+
+
+class EvaluationProtocol:
+    """Base class of every evaluation protocol.
+
+    Class attributes:
+        name: the name users type (``--protocols NAME``).
+        description: one line for ``sslbench list protocols``.
+        uses_features: the protocol reads ``Split.features()`` (a frozen backbone).
+        trains_backbone: the protocol trains the network, so consistency tasks
+            (``rotation+uda``) apply; protocols that do not are shown as "n/a" for them.
+    """
+
+    name: ClassVar[str] = ""
+    description: ClassVar[str] = ""
+    uses_features: ClassVar[bool] = False
+    trains_backbone: ClassVar[bool] = False
+
+    def evaluate(self, ctx: EvalContext) -> ProtocolResult:
+        raise NotImplementedError

@@ -1,0 +1,447 @@
+"""The sweep runner: the grid data set x backbone x task x fraction x protocol x seed.
+
+For each (data set, backbone, task, seed) the backbone is pretrained once (or its checkpoint
+is taken from the cache, keyed by a hash of everything that affects it) and then evaluated by
+every (fraction, protocol) cell. Every finished cell writes one JSON record; a cell whose
+record already exists with the same configuration is skipped, so an interrupted sweep
+resumes. A failure inside one cell (a NaN loss, an out-of-memory error) is recorded as that
+cell's failure and the sweep goes on.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from .atomic import atomic_torch_save, atomic_write_json
+from .backbone import Backbone, BackboneSpec
+from .config import SweepConfig
+from .data import DatasetRequest, ImageData, Splits, carve_validation
+from .errors import SSLBenchError
+from .features import FeatureCache, extract_features
+from .fractions import labeled_subset
+from .plugins import PluginHost
+from .progress import Reporter
+from .protocol import EvalContext, EvaluationProtocol, Split
+from .records import (RECORD_SCHEMA, device_description, library_versions, peak_memory_mib,
+                      read_record, write_record)
+from .seeding import derive_seed, seed_everything
+from .task import PretextTask
+from .training import autocast_dtype_for, pretrain, resolve_device, to_device
+
+SCRATCH = "scratch"
+
+
+def _hash(obj: Any) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def slug(text: str) -> str:
+    """A file-name-safe version of a name: ``imagefolder:../data/flowers`` -> ``flowers``."""
+    base, _, arg = text.partition(":")
+    if arg:
+        text = Path(arg.rstrip("/\\")).name or base
+    return re.sub(r"[^A-Za-z0-9_.+-]+", "_", text).strip("_") or "x"
+
+
+def default_out(config: SweepConfig) -> Path:
+    return Path("results") / f"{'+'.join(map(slug, config.datasets))}-{'+'.join(config.backbones)}"
+
+
+def default_cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "sslbench"
+
+
+@dataclass
+class TaskPlan:
+    """One leaderboard row: an optional pretraining task, then optional consistency tasks
+    used as extra losses during fine-tuning (``rotation+uda``). ``scratch`` has neither."""
+
+    label: str
+    pretext: PretextTask | None
+    consistency: list[PretextTask] = field(default_factory=list)
+
+    def config(self) -> dict[str, Any]:
+        return {"label": self.label,
+                "pretext": self.pretext.config() if self.pretext else None,
+                "consistency": [t.config() for t in self.consistency]}
+
+
+@dataclass
+class Cell:
+    """One point of the grid. ``done`` is set when a finished record already exists."""
+
+    dataset: str
+    backbone: str
+    task: str
+    fraction: float
+    protocol: str
+    seed: int
+    config_hash: str = ""
+    done: bool = False
+
+    @property
+    def id(self) -> str:
+        return (f"{slug(self.dataset)}__{self.backbone}__{self.task}__{self.protocol}"
+                f"__f{self.fraction:g}__s{self.seed}")
+
+    def describe(self) -> dict[str, Any]:
+        return {"dataset": self.dataset, "backbone": self.backbone, "task": self.task,
+                "fraction": self.fraction, "protocol": self.protocol, "seed": self.seed}
+
+
+def build_plans(config: SweepConfig, host: PluginHost) -> list[TaskPlan]:
+    """Turn ``--tasks`` into task plans, validating names and options (bad input raises)."""
+    for task_name, opts in config.task_options.items():
+        host.task(task_name)  # unknown task in --task-opt is an error too
+    instances: dict[str, PretextTask] = {}
+
+    def instance(name: str) -> PretextTask:
+        if name not in instances:
+            instances[name] = host.task(name)(**config.task_options.get(name, {}))
+        return instances[name]
+
+    plans = [TaskPlan(SCRATCH, None)]
+    for label in config.tasks:
+        if label == SCRATCH:
+            continue
+        parts = [p.strip() for p in label.split("+")]
+        if any(not p for p in parts):
+            raise SSLBenchError(f"task {label!r} has an empty part")
+        first, rest = parts[0], parts[1:]
+        pretext = None
+        consistency: list[PretextTask] = []
+        if first != SCRATCH:
+            task = instance(first)
+            if task.pretrains:
+                pretext = task
+            else:
+                rest = [first] + rest
+        for name in rest:
+            task = instance(name)
+            if not task.consistency:
+                raise SSLBenchError(f"task {name!r} cannot act as a loss during fine-tuning, "
+                                    f"so it cannot follow '+' in {label!r}")
+            consistency.append(task)
+        if pretext is None and not consistency:
+            raise SSLBenchError(f"task {label!r} neither pretrains nor adds a loss")
+        plans.append(TaskPlan(label, pretext, consistency))
+    return plans
+
+
+class Sweep:
+    """Runs one :class:`SweepConfig`. Construct it (which validates every name), then call
+    :meth:`run`."""
+
+    def __init__(self, config: SweepConfig, host: PluginHost, reporter: Reporter | None = None):
+        self.config = config
+        self.host = host
+        self.reporter = reporter or Reporter()
+        self.device = resolve_device(config.device)
+        self.dtype = autocast_dtype_for(self.device)
+        self.out = Path(config.out) if config.out else default_out(config)
+        self.cache_dir = Path(config.cache_dir) if config.cache_dir else default_cache_dir()
+        self.settings = config.settings
+        # validate every name before anything runs
+        self.plans = build_plans(config, host)
+        self.protocols: dict[str, EvaluationProtocol] = {
+            name: host.protocol(name)() for name in config.protocols}
+        self.backbone_specs: dict[str, BackboneSpec] = {
+            name: host.backbone(name) for name in config.backbones}
+        self.dataset_specs = {name: host.dataset(name) for name in config.datasets}
+        self.features = FeatureCache(self.cache_dir / "features")
+        self.checkpoints_trained = 0
+        self._warned: set[str] = set()
+        self.cells = self._grid()
+
+    # ------------------------------------------------------------------ the grid
+    def _grid(self) -> list[Cell]:
+        cells = []
+        for ds in self.config.datasets:
+            for bb in self.config.backbones:
+                for plan in self.plans:
+                    for seed in self.config.seeds:
+                        for fraction in self.config.fractions:
+                            for proto_name, proto in self.protocols.items():
+                                if plan.consistency and not proto.trains_backbone:
+                                    continue  # "n/a": a frozen probe ignores fine-tuning losses
+                                cell = Cell(ds, bb, plan.label, fraction, proto_name, seed)
+                                cell.config_hash = self._cell_hash(cell, plan)
+                                rec = read_record(self.out, cell.id)
+                                cell.done = bool(rec and rec.get("status") == "ok"
+                                                 and rec.get("config_hash") == cell.config_hash)
+                                cells.append(cell)
+        return cells
+
+    def _cell_hash(self, cell: Cell, plan: TaskPlan) -> str:
+        return _hash({"cell": cell.describe(), "plan": plan.config(), "settings": self.settings,
+                      "split_seed": self.config.split_seed, "device": self.device.type})
+
+    # ------------------------------------------------------------------ running
+    def run(self) -> list[dict[str, Any]]:
+        hook = self.host.hook
+        hook.sslbench_sweep_start(config=self.config, cells=self.cells)
+        self.reporter.sweep_started(len(self.cells))
+        for cell in self.cells:
+            if cell.done:
+                self.reporter.cell_done(f"{cell.id} (cached)")
+        todo = [c for c in self.cells if not c.done]
+        for ds in self.config.datasets:
+            ds_cells = [c for c in todo if c.dataset == ds]
+            if not ds_cells:
+                continue
+            data = self._load(ds)
+            splits = carve_validation(data, self.settings["val_fraction"], self.config.split_seed)
+            self._write_split_files(ds, splits)
+            on_device = _DeviceData.put(splits, self.device)
+            for bb in self.config.backbones:
+                for plan in self.plans:
+                    for seed in self.config.seeds:
+                        group = [c for c in ds_cells if c.backbone == bb
+                                 and c.task == plan.label and c.seed == seed]
+                        if group:
+                            self._run_group(group, plan, bb, seed, splits, on_device)
+        records = [read_record(self.out, c.id) for c in self.cells]
+        records = [r for r in records if r is not None]
+        hook.sslbench_sweep_finish(config=self.config, records=records)
+        return records
+
+    def _load(self, name: str) -> ImageData:
+        spec, argument = self.dataset_specs[name]
+        self.reporter.log(f"loading data set {name} at {self.settings['resolution']} px")
+        request = DatasetRequest(argument=argument, resolution=self.settings["resolution"],
+                                 data_dir=self.config.data_dir, download=self.config.download,
+                                 split_seed=self.config.split_seed)
+        data = spec.load(request)
+        if data.num_classes < 2:
+            raise SSLBenchError(f"data set {name!r} has {data.num_classes} class; "
+                                "classification needs at least 2")
+        return data
+
+    def _write_split_files(self, ds: str, splits: Splits) -> None:
+        """The fixed splits and, per seed, the labeled subsets: anyone can reuse them."""
+        data = splits.data
+        base = self.out / "splits"
+        atomic_write_json(base / f"{slug(ds)}.json", {
+            "dataset": ds, "fingerprint": data.fingerprint(), "classes": data.classes,
+            "split_seed": splits.seed, "val_fraction": self.settings["val_fraction"],
+            "note": "indices are positions in the data set's training split",
+            "pool_index": splits.pool_index.tolist(), "val_index": splits.val_index.tolist(),
+            "n_test": len(data.test_labels),
+            "n_unlabeled": 0 if data.unlabeled_images is None else len(data.unlabeled_images),
+            "provenance": data.provenance})
+        for seed in self.config.seeds:
+            subsets = {f"{f:g}": splits.pool_index[self._labeled(splits, f, seed)].tolist()
+                       for f in self.config.fractions}
+            atomic_write_json(base / f"{slug(ds)}-seed{seed}.json", {
+                "dataset": ds, "seed": seed,
+                "note": "labeled training-split indices per fraction (nested, stratified)",
+                "labeled_index": subsets})
+
+    def _labeled(self, splits: Splits, fraction: float, seed: int) -> np.ndarray:
+        """Positions in the training pool of the labeled subset."""
+        return labeled_subset(splits.pool_labels.numpy(), fraction, seed,
+                              warn=self._warn_once, class_names=splits.data.classes)
+
+    def _warn_once(self, message: str) -> None:
+        if message not in self._warned:
+            self._warned.add(message)
+            self.reporter.log(f"warning: {message}")
+
+    # ------------------------------------------------------------------ one (task, seed)
+    def _new_backbone(self, bb: str, seed: int, splits: Splits) -> Backbone:
+        """The seed's random initialisation, identical for scratch and for pretraining."""
+        torch.manual_seed(derive_seed(seed, f"init:{bb}"))
+        backbone = self.backbone_specs[bb].create(self.settings["resolution"])
+        mean, std = splits.channel_stats()
+        backbone.set_input_stats(mean, std)
+        return backbone
+
+    def _checkpoint(self, plan: TaskPlan, bb: str, seed: int, splits: Splits,
+                    on_device: "_DeviceData") -> tuple[str, dict[str, Any], dict[str, Any]]:
+        """(checkpoint id, backbone state dict, pretraining info): from the cache, or trained."""
+        backbone = self._new_backbone(bb, seed, splits)
+        if plan.pretext is None:
+            key = _hash({"scratch": bb, "seed": seed, "res": self.settings["resolution"],
+                         "data": splits.data.fingerprint(), "split_seed": splits.seed})
+            return f"scratch-{key}", backbone.state_dict(), {}
+        task = plan.pretext
+        keys = ("resolution", "val_fraction", "pretrain_epochs", "pretrain_batch_size",
+                "pretrain_lr", "weight_decay")
+        key = _hash({"task": task.config(), "backbone": bb, "seed": seed,
+                     "settings": {k: self.settings[k] for k in keys},
+                     "data": splits.data.fingerprint(), "split_seed": splits.seed,
+                     "device": self.device.type, "dtype": str(self.dtype)})
+        ckpt_id = f"{task.name}-{key}"
+        path = self.cache_dir / "checkpoints" / f"{ckpt_id}.pt"
+        if path.is_file():
+            saved = torch.load(path, map_location="cpu", weights_only=False)
+            return ckpt_id, saved["backbone"], {**saved["info"], "cached": True}
+        head = task.build_head(backbone)
+        backbone = to_device(backbone, self.device)
+        head = to_device(head, self.device)
+        seed_everything(seed, f"pretrain:{task.name}")
+        result = pretrain(task, backbone, head, on_device.pretraining, self.settings,
+                          self.device, self.dtype, seed, self.reporter,
+                          label=f"pretrain {task.name} s{seed}")
+        self.checkpoints_trained += 1
+        info = {"checkpoint": ckpt_id, "seconds": result["seconds"],
+                "images_per_s": result["images_per_s"], "history": result["history"],
+                "n_images": len(on_device.pretraining), "cached": False}
+        state = {k: v.detach().cpu() for k, v in backbone.state_dict().items()}
+        atomic_torch_save({"backbone": state, "info": info}, path)
+        return ckpt_id, state, info
+
+    def _run_group(self, cells: list[Cell], plan: TaskPlan, bb: str, seed: int,
+                   splits: Splits, on_device: "_DeviceData") -> None:
+        try:
+            ckpt_id, state, info = self._checkpoint(plan, bb, seed, splits, on_device)
+        except (KeyboardInterrupt, SSLBenchError):
+            raise
+        except Exception as exc:  # noqa: BLE001 - a failed pretraining fails its cells only
+            reason = f"pretraining failed: {type(exc).__name__}: {exc}"
+            for cell in cells:
+                self._finish(cell, self._base_record(cell, plan, splits), error=reason,
+                             trace=traceback.format_exc())
+            return
+        features = _FeatureSource(self, ckpt_id, state, bb, seed, splits, on_device)
+        for cell in cells:
+            self.host.hook.sslbench_cell_start(cell=cell)
+            record = self._base_record(cell, plan, splits)
+            record["pretraining"] = info or None
+            if self.device.type == "cuda":
+                torch.cuda.reset_peak_memory_stats(self.device)
+            started = time.perf_counter()
+            try:
+                record.update(self._evaluate(cell, plan, state, bb, splits, on_device, features))
+                error = None
+            except (KeyboardInterrupt, SSLBenchError):
+                raise
+            except Exception as exc:  # noqa: BLE001 - recorded, and the sweep goes on
+                error, trace = f"{type(exc).__name__}: {exc}", traceback.format_exc()
+            record["wall_time_s"] = time.perf_counter() - started
+            record["peak_memory_mib"] = peak_memory_mib(self.device)
+            self._finish(cell, record, error=error, trace=trace if error else None)
+        self.features.forget(ckpt_id)
+
+    def _evaluate(self, cell: Cell, plan: TaskPlan, state: dict, bb: str, splits: Splits,
+                  on_device: "_DeviceData", features: "_FeatureSource") -> dict[str, Any]:
+        seed_everything(cell.seed, cell.id)
+        labeled_pos = self._labeled(splits, cell.fraction, cell.seed)
+        labeled_t = torch.from_numpy(labeled_pos).to(self.device)
+        backbone = self._new_backbone(bb, cell.seed, splits)
+        backbone.load_state_dict(state)
+        backbone = to_device(backbone, self.device)
+        labeled = Split("labeled", on_device.pool_images[labeled_t], on_device.pool_labels[labeled_t],
+                        lambda: [f[labeled_t] for f in features.get("pool")])
+        val = Split("val", on_device.val_images, on_device.val_labels, lambda: features.get("val"))
+        test = Split("test", on_device.test_images, on_device.test_labels,
+                     lambda: features.get("test"))
+        ctx = EvalContext(backbone=backbone, labeled=labeled, val=val,
+                          unlabeled=on_device.pool_images, num_classes=splits.data.num_classes,
+                          consistency_tasks=plan.consistency, settings=self.settings,
+                          device=self.device, autocast_dtype=self.dtype, seed=cell.seed,
+                          reporter=self.reporter)
+        result = self.protocols[cell.protocol].evaluate(ctx)
+        predicted = result.predict(test).to("cpu")          # the one look at the test split
+        truth = on_device.test_labels.to("cpu")
+        n = splits.data.num_classes
+        confusion = torch.bincount(truth * n + predicted, minlength=n * n).reshape(n, n)
+        per_class = confusion.diag().float() / confusion.sum(1).clamp_min(1).float()
+        by = {name: float((p(test).to("cpu") == truth).float().mean())
+              for name, p in result.extra_predictions.items()}
+        return {"metrics": {
+                    "test_accuracy": float((predicted == truth).float().mean()),
+                    "test_accuracy_by": by,
+                    "val_accuracy": float(result.val_accuracy),
+                    "per_class_accuracy": dict(zip(splits.data.classes, per_class.tolist())),
+                    "confusion_matrix": confusion.tolist()},
+                "details": result.details,
+                "n_labeled": int(len(labeled_pos))}
+
+    def _base_record(self, cell: Cell, plan: TaskPlan, splits: Splits) -> dict[str, Any]:
+        ds = slug(cell.dataset)
+        return {
+            "schema": RECORD_SCHEMA, "cell_id": cell.id, "config_hash": cell.config_hash,
+            **cell.describe(), "preset": self.config.preset, "task_plan": plan.config(),
+            "settings": self.settings, "sweep": self.config.to_dict(),
+            "data": {"classes": splits.data.classes, "fingerprint": splits.data.fingerprint(),
+                     "n_pool": len(splits.pool_index), "n_val": len(splits.val_index),
+                     "n_test": len(splits.data.test_labels),
+                     "split_file": f"splits/{ds}.json",
+                     "labeled_file": f"splits/{ds}-seed{cell.seed}.json"},
+            "device": device_description(self.device),
+            "precision": str(self.dtype or "float32").replace("torch.", ""),
+            "versions": library_versions(),
+        }
+
+    def _finish(self, cell: Cell, record: dict[str, Any], error: str | None,
+                trace: str | None = None) -> None:
+        record["status"] = "failed" if error else "ok"
+        record["error"] = error
+        if trace:
+            record["traceback"] = trace
+        record["finished_at"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+        write_record(self.out, cell.id, record)
+        if error:
+            self.reporter.log(f"cell {cell.id} failed: {error}")
+        self.reporter.cell_done(cell.id)
+        self.host.hook.sslbench_cell_finish(cell=cell, record=record)
+
+
+@dataclass
+class _DeviceData:
+    """The splits of one data set, as uint8 tensors on the run's device."""
+
+    pool_images: torch.Tensor
+    pool_labels: torch.Tensor
+    val_images: torch.Tensor
+    val_labels: torch.Tensor
+    test_images: torch.Tensor
+    test_labels: torch.Tensor
+    pretraining: torch.Tensor
+
+    @classmethod
+    def put(cls, splits: Splits, device: torch.device) -> "_DeviceData":
+        pool = splits.pool_images.to(device)
+        extra = splits.data.unlabeled_images
+        return cls(pool, splits.pool_labels.to(device), splits.val_images.to(device),
+                   splits.val_labels.to(device), splits.data.test_images.to(device),
+                   splits.data.test_labels.to(device),
+                   pool if extra is None else torch.cat([pool, extra.to(device)]))
+
+
+class _FeatureSource:
+    """Lazily extracted, cached frozen features of one checkpoint."""
+
+    def __init__(self, sweep: Sweep, ckpt_id: str, state: dict, bb: str, seed: int,
+                 splits: Splits, on_device: _DeviceData) -> None:
+        self.sweep, self.ckpt_id, self.state, self.bb, self.seed = sweep, ckpt_id, state, bb, seed
+        self.splits, self.on_device = splits, on_device
+        self.key = _hash({"ckpt": ckpt_id, "data": splits.data.fingerprint(),
+                          "pool": splits.pool_index.tolist()[:64], "n": len(splits.pool_index)})
+        self._backbone: Backbone | None = None
+
+    def get(self, split: str) -> list[torch.Tensor]:
+        images = {"pool": self.on_device.pool_images, "val": self.on_device.val_images,
+                  "test": self.on_device.test_images}[split]
+        return self.sweep.features.get(f"{self.ckpt_id}-{self.key}-{split}",
+                                       lambda: self._extract(images), self.sweep.device)
+
+    def _extract(self, images: torch.Tensor) -> list[torch.Tensor]:
+        if self._backbone is None:
+            backbone = self.sweep._new_backbone(self.bb, self.seed, self.splits)
+            backbone.load_state_dict(self.state)
+            self._backbone = to_device(backbone, self.sweep.device)
+        return extract_features(self._backbone, images, self.sweep.device, self.sweep.dtype)

@@ -1,0 +1,111 @@
+"""The pretext-task interface.
+
+A pretext task invents labels from the images themselves. sslbench uses a task in one
+or both of two ways:
+
+* **pretraining** (``pretrains = True``): before any label is seen, the backbone and the
+  task's head are trained on every unlabeled training image with :meth:`PretextTask.pretext_loss`
+  (RotNet, jigsaw, ...);
+* **consistency / auxiliary loss** (``consistency = True``): while a downstream protocol
+  fine-tunes on the labeled subset, each step also draws a batch of unlabeled images and adds
+  :meth:`PretextTask.unlabeled_loss` (UDA works only this way; a pretext task can act as an
+  auxiliary loss too, as in S4L).
+
+Tasks receive whole batches as float tensors in [0, 1], shape (N, 3, H, W), already on the
+run's device, and build their inputs and targets there: there are no per-image transforms in
+DataLoader workers. All randomness comes from the ``generator`` argument so that a run on the
+CPU is reproducible.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+
+from .errors import SSLBenchError
+
+
+@dataclass
+class TaskStep:
+    """What one step of a task returns: the loss to minimise and, where the task is a
+    classification problem, the logits and targets (used to report pretext accuracy)."""
+
+    loss: torch.Tensor
+    logits: torch.Tensor | None = None
+    targets: torch.Tensor | None = None
+
+
+@dataclass
+class ConsistencyContext:
+    """What a task acting as an extra loss during fine-tuning may use.
+
+    ``classifier`` maps backbone features to class logits (UDA needs the model's class
+    predictions); ``step``/``total_steps`` drive schedules such as training-signal annealing.
+    """
+
+    backbone: nn.Module
+    head: nn.Module | None
+    classifier: nn.Module
+    step: int
+    total_steps: int
+    num_classes: int
+    generator: torch.Generator
+
+
+class PretextTask:
+    """Base class of every pretext task. Subclass it and register the subclass through the
+    :func:`~sslbench.hookspecs.sslbench_tasks` hook.
+
+    Class attributes:
+        name: the name users type (``--tasks NAME``); letters, digits, ``-`` and ``_``.
+        description: one line for ``sslbench list tasks``.
+        defaults: every option with its default; ``--task-opt NAME.KEY=VALUE`` overrides
+            them and the final values are written into each result record.
+        pretrains: the task has a pretraining stage.
+        consistency: the task can act as an extra loss on unlabeled images during
+            fine-tuning (``--tasks rotation+uda``).
+    """
+
+    name: ClassVar[str] = ""
+    description: ClassVar[str] = ""
+    defaults: ClassVar[dict[str, Any]] = {}
+    pretrains: ClassVar[bool] = True
+    consistency: ClassVar[bool] = False
+
+    def __init__(self, **options: Any) -> None:
+        unknown = sorted(set(options) - set(self.defaults))
+        if unknown:
+            known = ", ".join(sorted(self.defaults)) or "(none)"
+            raise SSLBenchError(
+                f"task {self.name!r} has no option {unknown[0]!r}; its options: {known}"
+            )
+        self.options: dict[str, Any] = {**self.defaults, **options}
+
+    def build_head(self, backbone: nn.Module) -> nn.Module | None:
+        """The head that sits on the backbone's pooled features (``backbone.feature_dim``)."""
+        raise NotImplementedError
+
+    def pretext_loss(
+        self, backbone: nn.Module, head: nn.Module, images: torch.Tensor,
+        generator: torch.Generator,
+    ) -> TaskStep:
+        """Make inputs and targets from a batch of unlabeled images and return the loss."""
+        raise NotImplementedError
+
+    def unlabeled_loss(self, ctx: ConsistencyContext, images: torch.Tensor) -> torch.Tensor:
+        """Extra loss on a batch of unlabeled images during fine-tuning.
+
+        The default uses the pretext loss as an auxiliary objective (S4L-style); consistency
+        methods such as UDA override it to use ``ctx.classifier``.
+        """
+        return self.pretext_loss(ctx.backbone, ctx.head, images, ctx.generator).loss
+
+    def config(self) -> dict[str, Any]:
+        """What a result record stores about this task."""
+        return {"name": self.name, "options": dict(self.options)}
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.options})"

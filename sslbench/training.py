@@ -1,0 +1,178 @@
+"""Shared training machinery: device and precision, optimiser and schedule, epoch batching
+on the device, the pretraining loop, and batched prediction.
+
+The hot loop keeps everything on the device: batches are index tensors into a uint8 image
+tensor that already lives there, tasks build their inputs from whole batches, and the loss is
+accumulated on the device and read once per epoch (the only host-device synchronisation).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import torch
+from torch import nn
+
+from .augment import to_float
+from .errors import NonFiniteLoss, SSLBenchError
+from .progress import Reporter
+from .seeding import make_generator
+from .task import PretextTask
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` takes CUDA where present, else the CPU."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise SSLBenchError("--device cuda was asked for, but no CUDA device is available")
+    if name not in ("cpu", "cuda"):
+        raise SSLBenchError(f"unknown device {name!r}; use auto, cpu or cuda")
+    return torch.device(name)
+
+
+def autocast_dtype_for(device: torch.device) -> torch.dtype | None:
+    """bf16 mixed precision on CUDA; full fp32 on the CPU."""
+    return torch.bfloat16 if device.type == "cuda" else None
+
+
+def autocast(device: torch.device, dtype: torch.dtype | None):
+    if dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+def to_device(module: nn.Module, device: torch.device) -> nn.Module:
+    """Move a module to the device in channels_last layout (faster for convolutions on both
+    CUDA and the CPU; see benchmarks/RESULTS.md)."""
+    return module.to(device=device, memory_format=torch.channels_last)
+
+
+def make_optimizer(modules: list[nn.Module], lr: float, weight_decay: float,
+                   device: torch.device) -> torch.optim.Optimizer:
+    """SGD with Nesterov momentum 0.9; no weight decay on biases and normalisation weights;
+    the fused kernel on CUDA."""
+    decay, no_decay = [], []
+    for m in modules:
+        for p in m.parameters():
+            if p.requires_grad:
+                (no_decay if p.ndim <= 1 else decay).append(p)
+    groups = [{"params": decay, "weight_decay": weight_decay},
+              {"params": no_decay, "weight_decay": 0.0}]
+    kwargs: dict[str, Any] = {"fused": True} if device.type == "cuda" else {}
+    return torch.optim.SGD(groups, lr=lr, momentum=0.9, nesterov=True, **kwargs)
+
+
+def warmup_cosine(optimizer: torch.optim.Optimizer, total_steps: int,
+                  warmup_steps: int) -> torch.optim.lr_scheduler.LambdaLR:
+    """Linear warm-up, then cosine decay to zero over ``total_steps``."""
+    def factor(step: int) -> float:
+        if step < warmup_steps:
+            return (step + 1) / warmup_steps
+        progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
+        return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+def epoch_batches(n: int, batch_size: int, generator: torch.Generator,
+                  device: torch.device, drop_last: bool = True) -> Iterator[torch.Tensor]:
+    """Index tensors of one shuffled epoch, drawn on the device. With ``drop_last`` a short
+    final batch is dropped (keeps BatchNorm statistics sane), unless it is the only one."""
+    order = torch.randperm(n, generator=generator, device=device)
+    full = n // batch_size
+    for i in range(full):
+        yield order[i * batch_size:(i + 1) * batch_size]
+    if n % batch_size and (not drop_last or full == 0):
+        yield order[full * batch_size:]
+
+
+def check_finite(value: float, what: str) -> None:
+    if not math.isfinite(value):
+        raise NonFiniteLoss(f"{what} became {value}")
+
+
+def pretrain(task: PretextTask, backbone: nn.Module, head: nn.Module, images: torch.Tensor,
+             settings: dict[str, Any], device: torch.device, dtype: torch.dtype | None,
+             seed: int, reporter: Reporter, label: str) -> dict[str, Any]:
+    """Train backbone and head with the task's pretext loss on unlabeled uint8 ``images``
+    (already on ``device``). Returns the per-epoch history and throughput."""
+    epochs = int(settings["pretrain_epochs"])
+    batch_size = min(int(settings["pretrain_batch_size"]), len(images))
+    steps_per_epoch = max(1, len(images) // batch_size)
+    total = epochs * steps_per_epoch
+    optimizer = make_optimizer([backbone, head], settings["pretrain_lr"],
+                               settings["weight_decay"], device)
+    schedule = warmup_cosine(optimizer, total, min(total // 10, 5 * steps_per_epoch))
+    gen = make_generator(seed, f"pretrain:{task.name}", device)
+    backbone.train()
+    head.train()
+    history: list[dict[str, float]] = []
+    started = time.perf_counter()
+    seen = 0
+    with reporter.training(label, epochs) as progress:
+        for epoch in range(1, epochs + 1):
+            t0 = time.perf_counter()
+            loss_sum = torch.zeros((), device=device)
+            correct = torch.zeros((), device=device)
+            count = torch.zeros((), device=device)
+            n_images = 0
+            for idx in epoch_batches(len(images), batch_size, gen, device):
+                x = to_float(images[idx])
+                with autocast(device, dtype):
+                    out = task.pretext_loss(backbone, head, x, gen)
+                optimizer.zero_grad(set_to_none=True)
+                out.loss.backward()
+                optimizer.step()
+                schedule.step()
+                loss_sum += out.loss.detach().float()
+                if out.logits is not None:
+                    correct += (out.logits.argmax(1) == out.targets).sum()
+                    count += out.targets.numel()
+                n_images += len(idx)
+            n_steps = max(1, math.ceil(n_images / batch_size))
+            mean_loss = loss_sum.item() / n_steps          # one sync per epoch
+            check_finite(mean_loss, f"pretext loss of {task.name} in epoch {epoch}")
+            dt = time.perf_counter() - t0
+            seen += n_images
+            row = {"epoch": epoch, "loss": mean_loss, "images_per_s": n_images / dt}
+            if count.item() > 0:
+                row["pretext_accuracy"] = correct.item() / count.item()
+            history.append(row)
+            progress.epoch_done(epoch, mean_loss, n_images / dt,
+                                **({"acc": row["pretext_accuracy"]}
+                                   if "pretext_accuracy" in row else {}))
+    elapsed = time.perf_counter() - started
+    return {"history": history, "seconds": elapsed, "images_per_s": seen / max(elapsed, 1e-9)}
+
+
+@torch.no_grad()
+def predict(model: Callable[[torch.Tensor], torch.Tensor], images: torch.Tensor,
+            device: torch.device, dtype: torch.dtype | None,
+            batch_size: int = 512) -> torch.Tensor:
+    """Class predictions for uint8 ``images`` (on ``device``), in batches."""
+    out = []
+    for i in range(0, len(images), batch_size):
+        with autocast(device, dtype):
+            out.append(model(to_float(images[i:i + batch_size])).argmax(1))
+    return torch.cat(out) if out else torch.empty(0, dtype=torch.long, device=device)
+
+
+def step_batches(n: int, batch_size: int, steps: int, generator: torch.Generator,
+                 device: torch.device) -> Iterator[torch.Tensor]:
+    """``steps`` index batches, reshuffling at each pass over the ``n`` items."""
+    batch_size = min(batch_size, n)
+    done = 0
+    while done < steps:
+        for idx in epoch_batches(n, batch_size, generator, device):
+            yield idx
+            done += 1
+            if done == steps:
+                return
+
+
+def accuracy(predicted: torch.Tensor, labels: torch.Tensor) -> float:
+    return float((predicted == labels).float().mean()) if len(labels) else float("nan")
