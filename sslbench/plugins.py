@@ -139,7 +139,7 @@ class PluginHost:
         if kind not in self._registries:
             found: dict[str, Contribution] = {}
             caller = getattr(self.pm.hook, KINDS[kind])
-            for impl in reversed(caller.get_hookimpls()):   # registration order
+            for impl in caller.get_hookimpls():   # in registration order
                 for obj in impl.function() or []:
                     name = obj.name
                     if name in found:
@@ -177,7 +177,7 @@ class PluginHost:
         reg = self.registry("backbone")
         if name in reg:
             return reg[name].obj
-        for impl in reversed(self.pm.hook.sslbench_resolve_backbone.get_hookimpls()):
+        for impl in self.pm.hook.sslbench_resolve_backbone.get_hookimpls():
             spec = impl.function(name=name)
             if spec is not None:
                 return spec

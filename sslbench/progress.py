@@ -5,6 +5,7 @@ one host-device synchronisation that reading the epoch's loss needs."""
 from __future__ import annotations
 
 import contextlib
+import sys
 from collections.abc import Iterator
 
 from rich.console import Console
@@ -21,7 +22,12 @@ class Reporter:
 
     def cell_done(self, label: str) -> None: ...
 
-    def log(self, message: str) -> None: ...
+    def log(self, message: str) -> None:
+        """Information (shown with progress, silent when quiet)."""
+
+    def warn(self, message: str) -> None:
+        """A warning: always shown, on stderr."""
+        print(f"sslbench: warning: {message}", file=sys.stderr)
 
     @contextlib.contextmanager
     def training(self, label: str, total_epochs: int) -> Iterator["TrainingProgress"]:
@@ -57,6 +63,10 @@ class RichReporter(Reporter):
 
     def log(self, message: str) -> None:
         self._progress.console.print(message, highlight=False, markup=False)
+
+    def warn(self, message: str) -> None:
+        self._progress.console.print(f"sslbench: warning: {message}", highlight=False,
+                                     markup=False)
 
     @contextlib.contextmanager
     def training(self, label: str, total_epochs: int) -> Iterator[TrainingProgress]:

@@ -16,6 +16,7 @@ import torch
 
 from .backbone import Backbone
 from .progress import Reporter
+from .seeding import make_generator
 from .task import PretextTask
 
 
@@ -62,7 +63,6 @@ class EvalContext:
 
     def generator(self, purpose: str) -> torch.Generator:
         """A generator on the run's device, seeded from the cell seed and ``purpose``."""
-        from .seeding import make_generator
         return make_generator(self.seed, purpose, self.device)
 
 

@@ -257,7 +257,7 @@ class Sweep:
     def _warn_once(self, message: str) -> None:
         if message not in self._warned:
             self._warned.add(message)
-            self.reporter.log(f"warning: {message}")
+            self.reporter.warn(message)
 
     # ------------------------------------------------------------------ one (task, seed)
     def _new_backbone(self, bb: str, seed: int, splits: Splits) -> Backbone:
@@ -274,6 +274,7 @@ class Sweep:
         backbone = self._new_backbone(bb, seed, splits)
         if plan.pretext is None:
             key = _hash({"scratch": bb, "seed": seed, "res": self.settings["resolution"],
+                         "val_fraction": self.settings["val_fraction"],
                          "data": splits.data.fingerprint(), "split_seed": splits.seed})
             return f"scratch-{key}", backbone.state_dict(), {}
         task = plan.pretext
@@ -395,7 +396,7 @@ class Sweep:
         record["finished_at"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
         write_record(self.out, cell.id, record)
         if error:
-            self.reporter.log(f"cell {cell.id} failed: {error}")
+            self.reporter.warn(f"cell {cell.id} failed: {error}")
         self.reporter.cell_done(cell.id)
         self.host.hook.sslbench_cell_finish(cell=cell, record=record)
 
@@ -423,20 +424,20 @@ class _DeviceData:
 
 
 class _FeatureSource:
-    """Lazily extracted, cached frozen features of one checkpoint."""
+    """Frozen features of one checkpoint on the pool, validation and test images, extracted
+    on first use and cached (:class:`~sslbench.features.FeatureCache`)."""
 
     def __init__(self, sweep: Sweep, ckpt_id: str, state: dict, bb: str, seed: int,
                  splits: Splits, on_device: _DeviceData) -> None:
         self.sweep, self.ckpt_id, self.state, self.bb, self.seed = sweep, ckpt_id, state, bb, seed
         self.splits, self.on_device = splits, on_device
-        self.key = _hash({"ckpt": ckpt_id, "data": splits.data.fingerprint(),
-                          "pool": splits.pool_index.tolist()[:64], "n": len(splits.pool_index)})
         self._backbone: Backbone | None = None
 
     def get(self, split: str) -> list[torch.Tensor]:
         images = {"pool": self.on_device.pool_images, "val": self.on_device.val_images,
                   "test": self.on_device.test_images}[split]
-        return self.sweep.features.get(f"{self.ckpt_id}-{self.key}-{split}",
+        # the checkpoint id hashes the data, the splits and the resolution already
+        return self.sweep.features.get(f"{self.ckpt_id}-{split}",
                                        lambda: self._extract(images), self.sweep.device)
 
     def _extract(self, images: torch.Tensor) -> list[torch.Tensor]:

@@ -1,0 +1,40 @@
+"""Shared pieces of the speed benchmarks (pytest-benchmark; not part of the test command).
+
+Run them all and write RESULTS.md with ``python benchmarks/run.py``. Each benchmark stores
+its throughput in ``benchmark.extra_info`` and in the session-wide ``FIGURES`` so that ratios
+(sslbench vs. the naive pipeline, vs. the model-only ceiling) come from one run.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+FIGURES: dict[str, float] = {}
+REPO = Path(__file__).resolve().parents[1]
+FLOWERS = Path(os.environ.get("SSLBENCH_FLOWERS", REPO.parent / "shared" / "data" / "flowers"))
+
+
+@pytest.fixture(scope="session")
+def flowers32():
+    """The flowers training images at 32 px as a uint8 tensor (random data where absent)."""
+    from sslbench.plugins import PluginHost
+    from sslbench.data import DatasetRequest
+    if FLOWERS.is_dir():
+        spec, _ = PluginHost.from_environment().dataset("imagefolder:x")
+        data = spec.load(DatasetRequest(str(FLOWERS), 32, "data"))
+        return data.train_images, data.train_labels, "flowers"
+    g = torch.Generator().manual_seed(0)
+    return (torch.randint(0, 256, (3453, 3, 32, 32), dtype=torch.uint8, generator=g),
+            torch.randint(0, 5, (3453,), generator=g), "random")
+
+
+def record(benchmark, name: str, images_per_round: int) -> float:
+    """Store images/s of the benchmark just run (from its mean round time)."""
+    rate = images_per_round / benchmark.stats.stats.mean
+    benchmark.extra_info["images_per_s"] = rate
+    FIGURES[name] = rate
+    return rate

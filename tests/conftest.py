@@ -1,0 +1,67 @@
+"""Shared fixtures: tiny image folders written by the tests, fast settings, and a helper that
+runs the CLI in-process and returns (exit status, stdout, stderr)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from sslbench.cli import main
+
+REPO = Path(__file__).resolve().parents[1]
+FLOWERS = Path(os.environ.get("SSLBENCH_FLOWERS", REPO.parent / "shared" / "data" / "flowers"))
+
+# Settings that make a sweep take seconds: the point of these tests is the machinery.
+FAST = {"pretrain_epochs": 1, "pretrain_batch_size": 32, "finetune_steps": 6,
+        "finetune_batch_size": 16, "finetune_evals": 2, "probe_max_iter": 20,
+        "probe_l2": [1e-3, 1e-1], "unlabeled_batch_size": 16}
+FAST_FLAGS = [arg for k, v in FAST.items()
+              for arg in ("--set", f"{k}={','.join(map(str, v)) if isinstance(v, list) else v}")]
+
+torch.set_num_threads(min(2, torch.get_num_threads()))
+
+
+def write_image_folder(root: Path, classes=("cat", "dog", "fox"), per_class=10, size=20,
+                       seed=0) -> Path:
+    """Class-per-folder PNGs whose colour depends on the class (so they are learnable)."""
+    rng = np.random.default_rng(seed)
+    for c, name in enumerate(classes):
+        (root / name).mkdir(parents=True, exist_ok=True)
+        for i in range(per_class):
+            base = np.zeros((size, size, 3), dtype=np.float64)
+            base[..., c % 3] = 180
+            pixels = np.clip(base + rng.normal(0, 40, base.shape), 0, 255).astype(np.uint8)
+            Image.fromarray(pixels).save(root / name / f"{i:03d}.png")
+    return root
+
+
+@pytest.fixture
+def image_folder(tmp_path) -> Path:
+    return write_image_folder(tmp_path / "imgs")
+
+
+@pytest.fixture
+def cli(capsys):
+    """Run ``sslbench ARGS`` in-process: returns (status, stdout, stderr)."""
+    def run(*args: str):
+        with pytest.raises(SystemExit) as exit_info:
+            main(list(args))
+        out, err = capsys.readouterr()
+        code = exit_info.value.code
+        return (0 if code is None else code), out, err
+    return run
+
+
+@pytest.fixture
+def fast_run(cli, tmp_path):
+    """``sslbench run`` with fast settings, results and cache under tmp_path."""
+    def run(*args: str, out: Path | None = None):
+        out = out or tmp_path / "results"
+        return cli("run", "--quiet", "--out", str(out), "--cache-dir", str(tmp_path / "cache"),
+                   "--resolution", "16", *FAST_FLAGS, *args)
+    return run

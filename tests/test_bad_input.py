@@ -1,0 +1,91 @@
+"""Bad input: one line on stderr naming the problem, exit status 2, no traceback."""
+
+import subprocess
+import sys
+
+import pytest
+from PIL import Image
+
+
+def assert_one_line_error(status, err, *fragments):
+    assert status == 2, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith("sslbench: error: ")
+    assert "Traceback" not in err
+    for fragment in fragments:
+        assert fragment in lines[0]
+
+
+@pytest.mark.parametrize("args, fragments", [
+    (["--tasks", "rotaton"], ["unknown task 'rotaton'", "known tasks: rotation",
+                               "Did you mean 'rotation'?"]),
+    (["--backbone", "smalcnn"], ["unknown backbone 'smalcnn'", "Did you mean 'smallcnn'?"]),
+    (["--dataset", "digitz"], ["unknown dataset 'digitz'", "Did you mean 'digits'?"]),
+    (["--protocols", "linaer"], ["unknown protocol 'linaer'", "Did you mean 'linear'?"]),
+    (["--fractions", "0"], ["fraction 0 is outside (0, 1]"]),
+    (["--fractions", "0.5,1.5"], ["fraction 1.5 is outside (0, 1]"]),
+    (["--fractions", "half"], ["--fractions: cannot read 'half'"]),
+    (["--preset", "huge"], ["unknown preset 'huge'"]),
+    (["--set", "pretrain_epoch=3"], ["unknown setting 'pretrain_epoch'"]),
+    (["--set", "finetune_steps=many"], ["setting finetune_steps: 'many' is not a valid int"]),
+    (["--dataset", "imagefolder"], ["needs an argument: imagefolder:PATH"]),
+    (["--config", "nope.toml"], ["config file 'nope.toml' does not exist"]),
+    (["--plugin", "no_such_plugin_module"], ["cannot load plugin 'no_such_plugin_module'"]),
+    (["--bogus-flag"], ["No such option", "--bogus-flag"]),
+])
+def test_bad_names_and_values(fast_run, args, fragments):
+    status, _, err = fast_run(*args)
+    assert_one_line_error(status, err, *fragments)
+
+
+def test_missing_folder(fast_run, tmp_path):
+    status, _, err = fast_run("--dataset", f"imagefolder:{tmp_path / 'nowhere'}")
+    assert_one_line_error(status, err, "does not exist", "nowhere")
+
+
+def test_empty_folder(fast_run, tmp_path):
+    (tmp_path / "empty").mkdir()
+    status, _, err = fast_run("--dataset", f"imagefolder:{tmp_path / 'empty'}")
+    assert_one_line_error(status, err, "is empty")
+
+
+def test_folder_without_class_subfolders(fast_run, tmp_path):
+    flat = tmp_path / "flat"
+    flat.mkdir()
+    Image.new("RGB", (8, 8)).save(flat / "a.png")
+    status, _, err = fast_run("--dataset", f"imagefolder:{flat}")
+    assert_one_line_error(status, err, "has no class sub-folders")
+
+
+def test_class_folders_without_images(fast_run, tmp_path):
+    for c in ("a", "b"):
+        (tmp_path / "noimg" / c).mkdir(parents=True)
+        (tmp_path / "noimg" / c / "readme.txt").write_text("x")
+    status, _, err = fast_run("--dataset", f"imagefolder:{tmp_path / 'noimg'}")
+    assert_one_line_error(status, err, "but no images")
+
+
+def test_unreadable_image_is_named(fast_run, image_folder):
+    bad = image_folder / "dog" / "broken.jpg"
+    bad.write_bytes(b"this is not a jpeg")
+    status, _, err = fast_run("--dataset", f"imagefolder:{image_folder}")
+    assert_one_line_error(status, err, "cannot read image", "broken.jpg")
+
+
+def test_fraction_leaving_a_class_empty_warns_and_uses_one(fast_run, image_folder, tmp_path):
+    status, out, err = fast_run("--dataset", f"imagefolder:{image_folder}", "--tasks", "rotation",
+                                "--fractions", "0.01", "--protocols", "linear")
+    assert status == 0, err
+    assert "fraction 0.01 leaves class 'cat' without a labeled image; using 1" in out + err
+    import json
+    rec = json.loads(next((tmp_path / "results" / "records").glob("*rotation*")).read_text())
+    assert rec["n_labeled"] == 3      # one per class
+
+
+def test_exit_status_and_message_from_a_real_process(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "sslbench.cli", "run", "--tasks", "jigsw",
+                           "--out", str(tmp_path)], capture_output=True, text=True)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().startswith("sslbench: error: unknown task 'jigsw'")
+    assert len(proc.stderr.strip().splitlines()) == 1

@@ -1,0 +1,131 @@
+"""Plugin discovery through entry points, name clashes, failing plugins, local plugins."""
+
+import textwrap
+from importlib import metadata
+
+import pytest
+
+import sslbench
+from sslbench.errors import SSLBenchError
+from sslbench.plugins import PluginHost
+from sslbench.task import PretextTask
+
+BUILTIN = {"task": {"rotation"}, "backbone": {"smallcnn", "resnet18"},
+           "dataset": {"digits", "imagefolder", "cifar10", "cifar100", "stl10", "svhn",
+                       "flowers102"},
+           "protocol": {"linear", "finetune", "knn"},
+           "format": {"table", "markdown", "html", "latex", "csv"}}
+
+
+def test_builtins_come_from_the_sslbench_entry_point_group():
+    host = PluginHost.from_environment()
+    names = {ep.name for ep in metadata.entry_points(group="sslbench")}
+    assert {"rotation", "smallcnn", "digits", "linear", "finetune", "reports"} <= names
+    for kind, expected in BUILTIN.items():
+        assert expected <= set(host.registry(kind)), kind
+    # every contribution is attributed to the plugin (entry point) it came from
+    assert host.registry("task")["rotation"].plugin == "rotation"
+    assert host.registry("format")["csv"].plugin == "reports"
+    assert not host.failed
+
+
+def test_core_never_imports_a_builtin_plugin_by_name():
+    import pathlib
+    core = pathlib.Path(sslbench.__file__).parent
+    offenders = [p.name for p in core.glob("*.py") if "sslbench_plugins" in p.read_text()]
+    assert offenders == []
+
+
+def test_timm_names_resolve_through_the_resolver_hook():
+    host = PluginHost.from_environment()
+    spec = host.backbone("resnet10t")   # not listed, but a timm model
+    assert spec.name == "resnet10t"
+    with pytest.raises(SSLBenchError, match="unknown backbone 'resnet19'.*Did you mean"):
+        host.backbone("resnet19")
+
+
+class _Clash(PretextTask):
+    name = "rotation"
+
+
+class ClashPlugin:
+    @sslbench.hookimpl
+    def sslbench_tasks(self):
+        return [_Clash]
+
+
+def test_two_plugins_with_the_same_name_is_an_error_naming_both():
+    host = PluginHost.from_environment()
+    from sslbench.plugins import PluginInfo
+    host.register(ClashPlugin(), PluginInfo("my-clash", "tests", "--plugin"))
+    with pytest.raises(SSLBenchError) as err:
+        host.registry("task")
+    assert "'rotation'" in str(err.value) and "'rotation' and 'my-clash'" in str(err.value)
+
+
+def test_a_plugin_that_fails_to_import_is_reported_and_the_rest_load(monkeypatch):
+    real = metadata.entry_points
+
+    def with_broken(**kwargs):
+        eps = list(real(**kwargs))
+        if kwargs.get("group") == "sslbench":
+            eps.append(metadata.EntryPoint("broken", "no_such_module_xyz", "sslbench"))
+        return eps
+
+    monkeypatch.setattr(metadata, "entry_points", with_broken)
+    host = PluginHost.from_environment()
+    assert [p.name for p in host.failed] == ["broken"]
+    assert "ModuleNotFoundError" in host.failed[0].error
+    assert "rotation" in host.registry("task")          # the others still load
+    with pytest.raises(SSLBenchError, match="failed to load.*broken"):
+        host.task("broken_task")
+
+
+LOCAL_TASK = textwrap.dedent('''
+    import torch, torch.nn.functional as F
+    from torch import nn
+    import sslbench
+    from sslbench.task import PretextTask, TaskStep
+
+    class Brightness(PretextTask):
+        """Predict which of 3 brightness levels was applied."""
+        name = "brightness"
+        description = "predict the brightness factor (test plugin)"
+        defaults = {"levels": 3}
+
+        def build_head(self, backbone):
+            return nn.Linear(backbone.feature_dim, self.options["levels"])
+
+        def pretext_loss(self, backbone, head, images, generator):
+            k = self.options["levels"]
+            t = torch.randint(0, k, (len(images),), device=images.device, generator=generator)
+            x = images * (0.4 + 0.6 * t.float() / (k - 1))[:, None, None, None]
+            logits = head(backbone(x))
+            return TaskStep(F.cross_entropy(logits, t), logits, t)
+
+    @sslbench.hookimpl
+    def sslbench_tasks():
+        return [Brightness]
+''')
+
+
+def test_local_plugin_file_runs_through_the_cli(fast_run, cli, tmp_path, image_folder):
+    plugin = tmp_path / "my_tasks.py"
+    plugin.write_text(LOCAL_TASK)
+    status, out, _ = cli("list", "tasks", "--plugin", str(plugin))
+    assert status == 0 and "brightness" in out and "my_tasks" in out
+    status, out, err = fast_run("--plugin", str(plugin), "--dataset", f"imagefolder:{image_folder}",
+                                "--tasks", "brightness,rotation", "--fractions", "1.0",
+                                "--protocols", "linear", "--task-opt", "brightness.levels=4")
+    assert status == 0, err
+    rows = [line.split("│")[1].strip() for line in out.splitlines() if line.startswith("│")]
+    assert rows == ["brightness", "rotation", "scratch"]
+    import json
+    rec = json.loads(next((tmp_path / "results" / "records").glob("*brightness*")).read_text())
+    assert rec["task_plan"]["pretext"]["options"] == {"levels": 4}
+
+
+def test_unknown_task_option_is_bad_input(fast_run):
+    status, _, err = fast_run("--task-opt", "rotation.colour=1")
+    assert status == 2
+    assert err.strip() == "sslbench: error: task 'rotation' has no option 'colour'; its options: flip"

@@ -1,0 +1,117 @@
+"""Leaderboard aggregation and every report format, on hand-made records."""
+
+import csv
+import io
+import math
+from html.parser import HTMLParser
+
+import pytest
+
+from sslbench.leaderboard import Leaderboard
+from sslbench.plugins import PluginHost
+
+
+def record(task, protocol, fraction, seed, acc, status="ok", seconds=None):
+    return {"schema": 1, "dataset": "digits", "backbone": "smallcnn", "task": task,
+            "protocol": protocol, "fraction": fraction, "seed": seed, "status": status,
+            "preset": "quick", "error": None if status == "ok" else "boom",
+            "metrics": {"test_accuracy": acc} if status == "ok" else None,
+            "pretraining": {"seconds": seconds} if seconds else None,
+            "settings": {"resolution": 32, "pretrain_epochs": 15, "finetune_steps": 300}}
+
+
+@pytest.fixture
+def board():
+    recs = []
+    for seed, (r_lin, s_lin, r_ft, s_ft) in enumerate([(0.80, 0.60, 0.90, 0.92),
+                                                        (0.84, 0.62, 0.88, 0.94)]):
+        recs += [record("rotation", "linear", 0.1, seed, r_lin, seconds=60 + seed),
+                 record("rotation", "finetune", 0.1, seed, r_ft, seconds=60 + seed),
+                 record("scratch", "linear", 0.1, seed, s_lin),
+                 record("scratch", "finetune", 0.1, seed, s_ft)]
+    recs.append(record("rotation", "finetune", 0.1, 2, None, status="failed"))
+    return Leaderboard(recs)
+
+
+def test_summary_mean_std_n(board):
+    s = board.summary().set_index(["task", "protocol"])
+    assert s.loc[("rotation", "linear"), "mean"] == pytest.approx(82.0)
+    assert s.loc[("rotation", "linear"), "std"] == pytest.approx(math.sqrt(8.0))  # sample std
+    assert s.loc[("rotation", "finetune"), "n"] == 2
+    assert s.loc[("rotation", "finetune"), "n_failed"] == 1
+    assert s.loc[("rotation", "linear"), "pretrain_seconds"] == pytest.approx(60.5)
+
+
+def test_display_marks_best_per_column(board):
+    table = board.display(lambda s: f"<{s}>")
+    assert list(table.index) == ["rotation", "scratch"]
+    assert list(table.columns) == ["linear 10%", "finetune 10%", "pretraining"]
+    assert table.loc["rotation", "linear 10%"] == "<82.0 ± 2.8>"
+    assert table.loc["scratch", "finetune 10%"] == "<93.0 ± 1.4>"
+    assert table.loc["rotation", "finetune 10%"] == "89.0 ± 1.4 (1 failed)"
+    assert table.loc["rotation", "pretraining"] == "1m 00s"
+
+
+def render(name, board):
+    return PluginHost.from_environment().report_format(name).render(board)
+
+
+def test_markdown(board):
+    md = render("markdown", board)
+    assert "| task" in md and "| rotation" in md and "**82.0 ± 2.8**" in md
+    assert "Test accuracy (%) on digits" in md
+
+
+def test_latex_booktabs(board):
+    tex = render("latex", board)
+    assert "\\toprule" in tex and "\\bottomrule" in tex
+    assert "\\textbf{82.0 $\\pm$ 2.8}" in tex and "\x02" not in tex
+
+
+def test_csv_is_long_form_and_unrounded(board):
+    rows = list(csv.DictReader(io.StringIO(render("csv", board))))
+    row = next(r for r in rows if r["task"] == "rotation" and r["protocol"] == "linear")
+    assert float(row["mean"]) == pytest.approx(82.0) and row["n"] == "2"
+
+
+def test_html_is_a_page_with_the_table(board):
+    page = render("html", board)
+
+    class Cells(HTMLParser):
+        cells, bold = [], []
+        in_b = False
+
+        def handle_starttag(self, tag, attrs):
+            self.in_b = self.in_b or tag == "b"
+
+        def handle_endtag(self, tag):
+            self.in_b = self.in_b and tag != "b"
+
+        def handle_data(self, data):
+            self.cells.append(data)
+            if self.in_b:
+                self.bold.append(data)
+
+    parser = Cells()
+    parser.feed(page)
+    assert page.startswith("<!DOCTYPE html>") and "rotation" in parser.cells
+    assert "82.0 ± 2.8" in parser.bold
+
+
+def test_table(board):
+    text = render("table", board)
+    assert "rotation" in text and "82.0 ± 2.8 *" in text
+
+
+def test_report_command_on_a_results_dir(cli, fast_run, tmp_path):
+    status, _, err = fast_run("--tasks", "rotation", "--fractions", "1.0", "--protocols", "linear")
+    assert status == 0, err
+    out_file = tmp_path / "board.md"
+    status, _, err = cli("report", str(tmp_path / "results"), "--format", "markdown",
+                         "-o", str(out_file))
+    assert status == 0, err
+    assert "| rotation" in out_file.read_text() and "| scratch" in out_file.read_text()
+    status, _, err = cli("report", str(tmp_path / "nothing"))
+    assert status == 2 and "does not exist" in err
+    status, _, err = cli("report", str(tmp_path / "results"), "--format", "pdf")
+    assert status == 2 and "unknown format 'pdf'" in err

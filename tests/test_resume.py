@@ -1,0 +1,76 @@
+"""Checkpoint cache, feature cache and resume: a second identical run trains nothing."""
+
+import json
+
+from conftest import FAST
+
+from sslbench.config import build_config
+from sslbench.plugins import PluginHost
+from sslbench.runner import Sweep
+
+
+def make_sweep(tmp_path, **overrides):
+    options = dict(datasets=["digits"], tasks=["rotation"], fractions=[0.1, 1.0],
+                   protocols=["linear", "finetune"], seeds=[0],
+                   settings={**FAST, "resolution": 16}, out=str(tmp_path / "out"),
+                   cache_dir=str(tmp_path / "cache"), device="cpu")
+    options.update(overrides)
+    config = build_config(**options)
+    return Sweep(config, PluginHost.from_environment())
+
+
+def test_second_identical_run_trains_nothing(tmp_path):
+    first = make_sweep(tmp_path)
+    records = first.run()
+    assert len(records) == 8 and all(r["status"] == "ok" for r in records)
+    assert first.checkpoints_trained == 1
+    mtimes = {p.name: p.stat().st_mtime_ns for p in (tmp_path / "out" / "records").iterdir()}
+
+    second = make_sweep(tmp_path)
+    assert all(cell.done for cell in second.cells)
+    again = second.run()
+    assert second.checkpoints_trained == 0 and second.features.extractions == 0
+    assert {p.name: p.stat().st_mtime_ns for p in (tmp_path / "out" / "records").iterdir()} == mtimes
+    assert sorted(r["cell_id"] for r in again) == sorted(r["cell_id"] for r in records)
+
+
+def test_resume_reruns_only_missing_cells_from_cached_checkpoint_and_features(tmp_path):
+    make_sweep(tmp_path).run()
+    missing = tmp_path / "out" / "records" / "digits__smallcnn__rotation__linear__f0.1__s0.json"
+    before = json.loads(missing.read_text())
+    missing.unlink()
+    sweep = make_sweep(tmp_path)
+    assert [c.id for c in sweep.cells if not c.done] == [missing.stem]
+    sweep.run()
+    assert sweep.checkpoints_trained == 0 and sweep.features.extractions == 0
+    after = json.loads(missing.read_text())
+    assert after["pretraining"]["cached"] is True
+    assert after["metrics"]["test_accuracy"] == before["metrics"]["test_accuracy"]
+
+
+def test_new_fraction_reuses_the_pretrained_checkpoint(tmp_path):
+    make_sweep(tmp_path).run()
+    sweep = make_sweep(tmp_path, fractions=[0.1, 0.5, 1.0])
+    assert sum(not c.done for c in sweep.cells) == 4
+    sweep.run()
+    assert sweep.checkpoints_trained == 0
+
+
+def test_changed_settings_rerun_cells_but_reuse_the_checkpoint(tmp_path):
+    make_sweep(tmp_path).run()
+    sweep = make_sweep(tmp_path, settings={**FAST, "resolution": 16, "finetune_steps": 7})
+    assert not any(c.done for c in sweep.cells)     # records of other settings are stale
+    sweep.run()
+    assert sweep.checkpoints_trained == 0           # pretraining settings did not change
+    sweep = make_sweep(tmp_path, settings={**FAST, "resolution": 16, "pretrain_epochs": 2})
+    sweep.run()
+    assert sweep.checkpoints_trained == 1
+
+
+def test_split_files_are_written(tmp_path):
+    make_sweep(tmp_path).run()
+    splits = tmp_path / "out" / "splits"
+    data = json.loads((splits / "digits.json").read_text())
+    labeled = json.loads((splits / "digits-seed0.json").read_text())["labeled_index"]
+    assert set(labeled["0.1"]) <= set(labeled["1"]) == set(data["pool_index"])
+    assert set(data["pool_index"]).isdisjoint(data["val_index"])
