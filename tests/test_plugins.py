@@ -129,3 +129,49 @@ def test_unknown_task_option_is_bad_input(fast_run):
     status, _, err = fast_run("--task-opt", "rotation.colour=1")
     assert status == 2
     assert err.strip() == "sslbench: error: task 'rotation' has no option 'colour'; its options: flip"
+
+
+LOGGER = textwrap.dedent('''
+    import json, os
+    import sslbench
+
+    LOG = os.environ["SSLBENCH_TEST_LOG"]
+
+    def _write(event, **data):
+        with open(LOG, "a") as f:
+            f.write(json.dumps({"event": event, **data}) + "\\n")
+
+    @sslbench.hookimpl
+    def sslbench_sweep_start(config, cells):
+        _write("sweep_start", cells=len(cells), tasks=config.tasks)
+
+    @sslbench.hookimpl
+    def sslbench_cell_start(cell):
+        _write("cell_start", id=cell.id)
+
+    @sslbench.hookimpl
+    def sslbench_cell_finish(cell, record):
+        _write("cell_finish", id=cell.id, status=record["status"])
+
+    @sslbench.hookimpl
+    def sslbench_sweep_finish(config, records):
+        _write("sweep_finish", records=len(records))
+''')
+
+
+def test_lifecycle_hooks_see_the_sweep(fast_run, tmp_path, monkeypatch):
+    import json
+    log = tmp_path / "events.jsonl"
+    monkeypatch.setenv("SSLBENCH_TEST_LOG", str(log))
+    plugin = tmp_path / "logger.py"
+    plugin.write_text(LOGGER)
+    args = ("--plugin", str(plugin), "--fractions", "1.0", "--protocols", "linear")
+    assert fast_run(*args)[0] == 0
+    events = [json.loads(line) for line in log.read_text().splitlines()]
+    assert events[0] == {"event": "sweep_start", "cells": 2, "tasks": ["rotation"]}
+    assert [e["event"] for e in events[1:]] == ["cell_start", "cell_finish"] * 2 + ["sweep_finish"]
+    assert all(e["status"] == "ok" for e in events if e["event"] == "cell_finish")
+    log.unlink()
+    assert fast_run(*args)[0] == 0          # resumed: nothing runs, start and finish still told
+    events = [json.loads(line)["event"] for line in log.read_text().splitlines()]
+    assert events == ["sweep_start", "sweep_finish"]
