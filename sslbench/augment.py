@@ -39,3 +39,36 @@ def standard_augment(images: torch.Tensor, generator: torch.Generator) -> torch.
     x = to_float(images)
     x = random_crop(x, max(1, x.shape[-1] // 8), generator)
     return random_flip(x, generator)
+
+
+def crop_patches(x: torch.Tensor, top: torch.Tensor, left: torch.Tensor,
+                 size: int) -> torch.Tensor:
+    """Cut K square patches of side ``size`` from each image, all in one gather.
+
+    ``x`` is (N, C, H, W); ``top`` and ``left`` are (N, K) integer tensors (in range). Returns
+    (N, K, C, size, size).
+    """
+    n, c, _, _ = x.shape
+    ar = torch.arange(size, device=x.device)
+    rows = (top[:, :, None] + ar)[:, :, :, None]                 # (N, K, S, 1)
+    cols = (left[:, :, None] + ar)[:, :, None, :]                # (N, K, 1, S)
+    batch = torch.arange(n, device=x.device)[:, None, None, None]
+    patches = x.permute(0, 2, 3, 1)[batch, rows, cols]           # (N, K, S, S, C)
+    return patches.permute(0, 1, 4, 2, 3)
+
+
+def resize_to(x: torch.Tensor, size: int) -> torch.Tensor:
+    """Resize a (..., C, H, W) float batch to ``size`` (bilinear) if it differs."""
+    if x.shape[-1] == size and x.shape[-2] == size:
+        return x
+    lead = x.shape[:-3]
+    y = F.interpolate(x.reshape(-1, *x.shape[-3:]), size=(size, size), mode="bilinear",
+                      align_corners=False)
+    return y.reshape(*lead, *y.shape[-3:])
+
+
+def grayscale(x: torch.Tensor) -> torch.Tensor:
+    """ITU-R 601 luma, repeated over the 3 channels (channel dim -3)."""
+    w = torch.tensor([0.299, 0.587, 0.114], device=x.device, dtype=x.dtype)
+    luma = (x * w.view(3, 1, 1)).sum(dim=-3, keepdim=True)
+    return luma.expand_as(x)

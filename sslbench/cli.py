@@ -142,6 +142,37 @@ def report(results_dirs, fmt, output, plugins) -> None:
         click.echo(text)
 
 
+@cli.command()
+@click.argument("task_name", metavar="TASK")
+@click.option("--dataset", default="digits", show_default=True, help="Where the images come from.")
+@click.option("--resolution", type=int, default=64, show_default=True)
+@click.option("--count", type=click.IntRange(1, 16), default=4, show_default=True,
+              help="How many images (rows).")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--task-opt", "task_opts", multiple=True, metavar="TASK.KEY=VALUE")
+@click.option("--data-dir", default="data", show_default=True, type=click.Path(file_okay=False))
+@click.option("-o", "--output", default="preview.png", show_default=True,
+              type=click.Path(dir_okay=False), help="PNG (or SVG/PDF) to write.")
+@plugin_option
+def show(task_name, dataset, resolution, count, seed, task_opts, data_dir, output,
+         plugins) -> None:
+    """Draw the inputs a task builds from a few images, with their targets."""
+    from .data import DatasetRequest
+    from .preview import draw_preview, preview_task
+    from .seeding import make_generator
+    host = _host(list(plugins))
+    options = parse_task_options(list(task_opts)).get(task_name, {})
+    task = host.task(task_name)(**options)
+    spec, argument = host.dataset(dataset)
+    data = spec.load(DatasetRequest(argument, resolution, data_dir))
+    try:
+        rows = preview_task(task, data.train_images, make_generator(seed, "show"), count)
+    except NotImplementedError as exc:
+        raise SSLBenchError(str(exc)) from None
+    draw_preview(rows, f"{task_name} on {dataset}: inputs and targets", Path(output))
+    click.echo(f"wrote {output}")
+
+
 def _host(plugins: list[str]) -> PluginHost:
     host = PluginHost.from_environment(plugins)
     for p in host.failed:

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from . import __version__
 from .atomic import atomic_torch_save, atomic_write_json
 from .backbone import Backbone, BackboneSpec
 from .config import SweepConfig
@@ -283,23 +284,22 @@ class Sweep:
         key = _hash({"task": task.config(), "backbone": bb, "seed": seed,
                      "settings": {k: self.settings[k] for k in keys},
                      "data": splits.data.fingerprint(), "split_seed": splits.seed,
-                     "device": self.device.type, "dtype": str(self.dtype)})
+                     "device": self.device.type, "dtype": str(self.dtype),
+                     "sslbench": __version__})
         ckpt_id = f"{task.name}-{key}"
         path = self.cache_dir / "checkpoints" / f"{ckpt_id}.pt"
         if path.is_file():
             saved = torch.load(path, map_location="cpu", weights_only=False)
             return ckpt_id, saved["backbone"], {**saved["info"], "cached": True}
-        head = task.build_head(backbone)
         backbone = to_device(backbone, self.device)
-        head = to_device(head, self.device)
         seed_everything(seed, f"pretrain:{task.name}")
-        result = pretrain(task, backbone, head, on_device.pretraining, self.settings,
+        result = pretrain(task, backbone, on_device.pretraining, self.settings,
                           self.device, self.dtype, seed, self.reporter,
                           label=f"pretrain {task.name} s{seed}")
         self.checkpoints_trained += 1
         info = {"checkpoint": ckpt_id, "seconds": result["seconds"],
                 "images_per_s": result["images_per_s"], "history": result["history"],
-                "n_images": len(on_device.pretraining), "cached": False}
+                "n_images": result["n_images"], "cached": False}
         state = {k: v.detach().cpu() for k, v in backbone.state_dict().items()}
         atomic_torch_save({"backbone": state, "info": info}, path)
         return ckpt_id, state, info

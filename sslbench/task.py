@@ -39,6 +39,15 @@ class TaskStep:
 
 
 @dataclass
+class PreviewRow:
+    """One row of ``sslbench show``: the inputs a task builds from one image, each a float
+    (3, h, w) tensor in [0, 1], with the target written under it."""
+
+    images: list[torch.Tensor]
+    captions: list[str]
+
+
+@dataclass
 class ConsistencyContext:
     """What a task acting as an extra loss during fine-tuning may use.
 
@@ -67,6 +76,8 @@ class PretextTask:
         pretrains: the task has a pretraining stage.
         consistency: the task can act as an extra loss on unlabeled images during
             fine-tuning (``--tasks rotation+uda``).
+        uses_index: :meth:`pretext_loss` is also given ``index``, the positions of the batch
+            in the images :meth:`prepare` returned (exemplar's surrogate class labels).
     """
 
     name: ClassVar[str] = ""
@@ -74,6 +85,7 @@ class PretextTask:
     defaults: ClassVar[dict[str, Any]] = {}
     pretrains: ClassVar[bool] = True
     consistency: ClassVar[bool] = False
+    uses_index: ClassVar[bool] = False
 
     def __init__(self, **options: Any) -> None:
         unknown = sorted(set(options) - set(self.defaults))
@@ -83,6 +95,12 @@ class PretextTask:
                 f"task {self.name!r} has no option {unknown[0]!r}; its options: {known}"
             )
         self.options: dict[str, Any] = {**self.defaults, **options}
+
+    def prepare(self, images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        """Called once before pretraining with every unlabeled uint8 image (on the device);
+        returns the images to pretrain on. Override to pick a subset or to compute data
+        statistics (exemplar does both); the default uses them all."""
+        return images
 
     def build_head(self, backbone: nn.Module) -> nn.Module | None:
         """The head that sits on the backbone's pooled features (``backbone.feature_dim``)."""
@@ -95,6 +113,16 @@ class PretextTask:
         """Make inputs and targets from a batch of unlabeled images and return the loss."""
         raise NotImplementedError
 
+    def supervised_loss(self, logits: torch.Tensor, labels: torch.Tensor,
+                        ctx: ConsistencyContext) -> torch.Tensor | None:
+        """Replace fine-tuning's supervised loss (UDA's training-signal annealing); ``None``
+        keeps the usual cross-entropy."""
+        return None
+
+    def unlabeled_batch_size(self, labeled_batch_size: int, default: int) -> int:
+        """How many unlabeled images per fine-tuning step (UDA: a ratio of the labeled batch)."""
+        return default
+
     def unlabeled_loss(self, ctx: ConsistencyContext, images: torch.Tensor) -> torch.Tensor:
         """Extra loss on a batch of unlabeled images during fine-tuning.
 
@@ -102,6 +130,12 @@ class PretextTask:
         methods such as UDA override it to use ``ctx.classifier``.
         """
         return self.pretext_loss(ctx.backbone, ctx.head, images, ctx.generator).loss
+
+    def preview(self, images: torch.Tensor, generator: torch.Generator) -> list[PreviewRow]:
+        """What the network is asked to do, for ``sslbench show``: one row per image of the
+        float batch ``images`` (after :meth:`prepare`), showing the inputs the task builds
+        and their targets."""
+        raise NotImplementedError(f"task {self.name!r} has no preview")
 
     def config(self) -> dict[str, Any]:
         """What a result record stores about this task."""

@@ -95,11 +95,14 @@ def check_finite(value: float, what: str) -> None:
         raise NonFiniteLoss(f"{what} became {value}")
 
 
-def pretrain(task: PretextTask, backbone: nn.Module, head: nn.Module, images: torch.Tensor,
+def pretrain(task: PretextTask, backbone: nn.Module, images: torch.Tensor,
              settings: dict[str, Any], device: torch.device, dtype: torch.dtype | None,
              seed: int, reporter: Reporter, label: str) -> dict[str, Any]:
-    """Train backbone and head with the task's pretext loss on unlabeled uint8 ``images``
-    (already on ``device``). Returns the per-epoch history and throughput."""
+    """Train ``backbone`` (on ``device``) and the task's head with the pretext loss on the
+    unlabeled uint8 ``images`` (on ``device``). Returns the per-epoch history and throughput."""
+    gen = make_generator(seed, f"pretrain:{task.name}", device)
+    images = task.prepare(images, gen)
+    head = to_device(task.build_head(backbone), device)
     epochs = int(settings["pretrain_epochs"])
     batch_size = min(int(settings["pretrain_batch_size"]), len(images))
     steps_per_epoch = max(1, len(images) // batch_size)
@@ -107,7 +110,7 @@ def pretrain(task: PretextTask, backbone: nn.Module, head: nn.Module, images: to
     optimizer = make_optimizer([backbone, head], settings["pretrain_lr"],
                                settings["weight_decay"], device)
     schedule = warmup_cosine(optimizer, total, min(total // 10, 5 * steps_per_epoch))
-    gen = make_generator(seed, f"pretrain:{task.name}", device)
+    extra = {}
     backbone.train()
     head.train()
     history: list[dict[str, float]] = []
@@ -122,8 +125,10 @@ def pretrain(task: PretextTask, backbone: nn.Module, head: nn.Module, images: to
             n_images = 0
             for idx in epoch_batches(len(images), batch_size, gen, device):
                 x = to_float(images[idx])
+                if task.uses_index:
+                    extra["index"] = idx
                 with autocast(device, dtype):
-                    out = task.pretext_loss(backbone, head, x, gen)
+                    out = task.pretext_loss(backbone, head, x, gen, **extra)
                 optimizer.zero_grad(set_to_none=True)
                 out.loss.backward()
                 optimizer.step()
@@ -146,7 +151,8 @@ def pretrain(task: PretextTask, backbone: nn.Module, head: nn.Module, images: to
                                 **({"acc": row["pretext_accuracy"]}
                                    if "pretext_accuracy" in row else {}))
     elapsed = time.perf_counter() - started
-    return {"history": history, "seconds": elapsed, "images_per_s": seen / max(elapsed, 1e-9)}
+    return {"history": history, "seconds": elapsed, "images_per_s": seen / max(elapsed, 1e-9),
+            "n_images": len(images)}
 
 
 @torch.no_grad()

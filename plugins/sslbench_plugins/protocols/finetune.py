@@ -43,6 +43,15 @@ class FineTune(EvaluationProtocol):
     description = "train the whole network on the labeled subset (crop+flip), model chosen on val"
     trains_backbone = True
 
+    @staticmethod
+    def supervised_loss(logits, labels, tasks, contexts) -> torch.Tensor:
+        """Cross-entropy, unless a consistency task redefines it (UDA's annealing)."""
+        for task, cctx in zip(tasks, contexts):
+            loss = task.supervised_loss(logits, labels, cctx)
+            if loss is not None:
+                return loss
+        return F.cross_entropy(logits.float(), labels)
+
     def evaluate(self, ctx: EvalContext) -> ProtocolResult:
         s = ctx.settings
         device, dtype = ctx.device, ctx.autocast_dtype
@@ -69,13 +78,15 @@ class FineTune(EvaluationProtocol):
                                                     gen, device), start=1):
                 x = standard_augment(images[idx], gen)
                 with autocast(device, dtype):
-                    loss = F.cross_entropy(model(x).float(), labels[idx])
-                    for task, head in zip(ctx.consistency_tasks, heads):
-                        u = ctx.unlabeled[torch.randint(len(ctx.unlabeled),
-                                                        (s["unlabeled_batch_size"],),
+                    logits = model(x)
+                    contexts = [ConsistencyContext(model.backbone, head, model.fc, step, steps,
+                                                   ctx.num_classes, gen) for head in heads]
+                    loss = self.supervised_loss(logits, labels[idx], ctx.consistency_tasks,
+                                                contexts)
+                    for task, cctx in zip(ctx.consistency_tasks, contexts):
+                        n_u = task.unlabeled_batch_size(len(idx), s["unlabeled_batch_size"])
+                        u = ctx.unlabeled[torch.randint(len(ctx.unlabeled), (n_u,),
                                                         device=device, generator=gen)]
-                        cctx = ConsistencyContext(model.backbone, head, model.fc, step, steps,
-                                                  ctx.num_classes, gen)
                         loss = loss + task.unlabeled_loss(cctx, to_float(u))
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()

@@ -14,7 +14,7 @@ from torch import nn
 
 import sslbench
 from sslbench.augment import random_flip
-from sslbench.task import PretextTask, TaskStep
+from sslbench.task import PretextTask, PreviewRow, TaskStep
 
 
 def rotate_batch(images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -44,6 +44,12 @@ class Rotation(PretextTask):
         inputs, targets = rotate_batch(images)
         logits = head(backbone(inputs))
         return TaskStep(F.cross_entropy(logits.float(), targets), logits, targets)
+
+    def preview(self, images, generator):
+        rotated, targets = rotate_batch(images)
+        n = len(images)
+        return [PreviewRow([rotated[k * n + i] for k in range(4)],
+                           [f"{90 * k}° → class {k}" for k in range(4)]) for i in range(n)]
 
 
 @sslbench.hookimpl
