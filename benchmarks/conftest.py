@@ -33,7 +33,10 @@ def flowers32():
 
 
 def record(benchmark, name: str, images_per_round: int) -> float:
-    """Store images/s of the benchmark just run (from its mean round time)."""
+    """Store images/s of the benchmark just run (from its mean round time); nothing when
+    benchmarking is disabled (``--benchmark-disable`` runs the code once, as a smoke test)."""
+    if getattr(benchmark, "stats", None) is None:
+        return float("nan")
     rate = images_per_round / benchmark.stats.stats.mean
     benchmark.extra_info["images_per_s"] = rate
     FIGURES[name] = rate

@@ -47,6 +47,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "bench.json"
         cmd = [sys.executable, "-m", "pytest", str(HERE), "-q", "-p", "no:cacheprovider",
+               "-o", "python_files=bench_*.py",
                f"--benchmark-json={out}", *args.pytest_args]
         status = subprocess.call(cmd, cwd=HERE.parent)
         if status != 0 or not out.exists():

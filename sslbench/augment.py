@@ -3,6 +3,8 @@ random parameters, and no Python loop over images."""
 
 from __future__ import annotations
 
+import functools
+
 import torch
 import torch.nn.functional as F
 
@@ -67,8 +69,15 @@ def resize_to(x: torch.Tensor, size: int) -> torch.Tensor:
     return y.reshape(*lead, *y.shape[-3:])
 
 
+@functools.lru_cache(maxsize=32)
+def constant(values: tuple, device: torch.device, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """A small constant tensor, made once per device: building it from a Python list at every
+    step would be a blocking host-to-device copy on CUDA."""
+    return torch.tensor(values, device=device, dtype=dtype)
+
+
 def grayscale(x: torch.Tensor) -> torch.Tensor:
     """ITU-R 601 luma, repeated over the 3 channels (channel dim -3)."""
-    w = torch.tensor([0.299, 0.587, 0.114], device=x.device, dtype=x.dtype)
+    w = constant((0.299, 0.587, 0.114), x.device, x.dtype)
     luma = (x * w.view(3, 1, 1)).sum(dim=-3, keepdim=True)
     return luma.expand_as(x)

@@ -57,6 +57,8 @@ def cli() -> None:
               help="Set a task option, e.g. jigsaw.permutations=1000; repeatable.")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default=None,
               help="auto (default) takes CUDA where present.")
+@click.option("--compile", "compile_", is_flag=True, default=None,
+              help="torch.compile the training forward passes (worth it on CUDA).")
 @click.option("--out", type=click.Path(file_okay=False),
               help="Results directory (default results/<dataset>-<backbone>).")
 @click.option("--cache-dir", type=click.Path(file_okay=False),
@@ -68,7 +70,7 @@ def cli() -> None:
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 @plugin_option
 def run(config_file, datasets, backbones, tasks, fractions, protocols, seeds, preset,
-        resolution, pretrain_epochs, finetune_steps, set_items, task_opts, device, out,
+        resolution, pretrain_epochs, finetune_steps, set_items, task_opts, device, compile_, out,
         cache_dir, data_dir, download, split_seed, quiet, plugins) -> None:
     """Run (or resume) a sweep and print its leaderboard."""
     file_values = load_toml(config_file) if config_file else None
@@ -80,7 +82,8 @@ def run(config_file, datasets, backbones, tasks, fractions, protocols, seeds, pr
     config = build_config(
         file_values, datasets=datasets, backbones=backbones, tasks=tasks, fractions=fractions,
         protocols=protocols, seeds=seeds, preset=preset, settings=settings or None,
-        task_options=parse_task_options(list(task_opts)) or None, device=device, out=out,
+        task_options=parse_task_options(list(task_opts)) or None, device=device,
+        compile=compile_, out=out,
         cache_dir=cache_dir, data_dir=data_dir, download=download, split_seed=split_seed,
         plugins=(list(plugins) or None))
     host = _host(config.plugins)
@@ -114,6 +117,25 @@ def list_(kind, plugins) -> None:
         for row in host.describe(k):
             table.add_row(*row)
         console.print(table)
+
+
+@cli.command()
+@plugin_option
+def plugins(plugins) -> None:
+    """Which plugins are loaded, from which distribution and version, and what each gives."""
+    host = _host(list(plugins))
+    table = Table(title="plugins", title_justify="left")
+    for col in ("plugin", "module", "from", "contributes"):
+        table.add_column(col)
+    given: dict[str, list[str]] = {}
+    for kind in KINDS:
+        for name, c in host.registry(kind).items():
+            given.setdefault(c.plugin, []).append(f"{kind} {name}")
+    for p in host.plugins:
+        source = (f"{p.distribution} {p.version}" if p.distribution else p.source)
+        what = ", ".join(sorted(given.get(p.name, []))) or "(hooks only)"
+        table.add_row(p.name, p.module, source, f"FAILED: {p.error}" if p.error else what)
+    Console().print(table)
 
 
 @cli.command()

@@ -74,6 +74,7 @@ class SweepConfig:
     settings: dict[str, Any] = field(default_factory=dict)
     task_options: dict[str, dict[str, Any]] = field(default_factory=dict)
     device: str = "auto"
+    compile: bool = False          # torch.compile the training forward passes (for CUDA)
     out: str | None = None
     cache_dir: str | None = None
     data_dir: str = "data"

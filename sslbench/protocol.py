@@ -60,6 +60,7 @@ class EvalContext:
     autocast_dtype: torch.dtype | None
     seed: int
     reporter: Reporter
+    compile: bool = False   # --compile: protocols that train should torch.compile their model
 
     def generator(self, purpose: str) -> torch.Generator:
         """A generator on the run's device, seeded from the cell seed and ``purpose``."""

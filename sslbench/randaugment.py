@@ -14,7 +14,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from .augment import grayscale
+from .augment import constant, grayscale
 
 OPS = ["identity", "autocontrast", "equalize", "rotate", "solarize", "color", "posterize",
        "contrast", "brightness", "sharpness", "shear_x", "shear_y", "translate_x",
@@ -46,7 +46,7 @@ def _equalize(x: torch.Tensor) -> torch.Tensor:
 
 
 def _sharpness(x: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
-    kernel = torch.tensor([[1, 1, 1], [1, 5, 1], [1, 1, 1]], dtype=x.dtype, device=x.device) / 13
+    kernel = constant((1.0, 1, 1, 1, 5, 1, 1, 1, 1), x.device, x.dtype).view(3, 3) / 13
     blurred = F.conv2d(F.pad(x, (1, 1, 1, 1), mode="replicate"),
                        kernel.expand(3, 1, 3, 3), groups=3)
     return _blend(x, blurred, factor)
@@ -101,7 +101,8 @@ def rand_augment(x: torch.Tensor, generator: torch.Generator, num_ops: int = 2,
             "sharpness": lambda: _sharpness(x, enhance),
         }
         for name, compute in candidates.items():
-            if bool(is_op[name].any()):
+            # on the CPU skip unused ops; on an accelerator, asking would be a host sync
+            if x.device.type != "cpu" or bool(is_op[name].any()):
                 out = torch.where(is_op[name].view(-1, 1, 1, 1), compute(), out)
         x = out.clamp(0, 1)
     return x.contiguous(memory_format=torch.channels_last)

@@ -295,7 +295,7 @@ class Sweep:
         seed_everything(seed, f"pretrain:{task.name}")
         result = pretrain(task, backbone, on_device.pretraining, self.settings,
                           self.device, self.dtype, seed, self.reporter,
-                          label=f"pretrain {task.name} s{seed}")
+                          label=f"pretrain {task.name} s{seed}", compile=self.config.compile)
         self.checkpoints_trained += 1
         info = {"checkpoint": ckpt_id, "seconds": result["seconds"],
                 "images_per_s": result["images_per_s"], "history": result["history"],
@@ -353,7 +353,7 @@ class Sweep:
                           unlabeled=on_device.pool_images, num_classes=splits.data.num_classes,
                           consistency_tasks=plan.consistency, settings=self.settings,
                           device=self.device, autocast_dtype=self.dtype, seed=cell.seed,
-                          reporter=self.reporter)
+                          reporter=self.reporter, compile=self.config.compile)
         result = self.protocols[cell.protocol].evaluate(ctx)
         predicted = result.predict(test).to("cpu")          # the one look at the test split
         truth = on_device.test_labels.to("cpu")

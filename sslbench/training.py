@@ -52,6 +52,13 @@ def to_device(module: nn.Module, device: torch.device) -> nn.Module:
     return module.to(device=device, memory_format=torch.channels_last)
 
 
+def maybe_compile(module: nn.Module, enabled: bool) -> nn.Module:
+    """``torch.compile`` the module for training when asked (``--compile``). The compiled
+    wrapper shares parameters and forwards attribute access to the module, whose state dict
+    is what gets saved."""
+    return torch.compile(module) if enabled else module
+
+
 def make_optimizer(modules: list[nn.Module], lr: float, weight_decay: float,
                    device: torch.device) -> torch.optim.Optimizer:
     """SGD with Nesterov momentum 0.9; no weight decay on biases and normalisation weights;
@@ -97,12 +104,13 @@ def check_finite(value: float, what: str) -> None:
 
 def pretrain(task: PretextTask, backbone: nn.Module, images: torch.Tensor,
              settings: dict[str, Any], device: torch.device, dtype: torch.dtype | None,
-             seed: int, reporter: Reporter, label: str) -> dict[str, Any]:
+             seed: int, reporter: Reporter, label: str, compile: bool = False) -> dict[str, Any]:
     """Train ``backbone`` (on ``device``) and the task's head with the pretext loss on the
     unlabeled uint8 ``images`` (on ``device``). Returns the per-epoch history and throughput."""
     gen = make_generator(seed, f"pretrain:{task.name}", device)
     images = task.prepare(images, gen)
     head = to_device(task.build_head(backbone), device)
+    net = maybe_compile(backbone, compile)
     epochs = int(settings["pretrain_epochs"])
     batch_size = min(int(settings["pretrain_batch_size"]), len(images))
     steps_per_epoch = max(1, len(images) // batch_size)
@@ -128,7 +136,7 @@ def pretrain(task: PretextTask, backbone: nn.Module, images: torch.Tensor,
                 if task.uses_index:
                     extra["index"] = idx
                 with autocast(device, dtype):
-                    out = task.pretext_loss(backbone, head, x, gen, **extra)
+                    out = task.pretext_loss(net, head, x, gen, **extra)
                 optimizer.zero_grad(set_to_none=True)
                 out.loss.backward()
                 optimizer.step()

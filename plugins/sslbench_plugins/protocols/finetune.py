@@ -22,8 +22,8 @@ import sslbench
 from sslbench.augment import standard_augment, to_float
 from sslbench.protocol import EvalContext, EvaluationProtocol, ProtocolResult, Split
 from sslbench.task import ConsistencyContext
-from sslbench.training import (accuracy, autocast, check_finite, make_optimizer, predict,
-                               step_batches, to_device, warmup_cosine)
+from sslbench.training import (accuracy, autocast, check_finite, make_optimizer, maybe_compile,
+                               predict, step_batches, to_device, warmup_cosine)
 
 
 class Classifier(nn.Module):
@@ -56,6 +56,7 @@ class FineTune(EvaluationProtocol):
         s = ctx.settings
         device, dtype = ctx.device, ctx.autocast_dtype
         model = to_device(Classifier(ctx.backbone, ctx.num_classes), device)
+        net = maybe_compile(model, ctx.compile)
         heads = [to_device(h, device) if (h := t.build_head(model.backbone)) is not None else None
                  for t in ctx.consistency_tasks]
         trainable = [model] + [h for h in heads if h is not None]
@@ -78,7 +79,7 @@ class FineTune(EvaluationProtocol):
                                                     gen, device), start=1):
                 x = standard_augment(images[idx], gen)
                 with autocast(device, dtype):
-                    logits = model(x)
+                    logits = net(x)
                     contexts = [ConsistencyContext(model.backbone, head, model.fc, step, steps,
                                                    ctx.num_classes, gen) for head in heads]
                     loss = self.supervised_loss(logits, labels[idx], ctx.consistency_tasks,

@@ -99,7 +99,7 @@ class Jigsaw(PretextTask):
         self.perms = torch.from_numpy(permutation_set(
             int(self.options["permutations"]), int(self.options["permutation_seed"]),
             str(self.options["selection"])))
-        avg, low = hamming_stats(self.perms.numpy())
+        avg, low = hamming_stats(self.perms.cpu().numpy())
         self.hamming = {"average": avg, "minimum": low}
 
     def config(self):
@@ -125,7 +125,9 @@ class Jigsaw(PretextTask):
                                                      generator=generator)
         tiles = crop_patches(images, top, left, tile)                 # (N, 9, C, t, t)
         label = torch.randint(0, len(self.perms), (n,), device=dev, generator=generator)
-        perm = self.perms.to(dev)[label]                              # (N, 9)
+        if self.perms.device != dev:                                  # once, not every step
+            self.perms = self.perms.to(dev)
+        perm = self.perms[label]                                      # (N, 9)
         tiles = tiles[torch.arange(n, device=dev)[:, None], perm]
         return tiles, label, perm
 

@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 import sslbench
-from sslbench.augment import crop_patches, resize_to
+from sslbench.augment import constant, crop_patches, resize_to
 from sslbench.task import PretextTask, PreviewRow, TaskStep
 
 # grid positions (row, col) of the 8 neighbours, label = index in this list
@@ -62,7 +62,7 @@ class RelativePatch(PretextTask):
         dev = images.device
         origin = (h - (3 * p + 2 * g)) // 2
         label = torch.randint(0, len(NEIGHBOURS), (n,), device=dev, generator=generator)
-        grid = torch.tensor(NEIGHBOURS, device=dev)[label]                    # (N, 2) row, col
+        grid = constant(tuple(NEIGHBOURS), dev, torch.long)[label]                    # (N, 2) row, col
         rows = torch.stack([torch.ones_like(label), grid[:, 0]], 1)
         cols = torch.stack([torch.ones_like(label), grid[:, 1]], 1)
         shift = lambda: torch.randint(-j, j + 1, (n, 2), device=dev, generator=generator)  # noqa: E731

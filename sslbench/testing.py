@@ -1,0 +1,206 @@
+"""Conformance checks for plugin authors, in the spirit of scikit-learn's ``check_estimator``.
+
+Each check exercises what sslbench's runner relies on and raises :class:`ConformanceError`
+listing every failure in words that say what to change::
+
+    from sslbench.testing import check_task
+    check_task(MyTask)                      # in your plugin's test suite
+
+The checks run on the CPU with small random images, a few seconds per call.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+import torch
+
+from .backbone import Backbone, BackboneSpec
+from .data import DatasetRequest, DatasetSpec, ImageData
+from .protocol import EvaluationProtocol
+from .seeding import make_generator
+from .task import ConsistencyContext, PretextTask, TaskStep
+
+NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]*$")
+
+
+class ConformanceError(AssertionError):
+    """One or more checks failed; the message lists them, one per line."""
+
+
+class _Report:
+    def __init__(self, subject: str) -> None:
+        self.subject, self.failures = subject, []
+
+    def fail(self, message: str) -> None:
+        self.failures.append(message)
+
+    def check(self, ok: bool, message: str) -> bool:
+        if not ok:
+            self.fail(message)
+        return ok
+
+    def finish(self) -> None:
+        if self.failures:
+            raise ConformanceError(f"{self.subject} does not conform:\n- "
+                                   + "\n- ".join(self.failures))
+
+
+def _json_ok(report: _Report, obj: Any, what: str) -> None:
+    try:
+        json.dumps(obj)
+    except (TypeError, ValueError) as exc:
+        report.fail(f"{what} must serialise to JSON (it goes into every record): {exc}")
+
+
+def _backbones(names) -> list[tuple[str, Any]]:
+    from .plugins import PluginHost
+    host = PluginHost.from_environment()
+    return [(n, host.backbone(n)) for n in names]
+
+
+def check_task(task: type[PretextTask] | PretextTask, *,
+               backbones: tuple[str, ...] = ("smallcnn", "resnet18"),
+               resolutions: tuple[int, ...] = (32, 48), batch: int = 4) -> None:
+    """Check a pretext task class (or instance) against what the runner relies on."""
+    cls = task if isinstance(task, type) else type(task)
+    r = _Report(f"task {getattr(cls, 'name', cls.__name__)!r}")
+    r.check(isinstance(cls.name, str) and bool(NAME.match(cls.name or "")),
+            "set the class attribute `name` to a word (letters, digits, - and _), the name "
+            "users type after --tasks")
+    r.check(bool(cls.description), "set `description`: one line shown by `sslbench list tasks`")
+    r.check(isinstance(cls.defaults, dict), "`defaults` must be a dict of option -> default")
+    r.check(cls.pretrains or cls.consistency,
+            "set `pretrains = True` (a pretraining stage) or `consistency = True` (an extra "
+            "loss during fine-tuning), or both")
+    try:
+        instance = task if isinstance(task, PretextTask) else cls()
+    except Exception as exc:  # noqa: BLE001
+        r.fail(f"the task must be constructible with its defaults: {type(exc).__name__}: {exc}")
+        r.finish()
+        return
+    _json_ok(r, instance.config(), "config()")
+    for bb_name, spec in _backbones(backbones):
+        for res in resolutions:
+            where = f"with backbone {bb_name} at {res} px"
+            try:
+                _check_task_once(r, instance, spec, res, batch, where)
+            except Exception as exc:  # noqa: BLE001
+                r.fail(f"{where}: raised {type(exc).__name__}: {exc}")
+    r.finish()
+
+
+def _step(task, backbone, head, pool, seed):
+    gen = make_generator(seed, "conformance")
+    x = pool.float() / 255
+    extra = {"index": torch.arange(len(pool))} if task.uses_index else {}
+    return task.pretext_loss(backbone, head, x, gen, **extra)
+
+
+def _check_task_once(r: _Report, task: PretextTask, spec: BackboneSpec, res: int, batch: int,
+                     where: str) -> None:
+    torch.manual_seed(0)
+    backbone = spec.create(res)
+    images = torch.randint(0, 256, (batch * 2, 3, res, res), dtype=torch.uint8)
+    pool = task.prepare(images, make_generator(0, "prepare"))
+    if not r.check(isinstance(pool, torch.Tensor) and pool.dtype == torch.uint8 and pool.ndim == 4,
+                   f"{where}: prepare() must return a uint8 (N, 3, H, W) tensor"):
+        return
+    pool = pool[:batch]
+    if task.pretrains:
+        torch.manual_seed(0)
+        head = task.build_head(backbone)
+        if not r.check(isinstance(head, torch.nn.Module),
+                       f"{where}: build_head() must return an nn.Module for a pretraining task"):
+            return
+        state = {k: v.clone() for k, v in head.state_dict().items()}
+        step = _step(task, backbone, head, pool, 0)
+        if not r.check(isinstance(step, TaskStep),
+                       f"{where}: pretext_loss() must return a sslbench.task.TaskStep"):
+            return
+        r.check(step.loss.ndim == 0 and bool(torch.isfinite(step.loss)),
+                f"{where}: the loss must be a finite scalar tensor")
+        r.check(step.loss.requires_grad, f"{where}: the loss must depend on the backbone's "
+                "parameters (requires_grad); do not detach it")
+        r.check(step.loss.device == pool.device,
+                f"{where}: the loss must be on the device of the images it was given")
+        if step.logits is not None or step.targets is not None:
+            ok = step.logits is not None and step.targets is not None
+            if r.check(ok, f"{where}: return both logits and targets, or neither"):
+                t = step.targets
+                r.check(t.dtype == torch.int64, f"{where}: targets must be int64 class indices "
+                        f"(got {t.dtype})")
+                r.check(step.logits.ndim == 2 and len(step.logits) == len(t),
+                        f"{where}: logits must be (N, classes) with one row per target")
+                r.check(bool((t >= 0).all() and (t < step.logits.shape[-1]).all()),
+                        f"{where}: targets must lie in [0, {step.logits.shape[-1]})")
+        step.loss.backward()
+        grads = [p.grad for p in backbone.parameters() if p.grad is not None]
+        r.check(bool(grads), f"{where}: the loss must send gradients into the backbone")
+        # the same seed must give the same numbers
+        head.load_state_dict(state)
+        backbone.zero_grad()
+        again = _step(task, backbone, head, pool, 0)
+        r.check(torch.allclose(step.loss.detach(), again.loss.detach()),
+                f"{where}: the same generator seed must give the same loss; draw all "
+                "randomness from the `generator` argument")
+    if task.consistency:
+        classifier = torch.nn.Linear(backbone.feature_dim, 3)
+        head = task.build_head(backbone)
+        ctx = ConsistencyContext(backbone, head, classifier, step=1, total_steps=10,
+                                 num_classes=3, generator=make_generator(0, "c"))
+        loss = task.unlabeled_loss(ctx, pool.float() / 255)
+        r.check(isinstance(loss, torch.Tensor) and loss.ndim == 0 and bool(torch.isfinite(loss)),
+                f"{where}: unlabeled_loss() must return a finite scalar tensor")
+
+
+def check_backbone(spec: BackboneSpec, *, resolutions: tuple[int, ...] = (32, 64)) -> None:
+    """Check a backbone spec: a :class:`Backbone` with pooled features per stage."""
+    r = _Report(f"backbone {spec.name!r}")
+    r.check(bool(NAME.match(spec.name)), "the backbone's name must be a word")
+    for res in resolutions:
+        try:
+            b = spec.create(res)
+        except Exception as exc:  # noqa: BLE001
+            r.fail(f"create({res}) raised {type(exc).__name__}: {exc}")
+            continue
+        if not r.check(isinstance(b, Backbone), f"create({res}) must return a sslbench.backbone.Backbone"):
+            continue
+        x = torch.rand(2, 3, res, res)
+        stages = b.forward_stages(x)
+        r.check([tuple(f.shape) for f in stages] == [(2, d) for d in b.stage_dims],
+                f"at {res} px: forward_stages() must give (N, stage_dims[i]) per stage")
+        r.check(tuple(b(x).shape) == (2, b.feature_dim),
+                f"at {res} px: forward() must give (N, feature_dim)")
+        r.check("input_mean" in b.state_dict(), "call Backbone.__init__ (it registers the "
+                "input normalisation buffers)")
+    r.finish()
+
+
+def check_dataset(spec: DatasetSpec, request: DatasetRequest) -> ImageData:
+    """Load a data set with ``request`` and check what the runner relies on."""
+    r = _Report(f"data set {spec.name!r}")
+    data = spec.load(request)
+    res = request.resolution
+    for split in ("train", "test"):
+        images = getattr(data, f"{split}_images")
+        labels = getattr(data, f"{split}_labels")
+        r.check(images.dtype == torch.uint8 and tuple(images.shape[1:]) == (3, res, res),
+                f"{split} images must be uint8 (N, 3, {res}, {res}), resized once at load")
+        r.check(labels.dtype == torch.int64 and bool((labels >= 0).all())
+                and bool((labels < data.num_classes).all()),
+                f"{split} labels must be int64 in [0, {data.num_classes})")
+    _json_ok(r, data.provenance, "provenance")
+    r.finish()
+    return data
+
+
+def check_protocol(cls: type[EvaluationProtocol]) -> None:
+    """Check a protocol class's declarations (its behaviour is exercised by a sweep)."""
+    r = _Report(f"protocol {getattr(cls, 'name', cls.__name__)!r}")
+    r.check(bool(NAME.match(cls.name or "")), "set `name`, the word users pass to --protocols")
+    r.check(bool(cls.description), "set `description` for `sslbench list protocols`")
+    r.check(cls.evaluate is not EvaluationProtocol.evaluate, "implement evaluate(ctx)")
+    r.finish()
