@@ -195,6 +195,19 @@ def show(task_name, dataset, resolution, count, seed, task_opts, data_dir, outpu
     click.echo(f"wrote {output}")
 
 
+@cli.command("new-plugin")
+@click.argument("name")
+@click.option("--kind", type=click.Choice(["task", "backbone", "dataset", "protocol"]),
+              default="task", show_default=True)
+@click.option("--dir", "directory", default=".", show_default=True,
+              type=click.Path(file_okay=False), help="Where to create sslbench-NAME/.")
+def new_plugin_command(name, kind, directory) -> None:
+    """Write a pip-installable plugin package skeleton that passes its own test."""
+    from .scaffold import new_plugin
+    root = new_plugin(name, kind, Path(directory))
+    click.echo(f"wrote {root}/ — next: cd {root} && pip install -e '.[test]' && pytest")
+
+
 def _host(plugins: list[str]) -> PluginHost:
     host = PluginHost.from_environment(plugins)
     for p in host.failed:

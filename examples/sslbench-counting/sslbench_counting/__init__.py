@@ -1,0 +1,1 @@
+"""Counting visual primitives, an sslbench plugin."""

@@ -1,0 +1,213 @@
+"""``sslbench new-plugin``: the skeleton of a pip-installable plugin package.
+
+The generated package declares its plugin in the ``sslbench`` entry-point group, holds one
+working example of the chosen kind (to edit), and a test that runs sslbench's conformance
+check on it, so ``pip install -e . && pytest`` passes as generated.
+"""
+
+from __future__ import annotations
+
+import re
+import textwrap
+from pathlib import Path
+
+from .atomic import atomic_write_text
+from .errors import SSLBenchError
+
+KINDS = ("task", "backbone", "dataset", "protocol")
+
+PYPROJECT = '''\
+[build-system]
+requires = ["setuptools>=68"]
+build-backend = "setuptools.build_meta"
+
+[project]
+name = "sslbench-{name}"
+version = "0.1.0"
+description = "An sslbench {kind} plugin: {name}"
+requires-python = ">=3.10"
+dependencies = ["sslbench"]
+
+[project.optional-dependencies]
+test = ["pytest"]
+
+# This line is what makes sslbench find the plugin.
+[project.entry-points.sslbench]
+{name} = "{module}.plugin"
+
+[tool.setuptools]
+packages = ["{module}"]
+'''
+
+PLUGINS = {
+    "task": '''\
+"""The {name} pretext task. Edit build_head and pretext_loss; keep the hook at the bottom."""
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+import sslbench
+from sslbench.task import PretextTask, TaskStep
+
+
+class {cls}(PretextTask):
+    name = "{name}"
+    description = "predict whether each image was mirrored (replace with your task)"
+    defaults = {{"share": 0.5}}        # options: --task-opt {name}.share=0.3
+
+    def build_head(self, backbone):
+        return nn.Linear(backbone.feature_dim, 2)
+
+    def pretext_loss(self, backbone, head, images, generator):
+        # images: a whole batch, float in [0, 1], (N, 3, H, W), on the run's device.
+        # Build inputs and targets with tensor ops (no loop over images); draw randomness
+        # from `generator` so that runs are reproducible.
+        flip = torch.rand(len(images), device=images.device, generator=generator)
+        targets = (flip < self.options["share"]).long()
+        inputs = torch.where(targets.bool()[:, None, None, None], images.flip(3), images)
+        logits = head(backbone(inputs))
+        return TaskStep(F.cross_entropy(logits.float(), targets), logits, targets)
+
+
+@sslbench.hookimpl
+def sslbench_tasks():
+    return [{cls}]
+''',
+    "backbone": '''\
+"""The {name} backbone. Edit the stages; keep stage_dims in step with them."""
+
+from torch import nn
+
+import sslbench
+from sslbench.backbone import Backbone, BackboneSpec
+
+
+class {cls}(Backbone):
+    def __init__(self):
+        super().__init__()              # registers the input normalisation buffers
+        self.stage_dims = [16, 32]
+        self.stages = nn.ModuleList([
+            nn.Sequential(nn.Conv2d(3, 16, 3, padding=1), nn.BatchNorm2d(16), nn.ReLU()),
+            nn.Sequential(nn.MaxPool2d(2), nn.Conv2d(16, 32, 3, padding=1), nn.BatchNorm2d(32),
+                          nn.ReLU()),
+        ])
+
+    def stage_maps(self, x):
+        maps = []
+        for stage in self.stages:
+            x = stage(x)
+            maps.append(x)
+        return maps
+
+
+@sslbench.hookimpl
+def sslbench_backbones():
+    return [BackboneSpec("{name}", lambda resolution: {cls}(), "a two-stage CNN (edit me)")]
+''',
+    "dataset": '''\
+"""The {name} data set. Replace the synthetic images with your loader; use it as
+`--dataset {name}` (or set takes_argument=True for `{name}:PATH`)."""
+
+import torch
+
+import sslbench
+from sslbench.data import DatasetRequest, DatasetSpec, ImageData, resize_uint8
+
+
+def load(request: DatasetRequest) -> ImageData:
+    g = torch.Generator().manual_seed(request.split_seed)
+    labels = torch.arange(4).repeat(25)
+    colour = torch.tensor([[200, 40, 40], [40, 200, 40], [40, 40, 200], [200, 200, 40]])
+    base = colour[labels].to(torch.float32)[:, :, None, None].expand(-1, 3, 16, 16)
+    noise = torch.randint(-30, 30, base.shape, generator=g)
+    images = resize_uint8((base + noise).clamp(0, 255).to(torch.uint8), request.resolution)
+    return ImageData("{name}", ["red", "green", "blue", "yellow"],
+                     images[:80], labels[:80], images[80:], labels[80:],
+                     provenance={{"source": "synthetic colours (replace me)"}})
+
+
+@sslbench.hookimpl
+def sslbench_datasets():
+    return [DatasetSpec("{name}", load, "synthetic coloured squares (edit me)")]
+''',
+    "protocol": '''\
+"""The {name} protocol: nearest class mean on cached frozen features (edit me)."""
+
+import torch
+import torch.nn.functional as F
+
+import sslbench
+from sslbench.protocol import EvaluationProtocol, ProtocolResult
+
+
+class {cls}(EvaluationProtocol):
+    name = "{name}"
+    description = "nearest class mean on the last stage's cached features"
+    uses_features = True
+
+    def evaluate(self, ctx):
+        feats = F.normalize(ctx.labeled.features()[-1], dim=1)
+        means = torch.stack([feats[ctx.labeled.labels == c].mean(0)
+                             if (ctx.labeled.labels == c).any() else torch.zeros_like(feats[0])
+                             for c in range(ctx.num_classes)])
+
+        def predict(split):
+            return (F.normalize(split.features()[-1], dim=1) @ means.T).argmax(1)
+
+        val_acc = float((predict(ctx.val) == ctx.val.labels).float().mean())
+        return ProtocolResult(predict, val_acc)
+
+
+@sslbench.hookimpl
+def sslbench_protocols():
+    return [{cls}]
+''',
+}
+
+TESTS = {
+    "task": "from sslbench.testing import check_task\nfrom {module}.plugin import {cls}\n\n\n"
+            "def test_conforms():\n    check_task({cls})\n",
+    "backbone": "from sslbench.plugins import PluginHost\nfrom sslbench.testing import check_backbone\n\n\n"
+                "def test_conforms():\n    check_backbone(PluginHost.from_environment().backbone(\"{name}\"))\n",
+    "dataset": "from sslbench.data import DatasetRequest\nfrom sslbench.testing import check_dataset\n"
+               "from {module}.plugin import sslbench_datasets\n\n\n"
+               "def test_conforms():\n    check_dataset(sslbench_datasets()[0], DatasetRequest(None, 32, \"data\"))\n",
+    "protocol": "from sslbench.testing import check_protocol\nfrom {module}.plugin import {cls}\n\n\n"
+                "def test_conforms():\n    check_protocol({cls})\n",
+}
+
+README = '''\
+# sslbench-{name}
+
+An sslbench {kind} plugin.
+
+    pip install -e '.[test]'
+    sslbench list {kind}s          # shows {name}, from this plugin
+    pytest                          # sslbench's conformance check
+'''
+
+
+def new_plugin(name: str, kind: str, directory: Path) -> Path:
+    """Write the package ``sslbench-NAME`` under ``directory``; returns its folder."""
+    if not re.fullmatch(r"[a-z][a-z0-9_]*", name):
+        raise SSLBenchError(f"plugin name {name!r} must be lower-case letters, digits and _, "
+                            "starting with a letter")
+    if kind not in KINDS:
+        raise SSLBenchError(f"unknown kind {kind!r}; kinds: {', '.join(KINDS)}")
+    root = Path(directory) / f"sslbench-{name}"
+    if root.exists():
+        raise SSLBenchError(f"{str(root)!r} already exists")
+    module = f"sslbench_{name}"
+    fields = {"name": name, "kind": kind, "module": module,
+              "cls": "".join(part.capitalize() for part in name.split("_")) + kind.capitalize()}
+    files = {
+        "pyproject.toml": PYPROJECT.format(**fields),
+        "README.md": README.format(**fields),
+        f"{module}/__init__.py": f'"""sslbench plugin package {name}."""\n',
+        f"{module}/plugin.py": PLUGINS[kind].format(**fields),
+        "tests/test_plugin.py": TESTS[kind].format(**fields),
+    }
+    for rel, text in files.items():
+        atomic_write_text(root / rel, textwrap.dedent(text))
+    return root

@@ -1,0 +1,82 @@
+"""The example third-party plugin (examples/sslbench-counting), pip-installed into a folder of
+its own and found by a fresh sslbench process through its entry point alone."""
+
+import json
+import os
+import subprocess
+import sys
+
+from conftest import FAST_FLAGS, REPO
+
+EXAMPLE = REPO / "examples" / "sslbench-counting"
+
+
+def test_pip_installed_plugin_gets_a_leaderboard_row(tmp_path):
+    site = tmp_path / "site"
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-index",
+                    "--no-build-isolation", "--target", str(site), str(EXAMPLE)],
+                   check=True, capture_output=True)
+    env = {**os.environ,
+           "PYTHONPATH": os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")])}
+    sslbench = [sys.executable, "-m", "sslbench.cli"]
+    listed = subprocess.run(sslbench + ["list", "tasks"], env=env, capture_output=True, text=True)
+    assert listed.returncode == 0, listed.stderr
+    assert "counting" in listed.stdout
+    out = tmp_path / "out"
+    run = subprocess.run(sslbench + ["run", "--quiet", "--tasks", "counting,rotation",
+                                     "--fractions", "1.0", "--protocols", "linear",
+                                     "--resolution", "16", "--out", str(out),
+                                     "--cache-dir", str(tmp_path / "cache"), *FAST_FLAGS],
+                         env=env, capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    rows = [line.split("│")[1].strip() for line in run.stdout.splitlines() if line.startswith("│")]
+    assert rows == ["counting", "rotation", "scratch"]
+    record = json.loads(next((out / "records").glob("*counting*")).read_text())
+    assert record["status"] == "ok" and record["task_plan"]["pretext"]["name"] == "counting"
+
+
+def test_example_plugins_own_tests_pass(tmp_path):
+    site = tmp_path / "site"
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-index",
+                    "--no-build-isolation", "--target", str(site), str(EXAMPLE)],
+                   check=True, capture_output=True)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")])}
+    result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                             str(EXAMPLE / "tests")], env=env, capture_output=True, text=True,
+                            cwd=tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_new_plugin_skeleton_passes_its_own_test(cli, tmp_path):
+    status, out, err = cli("new-plugin", "flipped", "--kind", "task", "--dir", str(tmp_path))
+    assert status == 0, err
+    root = tmp_path / "sslbench-flipped"
+    assert '[project.entry-points.sslbench]\nflipped = "sslbench_flipped.plugin"' in (
+        root / "pyproject.toml").read_text()
+    site = tmp_path / "site"
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-index",
+                    "--no-build-isolation", "--target", str(site), str(root)],
+                   check=True, capture_output=True)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")])}
+    listed = subprocess.run([sys.executable, "-m", "sslbench.cli", "list", "tasks"], env=env,
+                            capture_output=True, text=True)
+    assert "flipped" in listed.stdout
+    result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                             str(root / "tests")], env=env, capture_output=True, text=True,
+                            cwd=tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_new_plugin_bad_input(cli, tmp_path):
+    status, _, err = cli("new-plugin", "Bad-Name", "--dir", str(tmp_path))
+    assert status == 2 and "must be lower-case letters" in err
+
+
+def test_hook_reference_in_docs_is_generated_from_the_hookspecs():
+    from sslbench import hookspecs
+    from sslbench.hookdoc import render_reference
+    docs = (REPO / "docs" / "plugins.md").read_text()
+    assert render_reference() in docs, "run: python -m sslbench.hookdoc"
+    for name in dir(hookspecs):
+        if name.startswith("sslbench_"):
+            assert f"### `{name}(" in docs
