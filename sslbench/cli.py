@@ -14,7 +14,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from .atomic import atomic_write_text
+from .atomic import atomic_write_bytes, atomic_write_text
 from .config import build_config, load_toml, parse_assignments, parse_task_options
 from .errors import SSLBenchError
 from .leaderboard import Leaderboard
@@ -156,9 +156,18 @@ def report(results_dirs, fmt, output, plugins) -> None:
         if not found:
             raise SSLBenchError(f"no result records in {d!r}")
         records += found
-    text = renderer.render(Leaderboard(records))
+    board = Leaderboard(records)
     if output:
-        atomic_write_text(Path(output), text)
+        board.asset_stem = Path(output).stem
+    text = renderer.render(board)
+    if output:
+        output = Path(output)
+        if renderer.plots:
+            from .leaderboard import Publication
+            for name, files in Publication(board).render_figures().items():
+                for fmt, data in files.items():
+                    atomic_write_bytes(output.with_name(f"{output.stem}-{name}.{fmt}"), data)
+        atomic_write_text(output, text)
         click.echo(f"wrote {output}")
     else:
         click.echo(text)

@@ -26,6 +26,7 @@ class ReportFormat:
     render: Callable[["Leaderboard"], str]
     description: str = ""
     suffix: str = ".txt"
+    plots: bool = False   # ``sslbench report -o`` writes the plots (PNG, SVG) beside the file
 
 
 def format_seconds(seconds: float | None) -> str:
@@ -44,6 +45,9 @@ class Leaderboard:
 
     def __init__(self, records: list[dict[str, Any]]) -> None:
         self.records = records
+        # file-name stem of plot files written beside a report (``sslbench report -o``);
+        # formats that link to plots (markdown) use it
+        self.asset_stem: str | None = None
         rows = []
         for r in records:
             pre = r.get("pretraining") or {}
@@ -158,3 +162,178 @@ class Leaderboard:
                 f"{len(seeds)} seed(s) ({', '.join(map(str, seeds))}); best of each column "
                 "marked. linear: best stage chosen on validation; scratch: the same backbone "
                 "from random initialisation on the same labels.")
+
+
+# --------------------------------------------------------------------------- publishing
+def run_command(records: list[dict[str, Any]]) -> str:
+    """The ``sslbench run`` command that produced these records (from their sweep config)."""
+    sweep = records[0].get("sweep", {})
+    tasks = sorted({r["task"] for r in records if r["task"] != SCRATCH})
+    parts = ["sslbench run", f"--dataset {','.join(sorted({r['dataset'] for r in records}))}",
+             f"--backbone {','.join(sorted({r['backbone'] for r in records}))}",
+             f"--tasks {','.join(tasks)}" if tasks else "",
+             f"--fractions {','.join(f'{f:g}' for f in sorted({float(r['fraction']) for r in records}))}",
+             f"--protocols {','.join(sorted({r['protocol'] for r in records}))}",
+             f"--seeds {','.join(str(s) for s in sorted({r['seed'] for r in records}))}",
+             f"--preset {sweep.get('preset', 'quick')}"]
+    return " ".join(p for p in parts if p)
+
+
+class Publication:
+    """What a published report adds to the leaderboard: label efficiency, provenance and
+    plots. Built from a :class:`Leaderboard`; used by the HTML and markdown formats."""
+
+    def __init__(self, board: Leaderboard) -> None:
+        self.board = board
+
+    def label_efficiency(self) -> pd.DataFrame:
+        """Per task and protocol: the gain over scratch (points) at each fraction, and the
+        smallest fraction at which the task reaches scratch's fine-tuned accuracy with 100%
+        of the labels (the fully supervised reference), where it does."""
+        s = self.board.summary()
+        rows = []
+        for (ds, bb), group in s.groupby(["dataset", "backbone"]):
+            ref = group[(group["task"] == SCRATCH) & (group["protocol"] == "finetune")
+                        & (group["fraction"] == 1.0)]["mean"]
+            reference = float(ref.iloc[0]) if len(ref) else float("nan")
+            for (task, proto), g in group[group["task"] != SCRATCH].groupby(["task", "protocol"]):
+                row = {"dataset": ds, "backbone": bb, "task": task, "protocol": proto}
+                base = group[(group["task"] == SCRATCH) & (group["protocol"] == proto)]
+                for _, r in g.sort_values("fraction").iterrows():
+                    b = base[base["fraction"] == r["fraction"]]["mean"]
+                    row[f"gain {r['fraction'] * 100:g}%"] = (r["mean"] - float(b.iloc[0])
+                                                             if len(b) else float("nan"))
+                reached = g[g["mean"] >= reference].sort_values("fraction")
+                row["reaches supervised@100% at"] = (f"{reached['fraction'].iloc[0] * 100:g}%"
+                                                     if len(reached) else "not reached")
+                rows.append(row)
+        return pd.DataFrame(rows)
+
+    def provenance(self) -> pd.DataFrame:
+        """Per leaderboard cell: the records behind it, the probed layer or fine-tuning step
+        chosen on validation for each seed, and the label-split files."""
+        rows = {}
+        for r in self.board.records:
+            key = (r["task"], r["protocol"], float(r["fraction"]))
+            row = rows.setdefault(key, {"task": key[0], "protocol": key[1],
+                                        "fraction": f"{key[2] * 100:g}%", "seeds": [],
+                                        "chosen": [], "split files": set(), "failed": 0})
+            row["seeds"].append(r["seed"])
+            if r["status"] != "ok":
+                row["failed"] += 1
+                continue
+            d = r.get("details") or {}
+            if "chosen_stage" in d:
+                row["chosen"].append(f"stage {d['chosen_stage']}")
+            elif "chosen_step" in d:
+                row["chosen"].append(f"step {d['chosen_step']}")
+            data = r.get("data") or {}
+            row["split files"].update(x for x in (data.get("split_file"), data.get("labeled_file")) if x)
+        out = []
+        for row in rows.values():
+            row["seeds"] = ",".join(map(str, sorted(row["seeds"])))
+            row["chosen"] = ", ".join(row["chosen"]) or "—"
+            row["split files"] = ", ".join(sorted(row["split files"]))
+            out.append(row)
+        return pd.DataFrame(out).sort_values(["task", "protocol", "fraction"]).reset_index(drop=True)
+
+    def references(self, host) -> pd.DataFrame:
+        """Published numbers of the tasks in this leaderboard (their ``references``), with
+        sslbench's own mean where the setting matches: same data set, backbone, protocol and
+        number of labeled images."""
+        rows = []
+        s = self.board.summary()
+        labeled = {}
+        for r in self.board.records:
+            if r["status"] == "ok":
+                labeled[(r["dataset"], r["backbone"], r["task"], r["protocol"],
+                         r.get("n_labeled"))] = float(r["fraction"])
+        for task in self.board.tasks:
+            try:
+                classes = [] if task == SCRATCH else [host.task(task)]  # "a+b": no reference
+            except Exception:  # noqa: BLE001 - a combined row, or a plugin no longer installed
+                classes = []
+            for cls in classes:
+                for ref in getattr(cls, "references", []):
+                    frac = labeled.get((ref["dataset"], ref["backbone"], task, ref["protocol"],
+                                        ref["labels"]))
+                    ours = s[(s["task"] == task) & (s["dataset"] == ref["dataset"])
+                             & (s["protocol"] == ref["protocol"]) & (s["fraction"] == frac)]
+                    rows.append({"task": task, **{k: ref[k] for k in (
+                        "paper", "dataset", "backbone", "protocol", "labels")},
+                        "published %": f"{ref['accuracy']:.2f}",
+                        "sslbench %": f"{ours['mean'].iloc[0]:.1f}" if len(ours) else "— (setting differs)",
+                        "source": ref["source"]})
+        return pd.DataFrame(rows)
+
+    def figures(self) -> dict[str, Any]:
+        """matplotlib figures: ``accuracy`` (test accuracy against label fraction, one panel
+        per protocol, error bars over seeds, scratch dashed) and ``gain`` (points over
+        scratch per task and fraction)."""
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        s = self.board.summary()
+        s = s[s["n"] > 0]
+        protocols = self.board.protocols
+        figs = {}
+        fig, axes = plt.subplots(1, len(protocols), figsize=(4.5 * len(protocols), 3.6),
+                                 squeeze=False, sharey=True)
+        for ax, proto in zip(axes[0], protocols):
+            for task in self.board.tasks:
+                g = s[(s["protocol"] == proto) & (s["task"] == task)].sort_values("fraction")
+                if g.empty:
+                    continue
+                style = dict(color="black", linestyle="--") if task == SCRATCH else {}
+                ax.errorbar(g["fraction"] * 100, g["mean"], yerr=g["std"].fillna(0), marker="o",
+                            capsize=3, label=task, **style)
+            ax.set_xscale("log")
+            ticks = [f * 100 for f in self.board.fractions]
+            ax.set_xticks(ticks, [f"{t:g}%" for t in ticks])
+            ax.minorticks_off()
+            ax.set_title(proto)
+            ax.set_xlabel("labels used (%)")
+            ax.grid(alpha=0.3)
+        axes[0][0].set_ylabel("test accuracy (%)")
+        axes[0][-1].legend(fontsize=8)
+        fig.tight_layout()
+        figs["accuracy"] = fig
+
+        eff = self.label_efficiency()
+        gain_cols = [c for c in eff.columns if c.startswith("gain ")]
+        fig, axes = plt.subplots(1, len(protocols), figsize=(4.5 * len(protocols), 3.6),
+                                 squeeze=False, sharey=True)
+        for ax, proto in zip(axes[0], protocols):
+            g = eff[eff["protocol"] == proto] if len(eff) else eff
+            width = 0.8 / max(1, len(g))
+            for i, (_, row) in enumerate(g.iterrows()):
+                xs = [j + i * width for j in range(len(gain_cols))]
+                ax.bar(xs, [row[c] for c in gain_cols], width=width, label=row["task"])
+            ax.axhline(0, color="black", linewidth=0.8)
+            ax.set_xticks([j + 0.4 - width / 2 for j in range(len(gain_cols))])
+            ax.set_xticklabels([c.replace("gain ", "") for c in gain_cols])
+            ax.set_title(proto)
+            ax.set_xlabel("labels used")
+            ax.grid(alpha=0.3, axis="y")
+        axes[0][0].set_ylabel("gain over scratch (points)")
+        if len(eff):
+            axes[0][-1].legend(fontsize=8)
+        fig.tight_layout()
+        figs["gain"] = fig
+        return figs
+
+    def render_figures(self) -> dict[str, dict[str, bytes]]:
+        """{figure name: {"png": bytes, "svg": bytes}}."""
+        import io
+
+        import matplotlib.pyplot as plt
+        out = {}
+        for name, fig in self.figures().items():
+            out[name] = {}
+            for fmt in ("png", "svg"):
+                buffer = io.BytesIO()
+                fig.savefig(buffer, format=fmt, dpi=120)
+                out[name][fmt] = buffer.getvalue()
+            plt.close(fig)
+        return out

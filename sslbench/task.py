@@ -78,6 +78,9 @@ class PretextTask:
             fine-tuning (``--tasks rotation+uda``).
         uses_index: :meth:`pretext_loss` is also given ``index``, the positions of the batch
             in the images :meth:`prepare` returned (exemplar's surrogate class labels).
+        references: published results, shown beside sslbench's own in reports: dicts with
+            ``paper``, ``dataset``, ``backbone``, ``protocol``, ``labels`` (count),
+            ``accuracy`` (%) and ``source`` (where the number is printed).
     """
 
     name: ClassVar[str] = ""
@@ -86,6 +89,7 @@ class PretextTask:
     pretrains: ClassVar[bool] = True
     consistency: ClassVar[bool] = False
     uses_index: ClassVar[bool] = False
+    references: ClassVar[list[dict[str, Any]]] = []
 
     def __init__(self, **options: Any) -> None:
         unknown = sorted(set(options) - set(self.defaults))

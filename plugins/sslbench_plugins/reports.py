@@ -11,7 +11,8 @@ from rich.table import Table
 from tabulate import tabulate
 
 import sslbench
-from sslbench.leaderboard import Leaderboard, ReportFormat
+from sslbench.plugins import PluginHost
+from sslbench.leaderboard import Leaderboard, Publication, ReportFormat, run_command
 
 # Marks the best value of a column in formats whose escaping would mangle markup.
 _BEST_OPEN, _BEST_CLOSE = "\x02", "\x03"
@@ -38,30 +39,87 @@ def render_table(board: Leaderboard) -> str:
     return buffer.getvalue()
 
 
+def _fmt_gain(value) -> str:
+    return "—" if value != value else f"{value:+.1f}"
+
+
+def _extras(board: Leaderboard) -> tuple:
+    pub = Publication(board)
+    eff = pub.label_efficiency()
+    if len(eff):
+        eff = eff.drop(columns=["dataset", "backbone"])
+        for col in [c for c in eff.columns if c.startswith("gain ")]:
+            eff[col] = eff[col].map(_fmt_gain)
+    return pub, eff, pub.provenance()
+
+
 def render_markdown(board: Leaderboard) -> str:
-    parts = []
+    parts = [f"Produced by `{run_command(board.records)}`; rendered by `sslbench report`.\n"]
     for dataset, backbone, table, caption in _tables(board, lambda s: f"**{s}**"):
         parts.append(f"### {dataset} · {backbone}\n\n"
                      + tabulate(table, headers="keys", tablefmt="pipe",
                                 colalign=("left",) + ("right",) * len(table.columns))
                      + f"\n\n{caption}\n")
+    pub, eff, prov = _extras(board)
+    if board.asset_stem:
+        parts.append(f"![test accuracy against label fraction]({board.asset_stem}-accuracy.png)\n\n"
+                     f"![gain over scratch]({board.asset_stem}-gain.png)\n")
+    if len(eff):
+        parts.append("### Label efficiency\n\nGain over scratch (points, same protocol and "
+                     "labels), and the smallest label fraction at which the task reaches "
+                     "scratch fine-tuned on 100% of the labels.\n\n"
+                     + tabulate(eff, headers="keys", tablefmt="pipe", showindex=False,
+                               disable_numparse=True) + "\n")
+    refs = pub.references(PluginHost.from_environment())
+    if len(refs):
+        parts.append("### Published reference numbers\n\n"
+                     + tabulate(refs, headers="keys", tablefmt="pipe", showindex=False,
+                                disable_numparse=True) + "\n")
+    parts.append("### Where each number comes from\n\nPer leaderboard cell: the seeds of its "
+                 "records, the layer (linear, knn) or fine-tuning step chosen on validation for "
+                 "each seed, and the split files (under the results directory) that list the "
+                 "validation images and the labeled subset.\n\n"
+                 + tabulate(prov, headers="keys", tablefmt="pipe", showindex=False) + "\n")
     return "\n".join(parts)
 
 
 def render_html(board: Leaderboard) -> str:
-    body = []
+    body = [f"<p>Produced by <code>{html.escape(run_command(board.records))}</code>.</p>"]
     for dataset, backbone, table, caption in _tables(
             board, lambda s: f"{_BEST_OPEN}{s}{_BEST_CLOSE}"):
         rendered = tabulate(table, headers="keys", tablefmt="html")
         rendered = rendered.replace(_BEST_OPEN, "<b>").replace(_BEST_CLOSE, "</b>")
         body.append(f"<h2>{html.escape(dataset)} · {html.escape(backbone)}</h2>\n{rendered}\n"
                     f"<p class='caption'>{html.escape(caption)}</p>")
+    pub, eff, prov = _extras(board)
+    figures = pub.render_figures()
+    body.append("<h2>Plots</h2>")
+    for name, alt in (("accuracy", "test accuracy against label fraction"),
+                      ("gain", "gain over scratch")):
+        svg = figures[name]["svg"].decode()
+        svg = svg[svg.index("<svg"):]                       # drop the XML prologue
+        body.append(f"<figure role='img' aria-label='{alt}'>{svg}<figcaption>{alt}"
+                    "</figcaption></figure>")
+    if len(eff):
+        body.append("<h2>Label efficiency</h2><p class='caption'>Gain over scratch (points), "
+                    "and the smallest label fraction at which the task reaches scratch "
+                    "fine-tuned on 100% of the labels.</p>"
+                    + tabulate(eff, headers="keys", tablefmt="html", showindex=False,
+                               disable_numparse=True))
+    refs = pub.references(PluginHost.from_environment())
+    if len(refs):
+        body.append("<h2>Published reference numbers</h2>"
+                    + tabulate(refs, headers="keys", tablefmt="html", showindex=False,
+                               disable_numparse=True))
+    body.append("<h2>Where each number comes from</h2>"
+                + tabulate(prov, headers="keys", tablefmt="html", showindex=False))
     return ("<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>"
             "<title>sslbench leaderboard</title><style>"
-            "body{font-family:system-ui,sans-serif;margin:2em;max-width:70em}"
-            "table{border-collapse:collapse}td,th{padding:.3em .8em;border-bottom:1px solid #ddd;"
-            "text-align:right}td:first-child,th:first-child{text-align:left}"
-            ".caption{color:#555;font-size:.9em}</style></head><body>\n"
+            "body{font-family:system-ui,sans-serif;margin:2em;max-width:80em}"
+            "table{border-collapse:collapse;margin:1em 0}td,th{padding:.3em .8em;"
+            "border-bottom:1px solid #ddd;text-align:right}td:first-child,th:first-child"
+            "{text-align:left}.caption,figcaption{color:#555;font-size:.9em}"
+            "svg{max-width:100%;height:auto}</style></head><body>\n"
             "<h1>sslbench leaderboard</h1>\n" + "\n".join(body) + "\n</body></html>\n")
 
 
@@ -95,8 +153,10 @@ def render_csv(board: Leaderboard) -> str:
 def sslbench_report_formats():
     return [
         ReportFormat("table", render_table, "plain-text table for the terminal", ".txt"),
-        ReportFormat("markdown", render_markdown, "GitHub-flavoured markdown tables", ".md"),
-        ReportFormat("html", render_html, "a self-contained HTML page", ".html"),
+        ReportFormat("markdown", render_markdown, "markdown: leaderboard, label efficiency, "
+                     "provenance (plots beside it with -o)", ".md", plots=True),
+        ReportFormat("html", render_html, "one self-contained page with tables and plots",
+                     ".html", plots=True),
         ReportFormat("latex", render_latex, "LaTeX tables (booktabs)", ".tex"),
         ReportFormat("csv", render_csv, "long-form CSV with mean, std and n", ".csv"),
     ]

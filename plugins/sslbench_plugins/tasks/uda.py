@@ -63,6 +63,14 @@ class UDA(PretextTask):
                 "tsa": "linear", "randaugment_ops": 2, "randaugment_magnitude": 10.0}
     pretrains = False
     consistency = True
+    references = [
+        {"paper": "Xie et al. 2019, arXiv:1904.12848v1", "dataset": "cifar10",
+         "backbone": "wide_resnet28_2", "protocol": "finetune", "labels": 4000,
+         "accuracy": 100 - 5.27, "source": "abstract: error 7.66% -> 5.27%"},
+        {"paper": "Xie et al. 2019, arXiv:1904.12848v1", "dataset": "svhn",
+         "backbone": "wide_resnet28_2", "protocol": "finetune", "labels": 1000,
+         "accuracy": 100 - 2.46, "source": "abstract: error 3.53% -> 2.46%"},
+    ]
 
     def __init__(self, **options):
         super().__init__(**options)
