@@ -65,6 +65,14 @@ def test_new_plugin_skeleton_passes_its_own_test(cli, tmp_path):
                              str(root / "tests")], env=env, capture_output=True, text=True,
                             cwd=tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
+    run = subprocess.run([sys.executable, "-m", "sslbench.cli", "run", "--quiet", "--tasks",
+                          "flipped,rotation", "--fractions", "1.0", "--protocols", "linear",
+                          "--resolution", "16", "--out", str(tmp_path / "out"),
+                          "--cache-dir", str(tmp_path / "cache"), *FAST_FLAGS],
+                         env=env, capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    rows = [line.split("│")[1].strip() for line in run.stdout.splitlines() if line.startswith("│")]
+    assert rows == ["flipped", "rotation", "scratch"]
 
 
 def test_new_plugin_bad_input(cli, tmp_path):
