@@ -22,6 +22,8 @@ def setup(flowers32):
     images, labels, _ = flowers32
     torch.manual_seed(0)
     backbone = SmallCNN().eval()
+    order = torch.randperm(len(images), generator=torch.Generator().manual_seed(0))
+    images, labels = images[order], labels[order]      # the loader's order is class by class
     n = len(images) * 4 // 5
     return backbone, images[:n], labels[:n], images[n:], labels[n:]
 

@@ -216,7 +216,7 @@ class Publication:
         for r in self.board.records:
             key = (r["task"], r["protocol"], float(r["fraction"]))
             row = rows.setdefault(key, {"task": key[0], "protocol": key[1],
-                                        "fraction": f"{key[2] * 100:g}%", "seeds": [],
+                                        "fraction": key[2], "seeds": [],
                                         "chosen": [], "split files": set(), "failed": 0})
             row["seeds"].append(r["seed"])
             if r["status"] != "ok":
@@ -235,7 +235,9 @@ class Publication:
             row["chosen"] = ", ".join(row["chosen"]) or "—"
             row["split files"] = ", ".join(sorted(row["split files"]))
             out.append(row)
-        return pd.DataFrame(out).sort_values(["task", "protocol", "fraction"]).reset_index(drop=True)
+        frame = pd.DataFrame(out).sort_values(["task", "protocol", "fraction"])
+        frame["fraction"] = [f"{f * 100:g}%" for f in frame["fraction"]]
+        return frame.reset_index(drop=True)
 
     def references(self, host) -> pd.DataFrame:
         """Published numbers of the tasks in this leaderboard (their ``references``), with

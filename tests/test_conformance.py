@@ -64,3 +64,15 @@ def test_compile_wraps_without_copying_parameters():
     compiled = maybe_compile(net, True)
     assert compiled is not net and compiled.feature_dim == net.feature_dim
     assert maybe_compile(net, False) is net
+
+
+def test_builtin_imagefolder_conforms(image_folder):
+    spec, _ = HOST.dataset("imagefolder:x")
+    data = check_dataset(spec, DatasetRequest(str(image_folder), 16, "data"))
+    assert data.classes == ["cat", "dog", "fox"]
+
+
+def test_plugins_command_names_distribution_and_contributions(cli):
+    status, out, err = cli("plugins")
+    assert status == 0, err
+    assert "sslbench" in out and "task rotation" in out and "format csv" in out

@@ -115,3 +115,15 @@ def test_report_command_on_a_results_dir(cli, fast_run, tmp_path):
     assert status == 2 and "does not exist" in err
     status, _, err = cli("report", str(tmp_path / "results"), "--format", "pdf")
     assert status == 2 and "unknown format 'pdf'" in err
+
+
+def test_report_merges_several_results_dirs(cli, fast_run, tmp_path):
+    for seed in ("0", "1"):
+        status, _, err = fast_run("--tasks", "rotation", "--fractions", "1.0", "--protocols",
+                                  "linear", "--seeds", seed, out=tmp_path / f"r{seed}")
+        assert status == 0, err
+    status, out, err = cli("report", str(tmp_path / "r0"), str(tmp_path / "r1"), "--format", "csv")
+    assert status == 0, err
+    rows = list(csv.DictReader(io.StringIO(out)))
+    assert {r["task"] for r in rows} == {"rotation", "scratch"}
+    assert all(r["n"] == "2" for r in rows)      # the two seeds, from two directories
