@@ -9,6 +9,7 @@ training looks at; the test split is evaluated once per cell.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -50,6 +51,7 @@ class ImageData:
     test_labels: torch.Tensor
     unlabeled_images: torch.Tensor | None = None
     provenance: dict[str, Any] = field(default_factory=dict)
+    _fingerprint: str | None = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         for split in ("train", "test"):
@@ -66,7 +68,13 @@ class ImageData:
         return len(self.classes)
 
     def fingerprint(self) -> str:
-        """A hash of the pixels and labels, so that caches notice a changed data set."""
+        """A hash of the pixels and labels, so that caches notice a changed data set.
+        Computed once (it reads every pixel) and remembered."""
+        if self._fingerprint is None:
+            self._fingerprint = self._hash()
+        return self._fingerprint
+
+    def _hash(self) -> str:
         h = hashlib.sha256()
         for t in (self.train_images, self.train_labels, self.test_images, self.test_labels,
                   self.unlabeled_images):
@@ -196,8 +204,9 @@ class Splits:
             return torch.cat([pool, self.data.unlabeled_images])
         return pool
 
+    @functools.cached_property
     def channel_stats(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """Per-channel mean and std of the training pool, in [0, 1] units."""
+        """Per-channel mean and std of the training pool, in [0, 1] units (computed once)."""
         x = self.pool_images.float().div_(255)
         return x.mean(dim=(0, 2, 3)), x.std(dim=(0, 2, 3))
 

@@ -265,7 +265,7 @@ class Sweep:
         """The seed's random initialisation, identical for scratch and for pretraining."""
         torch.manual_seed(derive_seed(seed, f"init:{bb}"))
         backbone = self.backbone_specs[bb].create(self.settings["resolution"])
-        mean, std = splits.channel_stats()
+        mean, std = splits.channel_stats
         backbone.set_input_stats(mean, std)
         return backbone
 

@@ -18,7 +18,8 @@ def assert_one_line_error(status, err, *fragments):
 
 
 @pytest.mark.parametrize("args, fragments", [
-    (["--tasks", "rotaton"], ["unknown task 'rotaton'", "known tasks: rotation",
+    (["--tasks", "rotaton"], ["unknown task 'rotaton'",
+                               "known tasks: exemplar, jigsaw, relpatch, rotation, uda",
                                "Did you mean 'rotation'?"]),
     (["--backbone", "smalcnn"], ["unknown backbone 'smalcnn'", "Did you mean 'smallcnn'?"]),
     (["--dataset", "digitz"], ["unknown dataset 'digitz'", "Did you mean 'digits'?"]),
