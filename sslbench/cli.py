@@ -176,7 +176,7 @@ def report(results_dirs, fmt, output, plugins) -> None:
 @cli.command()
 @click.argument("task_name", metavar="TASK")
 @click.option("--dataset", default="digits", show_default=True, help="Where the images come from.")
-@click.option("--resolution", type=int, default=64, show_default=True)
+@click.option("--resolution", type=click.IntRange(8, 1024), default=64, show_default=True)
 @click.option("--count", type=click.IntRange(1, 16), default=4, show_default=True,
               help="How many images (rows).")
 @click.option("--seed", type=int, default=0, show_default=True)

@@ -193,7 +193,7 @@ def resolve_settings(preset: str, overrides: dict[str, Any]) -> dict[str, Any]:
     for key, value in overrides.items():
         if key not in settings:
             raise SSLBenchError(f"unknown setting {key!r}; settings: {', '.join(sorted(settings))}")
-        settings[key] = _coerce(key, value, settings[key])
+        settings[key] = coerce_like(f"setting {key}", value, settings[key])
     if settings["resolution"] < 8:
         raise SSLBenchError(f"resolution {settings['resolution']} is too small (8 px at least)")
     if not 0 < settings["val_fraction"] < 1:
@@ -205,10 +205,17 @@ def resolve_settings(preset: str, overrides: dict[str, Any]) -> dict[str, Any]:
     return settings
 
 
-def _coerce(key: str, value: Any, default: Any) -> Any:
+def coerce_like(what: str, value: Any, default: Any) -> Any:
+    """``value`` converted to the type of ``default`` (bool, int, float, list, str), or an
+    :class:`SSLBenchError` naming ``what``. Used for preset settings and task options."""
     try:
         if isinstance(default, bool):
-            return value if isinstance(value, bool) else str(value).lower() == "true"
+            if isinstance(value, bool):
+                return value
+            text = str(value).strip().lower()
+            if text not in ("true", "false", "1", "0", "yes", "no"):
+                raise ValueError(value)
+            return text in ("true", "1", "yes")
         if isinstance(default, int):
             if isinstance(value, float) and not value.is_integer():
                 raise ValueError
@@ -216,11 +223,15 @@ def _coerce(key: str, value: Any, default: Any) -> Any:
         if isinstance(default, float):
             return float(value)
         if isinstance(default, list):
-            items = value if isinstance(value, list) else parse_list(value, type(default[0]), key)
+            if not default:
+                return list(value) if isinstance(value, (list, tuple)) else [value]
+            items = value if isinstance(value, (list, tuple)) else parse_list(value, type(default[0]), what)
             return [type(default[0])(v) for v in items]
+        if default is None:
+            return value
         return str(value)
-    except (TypeError, ValueError):
-        raise SSLBenchError(f"setting {key}: {value!r} is not a valid "
+    except (TypeError, ValueError, SSLBenchError):
+        raise SSLBenchError(f"{what}: {value!r} is not a valid "
                             f"{type(default).__name__}") from None
 
 

@@ -25,6 +25,7 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
+from .config import coerce_like
 from .errors import SSLBenchError
 
 
@@ -98,7 +99,10 @@ class PretextTask:
             raise SSLBenchError(
                 f"task {self.name!r} has no option {unknown[0]!r}; its options: {known}"
             )
-        self.options: dict[str, Any] = {**self.defaults, **options}
+        # a value of the wrong type fails here, as one line, not hours later in a cell
+        self.options: dict[str, Any] = {**self.defaults, **{
+            key: coerce_like(f"task option {self.name}.{key}", value, self.defaults[key])
+            for key, value in options.items()}}
 
     def prepare(self, images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         """Called once before pretraining with every unlabeled uint8 image (on the device);

@@ -90,3 +90,19 @@ def test_exit_status_and_message_from_a_real_process(tmp_path):
     assert proc.returncode == 2
     assert proc.stderr.strip().startswith("sslbench: error: unknown task 'jigsw'")
     assert len(proc.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("option, message", [
+    ("jigsaw.permutations=abc", "task option jigsaw.permutations: 'abc' is not a valid int"),
+    ("relpatch.patch=big", "task option relpatch.patch: 'big' is not a valid float"),
+    ("rotation.flip=maybe", "task option rotation.flip: 'maybe' is not a valid bool"),
+    ("uda.tsa=cosine", "uda.tsa must be one of"),
+])
+def test_task_option_of_the_wrong_type_fails_before_the_sweep(fast_run, option, message):
+    status, _, err = fast_run("--tasks", option.split(".")[0], "--task-opt", option)
+    assert_one_line_error(status, err, message)
+
+
+def test_show_rejects_a_tiny_resolution(cli, tmp_path):
+    status, _, err = cli("show", "rotation", "--resolution", "0", "-o", str(tmp_path / "p.png"))
+    assert_one_line_error(status, err, "--resolution")
