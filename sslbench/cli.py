@@ -94,7 +94,7 @@ def run(config_file, datasets, backbones, tasks, fractions, protocols, seeds, pr
     finally:
         reporter.close()
     if records:
-        click.echo(host.report_format("table").render(Leaderboard(records)))
+        click.echo(host.report_format("table").render(Leaderboard(records, host)))
     failed = [r for r in records if r["status"] != "ok"]
     click.echo(f"{len(records)} records in {sweep.out}/records"
                + (f"; {len(failed)} failed (see their 'error')" if failed else ""))
@@ -156,7 +156,7 @@ def report(results_dirs, fmt, output, plugins) -> None:
         if not found:
             raise SSLBenchError(f"no result records in {d!r}")
         records += found
-    board = Leaderboard(records)
+    board = Leaderboard(records, host)
     if output:
         board.asset_stem = Path(output).stem
     text = renderer.render(board)

@@ -25,7 +25,6 @@ class ReportFormat:
     name: str
     render: Callable[["Leaderboard"], str]
     description: str = ""
-    suffix: str = ".txt"
     plots: bool = False   # ``sslbench report -o`` writes the plots (PNG, SVG) beside the file
 
 
@@ -43,8 +42,11 @@ def format_seconds(seconds: float | None) -> str:
 class Leaderboard:
     """Aggregated results of one or more results directories."""
 
-    def __init__(self, records: list[dict[str, Any]]) -> None:
+    def __init__(self, records: list[dict[str, Any]], host=None) -> None:
         self.records = records
+        # the plugins that rendering may consult (reference numbers of the tasks shown);
+        # None: the installed ones
+        self.host = host
         # file-name stem of plot files written beside a report (``sslbench report -o``);
         # formats that link to plots (markdown) use it
         self.asset_stem: str | None = None
@@ -239,10 +241,14 @@ class Publication:
         frame["fraction"] = [f"{f * 100:g}%" for f in frame["fraction"]]
         return frame.reset_index(drop=True)
 
-    def references(self, host) -> pd.DataFrame:
+    def references(self) -> pd.DataFrame:
         """Published numbers of the tasks in this leaderboard (their ``references``), with
         sslbench's own mean where the setting matches: same data set, backbone, protocol and
         number of labeled images."""
+        if self.board.host is None:
+            from .plugins import PluginHost
+            self.board.host = PluginHost.from_environment()
+        host = self.board.host
         rows = []
         s = self.board.summary()
         labeled = {}

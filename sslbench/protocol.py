@@ -88,14 +88,12 @@ class EvaluationProtocol:
     Class attributes:
         name: the name users type (``--protocols NAME``).
         description: one line for ``sslbench list protocols``.
-        uses_features: the protocol reads ``Split.features()`` (a frozen backbone).
         trains_backbone: the protocol trains the network, so consistency tasks
             (``rotation+uda``) apply; protocols that do not are shown as "n/a" for them.
     """
 
     name: ClassVar[str] = ""
     description: ClassVar[str] = ""
-    uses_features: ClassVar[bool] = False
     trains_backbone: ClassVar[bool] = False
 
     def evaluate(self, ctx: EvalContext) -> ProtocolResult:

@@ -144,7 +144,6 @@ from sslbench.protocol import EvaluationProtocol, ProtocolResult
 class {cls}(EvaluationProtocol):
     name = "{name}"
     description = "nearest class mean on the last stage's cached features"
-    uses_features = True
 
     def evaluate(self, ctx):
         feats = F.normalize(ctx.labeled.features()[-1], dim=1)

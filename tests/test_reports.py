@@ -127,3 +127,23 @@ def test_report_merges_several_results_dirs(cli, fast_run, tmp_path):
     rows = list(csv.DictReader(io.StringIO(out)))
     assert {r["task"] for r in rows} == {"rotation", "scratch"}
     assert all(r["n"] == "2" for r in rows)      # the two seeds, from two directories
+
+
+def test_report_shows_reference_numbers_of_a_local_plugin_task(cli, fast_run, tmp_path):
+    from test_plugins import LOCAL_TASK
+    plugin = tmp_path / "bright.py"
+    source = LOCAL_TASK.replace(
+        '    defaults = {"levels": 3}',
+        '    defaults = {"levels": 3}\n'
+        '    references = [{"paper": "Nobody 2099", "dataset": "digits", "backbone": "x",\n'
+        '                   "protocol": "linear", "labels": 1, "accuracy": 12.5,\n'
+        '                   "source": "test"}]')
+    assert "Nobody 2099" in source
+    plugin.write_text(source)
+    status, _, err = fast_run("--plugin", str(plugin), "--tasks", "brightness", "--fractions",
+                              "1.0", "--protocols", "linear")
+    assert status == 0, err
+    status, out, err = cli("report", str(tmp_path / "results"), "--format", "markdown",
+                           "--plugin", str(plugin))
+    assert status == 0, err
+    assert "Nobody 2099" in out and "12.50" in out

@@ -11,7 +11,6 @@ from rich.table import Table
 from tabulate import tabulate
 
 import sslbench
-from sslbench.plugins import PluginHost
 from sslbench.leaderboard import Leaderboard, Publication, ReportFormat, run_command
 
 # Marks the best value of a column in formats whose escaping would mangle markup.
@@ -70,7 +69,7 @@ def render_markdown(board: Leaderboard) -> str:
                      "scratch fine-tuned on 100% of the labels.\n\n"
                      + tabulate(eff, headers="keys", tablefmt="pipe", showindex=False,
                                disable_numparse=True) + "\n")
-    refs = pub.references(PluginHost.from_environment())
+    refs = pub.references()
     if len(refs):
         parts.append("### Published reference numbers\n\n"
                      + tabulate(refs, headers="keys", tablefmt="pipe", showindex=False,
@@ -106,7 +105,7 @@ def render_html(board: Leaderboard) -> str:
                     "fine-tuned on 100% of the labels.</p>"
                     + tabulate(eff, headers="keys", tablefmt="html", showindex=False,
                                disable_numparse=True))
-    refs = pub.references(PluginHost.from_environment())
+    refs = pub.references()
     if len(refs):
         body.append("<h2>Published reference numbers</h2>"
                     + tabulate(refs, headers="keys", tablefmt="html", showindex=False,
@@ -152,11 +151,11 @@ def render_csv(board: Leaderboard) -> str:
 @sslbench.hookimpl
 def sslbench_report_formats():
     return [
-        ReportFormat("table", render_table, "plain-text table for the terminal", ".txt"),
+        ReportFormat("table", render_table, "plain-text table for the terminal"),
         ReportFormat("markdown", render_markdown, "markdown: leaderboard, label efficiency, "
-                     "provenance (plots beside it with -o)", ".md", plots=True),
+                     "provenance (plots beside it with -o)", plots=True),
         ReportFormat("html", render_html, "one self-contained page with tables and plots",
-                     ".html", plots=True),
-        ReportFormat("latex", render_latex, "LaTeX tables (booktabs)", ".tex"),
-        ReportFormat("csv", render_csv, "long-form CSV with mean, std and n", ".csv"),
+                     plots=True),
+        ReportFormat("latex", render_latex, "LaTeX tables (booktabs)"),
+        ReportFormat("csv", render_csv, "long-form CSV with mean, std and n"),
     ]

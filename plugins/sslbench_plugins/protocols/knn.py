@@ -34,7 +34,6 @@ def knn_predict(train: torch.Tensor, labels: torch.Tensor, query: torch.Tensor, 
 class KNNProbe(EvaluationProtocol):
     name = "knn"
     description = "weighted k-nearest neighbours on cached features (k and stage chosen on val)"
-    uses_features = True
 
     def evaluate(self, ctx: EvalContext) -> ProtocolResult:
         train_feats, val_feats = ctx.labeled.features(), ctx.val.features()

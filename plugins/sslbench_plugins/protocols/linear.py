@@ -52,7 +52,6 @@ def fit_logistic_regression(x: torch.Tensor, y: torch.Tensor, num_classes: int, 
 class LinearProbe(EvaluationProtocol):
     name = "linear"
     description = "frozen backbone, logistic regression on cached features of each stage"
-    uses_features = True
 
     def evaluate(self, ctx: EvalContext) -> ProtocolResult:
         train_feats, val_feats = ctx.labeled.features(), ctx.val.features()
