@@ -21,12 +21,13 @@ FLOWERS = Path(os.environ.get("SSLBENCH_FLOWERS", REPO.parent / "shared" / "data
 @pytest.fixture(scope="session")
 def flowers32():
     """The flowers training images at 32 px as a uint8 tensor (random data where absent)."""
-    from sslbench.plugins import PluginHost
     from sslbench.data import DatasetRequest
+    from sslbench.images import decode_all, default_workers
+    from sslbench.plugins import PluginHost
     if FLOWERS.is_dir():
         spec, _ = PluginHost.from_environment().dataset("imagefolder:x")
         data = spec.load(DatasetRequest(str(FLOWERS), 32, "data"))
-        return data.train_images, data.train_labels, "flowers"
+        return decode_all(data.train_images, default_workers()), data.train_labels, "flowers"
     g = torch.Generator().manual_seed(0)
     return (torch.randint(0, 256, (3453, 3, 32, 32), dtype=torch.uint8, generator=g),
             torch.randint(0, 5, (3453,), generator=g), "random")

@@ -59,6 +59,12 @@ def cli() -> None:
               help="auto (default) takes CUDA where present.")
 @click.option("--compile", "compile_", is_flag=True, default=None,
               help="torch.compile the training forward passes (worth it on CUDA).")
+@click.option("--stream", type=click.Choice(["auto", "never", "always"]), default=None,
+              help="Hold images on the device, or stream them through DataLoader workers; "
+                   "auto (default) streams data sets that do not fit.")
+@click.option("--workers", type=click.IntRange(0, 64), default=None,
+              help="DataLoader workers that decode streamed images (default: one per core, "
+                   "at most 8).")
 @click.option("--out", type=click.Path(file_okay=False),
               help="Results directory (default results/<dataset>-<backbone>).")
 @click.option("--cache-dir", type=click.Path(file_okay=False),
@@ -70,8 +76,8 @@ def cli() -> None:
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 @plugin_option
 def run(config_file, datasets, backbones, tasks, fractions, protocols, seeds, preset,
-        resolution, pretrain_epochs, finetune_steps, set_items, task_opts, device, compile_, out,
-        cache_dir, data_dir, download, split_seed, quiet, plugins) -> None:
+        resolution, pretrain_epochs, finetune_steps, set_items, task_opts, device, compile_,
+        stream, workers, out, cache_dir, data_dir, download, split_seed, quiet, plugins) -> None:
     """Run (or resume) a sweep and print its leaderboard."""
     file_values = load_toml(config_file) if config_file else None
     settings = parse_assignments(list(set_items), "--set")
@@ -83,7 +89,7 @@ def run(config_file, datasets, backbones, tasks, fractions, protocols, seeds, pr
         file_values, datasets=datasets, backbones=backbones, tasks=tasks, fractions=fractions,
         protocols=protocols, seeds=seeds, preset=preset, settings=settings or None,
         task_options=parse_task_options(list(task_opts)) or None, device=device,
-        compile=compile_, out=out,
+        compile=compile_, stream=stream, workers=workers, out=out,
         cache_dir=cache_dir, data_dir=data_dir, download=download, split_seed=split_seed,
         plugins=(list(plugins) or None))
     host = _host(config.plugins)
@@ -189,6 +195,9 @@ def show(task_name, dataset, resolution, count, seed, task_opts, data_dir, outpu
          plugins) -> None:
     """Draw the inputs a task builds from a few images, with their targets."""
     from .data import DatasetRequest
+    import torch
+
+    from .images import ResidentImages, StreamedImages, default_workers, host_source
     from .preview import draw_preview, preview_task
     from .seeding import make_generator
     host = _host(list(plugins))
@@ -197,7 +206,10 @@ def show(task_name, dataset, resolution, count, seed, task_opts, data_dir, outpu
     spec, argument = host.dataset(dataset)
     data = spec.load(DatasetRequest(argument, resolution, data_dir))
     try:
-        rows = preview_task(task, data.train_images, make_generator(seed, "show"), count)
+        images = (ResidentImages(data.train_images) if isinstance(data.train_images, torch.Tensor)
+                  else StreamedImages(host_source(data.train_images), torch.device("cpu"),
+                                 default_workers()))
+        rows = preview_task(task, images, make_generator(seed, "show"), count)
     except NotImplementedError as exc:
         raise SSLBenchError(str(exc)) from None
     draw_preview(rows, f"{task_name} on {dataset}: inputs and targets", Path(output))

@@ -75,6 +75,8 @@ class SweepConfig:
     task_options: dict[str, dict[str, Any]] = field(default_factory=dict)
     device: str = "auto"
     compile: bool = False          # torch.compile the training forward passes (for CUDA)
+    stream: str = "auto"           # images on the device or streamed: auto, never, always
+    workers: int | None = None     # DataLoader workers for streamed data (None: one per core, <= 8)
     out: str | None = None
     cache_dir: str | None = None
     data_dir: str = "data"
@@ -179,6 +181,10 @@ def build_config(file_values: dict[str, Any] | None = None, **overrides: Any) ->
     for s in cfg.seeds:
         if s < 0:
             raise SSLBenchError(f"seed {s} is negative")
+    if cfg.stream not in ("auto", "never", "always"):
+        raise SSLBenchError(f"stream must be auto, never or always, not {cfg.stream!r}")
+    if cfg.workers is not None and (not isinstance(cfg.workers, int) or cfg.workers < 0):
+        raise SSLBenchError(f"workers must be a whole number >= 0, not {cfg.workers!r}")
     cfg.fractions = sorted(set(cfg.fractions))
     cfg.seeds = sorted(set(cfg.seeds))
     cfg.settings = resolve_settings(cfg.preset, cfg.settings)

@@ -1,15 +1,16 @@
-"""Data sets as uint8 tensors in memory, and the splits that every cell shares.
+"""Data sets, and the splits that every cell shares.
 
-A dataset plugin returns an :class:`ImageData`: train and test images already resized to the
-run's resolution, held as uint8 (N, 3, R, R) tensors (a 50,000-image 32 px set is 150 MB), and
-an optional extra unlabeled split. The core then carves a stratified, seeded validation split
-out of the training images (:func:`carve_validation`), which is what every choice made during
-training looks at; the test split is evaluated once per cell.
+A dataset plugin returns an :class:`ImageData`: train and test images at the run's
+resolution, either decoded as uint8 (N, 3, R, R) tensors (a 50,000-image 32 px set is 150 MB)
+or as :class:`~sslbench.images.ImageFiles` decoded on demand, and an optional extra unlabeled
+split. The core then carves a stratified, seeded validation split out of the training images
+(:func:`carve_validation`), which is what every choice made during training looks at; the
+test split is evaluated once per cell. Where the images then live (on the device, or streamed)
+is :mod:`sslbench.placement`'s decision, not the plugin's.
 """
 
 from __future__ import annotations
 
-import functools
 import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -18,9 +19,9 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image
 
 from .errors import SSLBenchError
+from .images import ImageFiles, pil_to_uint8  # noqa: F401 (re-exported for loaders)
 
 
 @dataclass
@@ -41,15 +42,16 @@ class DatasetRequest:
 
 @dataclass
 class ImageData:
-    """A loaded data set. Images are uint8 (N, 3, R, R); labels int64 (N,)."""
+    """A loaded data set. Images are uint8 (N, 3, R, R) tensors or :class:`ImageFiles` of
+    that shape; labels are int64 (N,) tensors."""
 
     name: str
     classes: list[str]
-    train_images: torch.Tensor
+    train_images: torch.Tensor | ImageFiles
     train_labels: torch.Tensor
-    test_images: torch.Tensor
+    test_images: torch.Tensor | ImageFiles
     test_labels: torch.Tensor
-    unlabeled_images: torch.Tensor | None = None
+    unlabeled_images: torch.Tensor | ImageFiles | None = None
     provenance: dict[str, Any] = field(default_factory=dict)
     _fingerprint: str | None = field(default=None, init=False, repr=False, compare=False)
 
@@ -68,8 +70,9 @@ class ImageData:
         return len(self.classes)
 
     def fingerprint(self) -> str:
-        """A hash of the pixels and labels, so that caches notice a changed data set.
-        Computed once (it reads every pixel) and remembered."""
+        """A hash of the pixels (of decoded tensors) or of the files' names and sizes (of
+        :class:`ImageFiles`) and of the labels, so that caches notice a changed data set.
+        Computed once and remembered."""
         if self._fingerprint is None:
             self._fingerprint = self._hash()
         return self._fingerprint
@@ -78,7 +81,9 @@ class ImageData:
         h = hashlib.sha256()
         for t in (self.train_images, self.train_labels, self.test_images, self.test_labels,
                   self.unlabeled_images):
-            if t is not None:
+            if isinstance(t, ImageFiles):
+                h.update(t.fingerprint().encode())
+            elif t is not None:
                 h.update(str(tuple(t.shape)).encode())
                 h.update(t.contiguous().numpy().tobytes())
         return h.hexdigest()[:16]
@@ -117,19 +122,6 @@ def resize_uint8(images: torch.Tensor, resolution: int, chunk: int = 2048) -> to
         x = x[:, :, top:top + resolution, left:left + resolution]
         out[i:i + chunk] = x.round().clamp_(0, 255).to(torch.uint8)
     return out
-
-
-def pil_to_uint8(image: Image.Image, resolution: int) -> torch.Tensor:
-    """One PIL image to a (3, R, R) uint8 tensor: RGB, shorter side to R, centre crop."""
-    image = image.convert("RGB")
-    w, h = image.size
-    scale = resolution / min(w, h)
-    nw, nh = max(resolution, round(w * scale)), max(resolution, round(h * scale))
-    if (nw, nh) != (w, h):
-        image = image.resize((nw, nh), Image.BICUBIC, reducing_gap=3.0)
-    left, top = (nw - resolution) // 2, (nh - resolution) // 2
-    image = image.crop((left, top, left + resolution, top + resolution))
-    return torch.from_numpy(np.asarray(image, dtype=np.uint8).copy()).permute(2, 0, 1)
 
 
 def hwc_to_tensor(array: np.ndarray) -> torch.Tensor:
@@ -173,7 +165,8 @@ def stratified_split(
 @dataclass
 class Splits:
     """The fixed splits of one data set in one run: the training pool (labels hidden from
-    pretraining), the validation split carved from the training data, and the test split."""
+    pretraining), the validation split carved from the training data, and the test split.
+    Indices only; :mod:`sslbench.placement` decides where their images live."""
 
     data: ImageData
     pool_index: np.ndarray  # indices into data.train_images
@@ -181,34 +174,12 @@ class Splits:
     seed: int
 
     @property
-    def pool_images(self) -> torch.Tensor:
-        return self.data.train_images[torch.from_numpy(self.pool_index)]
-
-    @property
     def pool_labels(self) -> torch.Tensor:
         return self.data.train_labels[torch.from_numpy(self.pool_index)]
 
     @property
-    def val_images(self) -> torch.Tensor:
-        return self.data.train_images[torch.from_numpy(self.val_index)]
-
-    @property
     def val_labels(self) -> torch.Tensor:
         return self.data.train_labels[torch.from_numpy(self.val_index)]
-
-    def pretraining_images(self) -> torch.Tensor:
-        """Every image pretraining may see: the training pool and the extra unlabeled split,
-        never the validation or the test images."""
-        pool = self.pool_images
-        if self.data.unlabeled_images is not None:
-            return torch.cat([pool, self.data.unlabeled_images])
-        return pool
-
-    @functools.cached_property
-    def channel_stats(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """Per-channel mean and std of the training pool, in [0, 1] units (computed once)."""
-        x = self.pool_images.float().div_(255)
-        return x.mean(dim=(0, 2, 3)), x.std(dim=(0, 2, 3))
 
 
 def carve_validation(data: ImageData, fraction: float, seed: int) -> Splits:

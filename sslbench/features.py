@@ -15,22 +15,24 @@ import torch
 
 from .atomic import atomic_torch_save
 from .augment import to_float
+from .images import Images, chunks
 from .training import autocast
 
 
 @torch.no_grad()
-def extract_features(backbone: torch.nn.Module, images: torch.Tensor, device: torch.device,
-                     dtype: torch.dtype | None, batch_size: int = 512) -> list[torch.Tensor]:
-    """Pooled features of every stage for uint8 ``images`` (on ``device``), in eval mode."""
+def extract_features(backbone: torch.nn.Module, images: Images | torch.Tensor,
+                     device: torch.device, dtype: torch.dtype | None,
+                     batch_size: int = 512) -> list[torch.Tensor]:
+    """Pooled features of every stage for uint8 ``images`` (on ``device``, or streamed), in
+    eval mode."""
     was_training = backbone.training
     backbone.eval()
-    chunks: list[list[torch.Tensor]] = []
-    for i in range(0, len(images), batch_size):
+    parts: list[list[torch.Tensor]] = []
+    for x in chunks(images, batch_size):
         with autocast(device, dtype):
-            chunks.append([f.float() for f in backbone.forward_stages(
-                to_float(images[i:i + batch_size]))])
+            parts.append([f.float() for f in backbone.forward_stages(to_float(x))])
     backbone.train(was_training)
-    return [torch.cat([c[s] for c in chunks]) for s in range(len(chunks[0]))]
+    return [torch.cat([c[s] for c in parts]) for s in range(len(parts[0]))]
 
 
 class FeatureCache:

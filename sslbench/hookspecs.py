@@ -67,8 +67,10 @@ def sslbench_resolve_backbone(name: str) -> BackboneSpec | None:
 def sslbench_datasets() -> list[DatasetSpec]:
     """Return :class:`sslbench.data.DatasetSpec` objects.
 
-    A spec's ``load(request)`` returns an :class:`sslbench.data.ImageData` with images
-    resized to ``request.resolution``. Specs with ``takes_argument=True`` are used as
+    A spec's ``load(request)`` returns an :class:`sslbench.data.ImageData` with images at
+    ``request.resolution``: decoded uint8 tensors, or :class:`sslbench.images.ImageFiles`
+    (paths, decoded on demand) for sets too large to decode up front; the core decides
+    whether they are held on the device or streamed. Specs with ``takes_argument=True`` are used as
     ``NAME:ARGUMENT`` (``imagefolder:PATH``). Raise :class:`sslbench.SSLBenchError` for bad
     input (missing folder, unreadable file): the user sees that one line.
     """

@@ -12,6 +12,7 @@ from pathlib import Path
 import torch
 
 from .atomic import atomic_write_bytes
+from .images import Images
 from .task import PretextTask, PreviewRow
 
 
@@ -39,9 +40,9 @@ def draw_preview(rows: list[PreviewRow], title: str, path: Path) -> None:
     atomic_write_bytes(Path(path), buffer.getvalue())
 
 
-def preview_task(task: PretextTask, images: torch.Tensor, generator: torch.Generator,
+def preview_task(task: PretextTask, images: Images, generator: torch.Generator,
                  count: int) -> list[PreviewRow]:
-    """Rows for ``count`` images of the uint8 ``images`` (after the task's ``prepare``)."""
+    """Rows for ``count`` of the uint8 ``images`` (after the task's ``prepare``)."""
     pool = task.prepare(images, generator)
     pick = torch.randperm(len(pool), generator=generator)[:count]
     return task.preview(pool[pick].float() / 255, generator)

@@ -15,6 +15,7 @@ from typing import Any, ClassVar
 import torch
 
 from .backbone import Backbone
+from .images import Images
 from .progress import Reporter
 from .seeding import make_generator
 from .task import PretextTask
@@ -22,15 +23,18 @@ from .task import PretextTask
 
 @dataclass
 class Split:
-    """Labeled images of one split, on the run's device, with lazily cached features.
+    """Labeled images of one split, with lazily cached features.
 
-    ``images`` are uint8 (N, 3, R, R); ``features()`` returns the frozen backbone's pooled
+    ``images`` are uint8 (N, 3, R, R), held on the run's device or streamed
+    (:mod:`sslbench.images`): ``images.batches(index_batches)`` and ``images.chunks(size)``
+    give uint8 batches on the device either way, and ``images[index]`` a small pick.
+    ``labels`` are on the device. ``features()`` returns the frozen backbone's pooled
     features of every stage (a list of (N, D_i) float tensors), computed once per checkpoint
     and reused by every protocol, fraction and seed that needs them.
     """
 
     name: str
-    images: torch.Tensor
+    images: Images
     labels: torch.Tensor
     features: Callable[[], list[torch.Tensor]]
 
@@ -44,15 +48,15 @@ class EvalContext:
 
     ``backbone`` is a fresh copy initialised from the checkpoint under evaluation (the
     pretrained weights, or a random initialisation for the scratch baseline), already on
-    ``device``. ``unlabeled`` holds the training pool's images without labels, for
-    ``consistency_tasks`` (``rotation+uda``). ``settings`` are the run's resolved
+    ``device``. ``unlabeled`` holds the training pool's images without labels (like
+    :attr:`Split.images`), for ``consistency_tasks`` (``rotation+uda``). ``settings`` are the run's resolved
     hyper-parameters (:mod:`sslbench.config`).
     """
 
     backbone: Backbone
     labeled: Split
     val: Split
-    unlabeled: torch.Tensor
+    unlabeled: Images
     num_classes: int
     consistency_tasks: list[PretextTask]
     settings: dict[str, Any]

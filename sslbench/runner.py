@@ -31,6 +31,8 @@ from .data import DatasetRequest, ImageData, Splits, carve_validation
 from .errors import SSLBenchError
 from .features import FeatureCache, extract_features
 from .fractions import labeled_subset
+from .images import Images, default_workers
+from .placement import PlacedData, place
 from .plugins import PluginHost
 from .progress import Reporter
 from .protocol import EvalContext, EvaluationProtocol, Split
@@ -163,6 +165,7 @@ class Sweep:
         self.dataset_specs = {name: host.dataset(name) for name in config.datasets}
         self.features = FeatureCache(self.cache_dir / "features")
         self.checkpoints_trained = 0
+        self.workers = config.workers if config.workers is not None else default_workers()
         self._warned: set[str] = set()
         self.cells = self._grid()
 
@@ -187,7 +190,8 @@ class Sweep:
 
     def _cell_hash(self, cell: Cell, plan: TaskPlan) -> str:
         return _hash({"cell": cell.describe(), "plan": plan.config(), "settings": self.settings,
-                      "split_seed": self.config.split_seed, "device": self.device.type})
+                      "split_seed": self.config.split_seed, "device": self.device.type,
+                      "stream": self.config.stream})
 
     # ------------------------------------------------------------------ running
     def run(self) -> list[dict[str, Any]]:
@@ -205,14 +209,17 @@ class Sweep:
             data = self._load(ds)
             splits = carve_validation(data, self.settings["val_fraction"], self.config.split_seed)
             self._write_split_files(ds, splits)
-            on_device = _DeviceData.put(splits, self.device)
+            placed = place(splits, self.device, self.config.stream, self.workers)
+            if placed.streamed:
+                self.reporter.log(f"streaming {ds} through {self.workers} DataLoader workers "
+                                  f"({placed.notes['reason']})")
             for bb in self.config.backbones:
                 for plan in self.plans:
                     for seed in self.config.seeds:
                         group = [c for c in ds_cells if c.backbone == bb
                                  and c.task == plan.label and c.seed == seed]
                         if group:
-                            self._run_group(group, plan, bb, seed, splits, on_device)
+                            self._run_group(group, plan, bb, seed, splits, placed)
         records = [read_record(self.out, c.id) for c in self.cells]
         records = [r for r in records if r is not None]
         hook.sslbench_sweep_finish(config=self.config, records=records)
@@ -261,18 +268,18 @@ class Sweep:
             self.reporter.warn(message)
 
     # ------------------------------------------------------------------ one (task, seed)
-    def _new_backbone(self, bb: str, seed: int, splits: Splits) -> Backbone:
+    def _new_backbone(self, bb: str, seed: int, placed: PlacedData) -> Backbone:
         """The seed's random initialisation, identical for scratch and for pretraining."""
         torch.manual_seed(derive_seed(seed, f"init:{bb}"))
         backbone = self.backbone_specs[bb].create(self.settings["resolution"])
-        mean, std = splits.channel_stats
+        mean, std = placed.channel_stats
         backbone.set_input_stats(mean, std)
         return backbone
 
     def _checkpoint(self, plan: TaskPlan, bb: str, seed: int, splits: Splits,
-                    on_device: "_DeviceData") -> tuple[str, dict[str, Any], dict[str, Any]]:
+                    placed: PlacedData) -> tuple[str, dict[str, Any], dict[str, Any]]:
         """(checkpoint id, backbone state dict, pretraining info): from the cache, or trained."""
-        backbone = self._new_backbone(bb, seed, splits)
+        backbone = self._new_backbone(bb, seed, placed)
         if plan.pretext is None:
             key = _hash({"scratch": bb, "seed": seed, "res": self.settings["resolution"],
                          "val_fraction": self.settings["val_fraction"],
@@ -285,7 +292,7 @@ class Sweep:
                      "settings": {k: self.settings[k] for k in keys},
                      "data": splits.data.fingerprint(), "split_seed": splits.seed,
                      "device": self.device.type, "dtype": str(self.dtype),
-                     "sslbench": __version__})
+                     "streamed": placed.pretraining.streamed, "sslbench": __version__})
         ckpt_id = f"{task.name}-{key}"
         path = self.cache_dir / "checkpoints" / f"{ckpt_id}.pt"
         if path.is_file():
@@ -293,7 +300,7 @@ class Sweep:
             return ckpt_id, saved["backbone"], {**saved["info"], "cached": True}
         backbone = to_device(backbone, self.device)
         seed_everything(seed, f"pretrain:{task.name}")
-        result = pretrain(task, backbone, on_device.pretraining, self.settings,
+        result = pretrain(task, backbone, placed.pretraining, self.settings,
                           self.device, self.dtype, seed, self.reporter,
                           label=f"pretrain {task.name} s{seed}", compile=self.config.compile)
         self.checkpoints_trained += 1
@@ -305,27 +312,27 @@ class Sweep:
         return ckpt_id, state, info
 
     def _run_group(self, cells: list[Cell], plan: TaskPlan, bb: str, seed: int,
-                   splits: Splits, on_device: "_DeviceData") -> None:
+                   splits: Splits, placed: PlacedData) -> None:
         try:
-            ckpt_id, state, info = self._checkpoint(plan, bb, seed, splits, on_device)
+            ckpt_id, state, info = self._checkpoint(plan, bb, seed, splits, placed)
         except (KeyboardInterrupt, SSLBenchError):
             raise
         except Exception as exc:  # noqa: BLE001 - a failed pretraining fails its cells only
             reason = f"pretraining failed: {type(exc).__name__}: {exc}"
             for cell in cells:
-                self._finish(cell, self._base_record(cell, plan, splits), error=reason,
+                self._finish(cell, self._base_record(cell, plan, splits, placed), error=reason,
                              trace=traceback.format_exc())
             return
-        features = _FeatureSource(self, ckpt_id, state, bb, seed, splits, on_device)
+        features = _FeatureSource(self, ckpt_id, state, bb, seed, placed)
         for cell in cells:
             self.host.hook.sslbench_cell_start(cell=cell)
-            record = self._base_record(cell, plan, splits)
+            record = self._base_record(cell, plan, splits, placed)
             record["pretraining"] = info or None
             if self.device.type == "cuda":
                 torch.cuda.reset_peak_memory_stats(self.device)
             started = time.perf_counter()
             try:
-                record.update(self._evaluate(cell, plan, state, bb, splits, on_device, features))
+                record.update(self._evaluate(cell, plan, state, bb, splits, placed, features))
                 error = None
             except (KeyboardInterrupt, SSLBenchError):
                 raise
@@ -337,26 +344,25 @@ class Sweep:
         self.features.forget(ckpt_id)
 
     def _evaluate(self, cell: Cell, plan: TaskPlan, state: dict, bb: str, splits: Splits,
-                  on_device: "_DeviceData", features: "_FeatureSource") -> dict[str, Any]:
+                  placed: PlacedData, features: "_FeatureSource") -> dict[str, Any]:
         seed_everything(cell.seed, cell.id)
         labeled_pos = self._labeled(splits, cell.fraction, cell.seed)
         labeled_t = torch.from_numpy(labeled_pos).to(self.device)
-        backbone = self._new_backbone(bb, cell.seed, splits)
+        backbone = self._new_backbone(bb, cell.seed, placed)
         backbone.load_state_dict(state)
         backbone = to_device(backbone, self.device)
-        labeled = Split("labeled", on_device.pool_images[labeled_t], on_device.pool_labels[labeled_t],
+        labeled = Split("labeled", *placed.labeled(labeled_t),
                         lambda: [f[labeled_t] for f in features.get("pool")])
-        val = Split("val", on_device.val_images, on_device.val_labels, lambda: features.get("val"))
-        test = Split("test", on_device.test_images, on_device.test_labels,
-                     lambda: features.get("test"))
+        val = Split("val", placed.val, placed.val_labels, lambda: features.get("val"))
+        test = Split("test", placed.test, placed.test_labels, lambda: features.get("test"))
         ctx = EvalContext(backbone=backbone, labeled=labeled, val=val,
-                          unlabeled=on_device.pool_images, num_classes=splits.data.num_classes,
+                          unlabeled=placed.pool, num_classes=splits.data.num_classes,
                           consistency_tasks=plan.consistency, settings=self.settings,
                           device=self.device, autocast_dtype=self.dtype, seed=cell.seed,
                           reporter=self.reporter, compile=self.config.compile)
         result = self.protocols[cell.protocol].evaluate(ctx)
         predicted = result.predict(test).to("cpu")          # the one look at the test split
-        truth = on_device.test_labels.to("cpu")
+        truth = placed.test_labels.to("cpu")
         n = splits.data.num_classes
         confusion = torch.bincount(truth * n + predicted, minlength=n * n).reshape(n, n)
         per_class = confusion.diag().float() / confusion.sum(1).clamp_min(1).float()
@@ -371,7 +377,8 @@ class Sweep:
                 "details": result.details,
                 "n_labeled": int(len(labeled_pos))}
 
-    def _base_record(self, cell: Cell, plan: TaskPlan, splits: Splits) -> dict[str, Any]:
+    def _base_record(self, cell: Cell, plan: TaskPlan, splits: Splits,
+                     placed: PlacedData) -> dict[str, Any]:
         ds = slug(cell.dataset)
         return {
             "schema": RECORD_SCHEMA, "cell_id": cell.id, "config_hash": cell.config_hash,
@@ -381,7 +388,8 @@ class Sweep:
                      "n_pool": len(splits.pool_index), "n_val": len(splits.val_index),
                      "n_test": len(splits.data.test_labels),
                      "split_file": f"splits/{ds}.json",
-                     "labeled_file": f"splits/{ds}-seed{cell.seed}.json"},
+                     "labeled_file": f"splits/{ds}-seed{cell.seed}.json",
+                     "placement": placed.describe()},
             "device": device_description(self.device),
             "precision": str(self.dtype or "float32").replace("torch.", ""),
             "versions": library_versions(),
@@ -401,48 +409,26 @@ class Sweep:
         self.host.hook.sslbench_cell_finish(cell=cell, record=record)
 
 
-@dataclass
-class _DeviceData:
-    """The splits of one data set, as uint8 tensors on the run's device."""
-
-    pool_images: torch.Tensor
-    pool_labels: torch.Tensor
-    val_images: torch.Tensor
-    val_labels: torch.Tensor
-    test_images: torch.Tensor
-    test_labels: torch.Tensor
-    pretraining: torch.Tensor
-
-    @classmethod
-    def put(cls, splits: Splits, device: torch.device) -> "_DeviceData":
-        pool = splits.pool_images.to(device)
-        extra = splits.data.unlabeled_images
-        return cls(pool, splits.pool_labels.to(device), splits.val_images.to(device),
-                   splits.val_labels.to(device), splits.data.test_images.to(device),
-                   splits.data.test_labels.to(device),
-                   pool if extra is None else torch.cat([pool, extra.to(device)]))
-
-
 class _FeatureSource:
     """Frozen features of one checkpoint on the pool, validation and test images, extracted
     on first use and cached (:class:`~sslbench.features.FeatureCache`)."""
 
     def __init__(self, sweep: Sweep, ckpt_id: str, state: dict, bb: str, seed: int,
-                 splits: Splits, on_device: _DeviceData) -> None:
+                 placed: PlacedData) -> None:
         self.sweep, self.ckpt_id, self.state, self.bb, self.seed = sweep, ckpt_id, state, bb, seed
-        self.splits, self.on_device = splits, on_device
+        self.placed = placed
         self._backbone: Backbone | None = None
 
     def get(self, split: str) -> list[torch.Tensor]:
-        images = {"pool": self.on_device.pool_images, "val": self.on_device.val_images,
-                  "test": self.on_device.test_images}[split]
+        images = {"pool": self.placed.pool, "val": self.placed.val,
+                  "test": self.placed.test}[split]
         # the checkpoint id hashes the data, the splits and the resolution already
         return self.sweep.features.get(f"{self.ckpt_id}-{split}",
                                        lambda: self._extract(images), self.sweep.device)
 
-    def _extract(self, images: torch.Tensor) -> list[torch.Tensor]:
+    def _extract(self, images: Images) -> list[torch.Tensor]:
         if self._backbone is None:
-            backbone = self.sweep._new_backbone(self.bb, self.seed, self.splits)
+            backbone = self.sweep._new_backbone(self.bb, self.seed, self.placed)
             backbone.load_state_dict(self.state)
             self._backbone = to_device(backbone, self.sweep.device)
         return extract_features(self._backbone, images, self.sweep.device, self.sweep.dtype)

@@ -27,6 +27,7 @@ from torch import nn
 
 from .config import coerce_like
 from .errors import SSLBenchError
+from .images import Images
 
 
 @dataclass
@@ -104,10 +105,13 @@ class PretextTask:
             key: coerce_like(f"task option {self.name}.{key}", value, self.defaults[key])
             for key, value in options.items()}}
 
-    def prepare(self, images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        """Called once before pretraining with every unlabeled uint8 image (on the device);
-        returns the images to pretrain on. Override to pick a subset or to compute data
-        statistics (exemplar does both); the default uses them all."""
+    def prepare(self, images: Images, generator: torch.Generator) -> Images | torch.Tensor:
+        """Called once before pretraining with every unlabeled image; returns the images to
+        pretrain on. ``images`` may be held on the device or streamed
+        (:mod:`sslbench.images`); either way ``len(images)`` and ``images[index]`` (a uint8
+        tensor on ``images.device``) work. Override to pick a subset or to compute data
+        statistics (exemplar does both, returning its subset as a tensor); the default
+        uses them all."""
         return images
 
     def build_head(self, backbone: nn.Module) -> nn.Module | None:

@@ -19,6 +19,7 @@ import torch
 
 from .backbone import Backbone, BackboneSpec
 from .data import DatasetRequest, DatasetSpec, ImageData
+from .images import ImageFiles, ResidentImages, StreamedImages, decode_all
 from .protocol import EvaluationProtocol
 from .seeding import make_generator
 from .task import ConsistencyContext, PretextTask, TaskStep
@@ -104,9 +105,12 @@ def _check_task_once(r: _Report, task: PretextTask, spec: BackboneSpec, res: int
     torch.manual_seed(0)
     backbone = spec.create(res)
     images = torch.randint(0, 256, (batch * 2, 3, res, res), dtype=torch.uint8)
-    pool = task.prepare(images, make_generator(0, "prepare"))
+    pool = task.prepare(ResidentImages(images), make_generator(0, "prepare"))
+    if isinstance(pool, (ResidentImages, StreamedImages)):
+        pool = pool[torch.arange(min(batch, len(pool)))]
     if not r.check(isinstance(pool, torch.Tensor) and pool.dtype == torch.uint8 and pool.ndim == 4,
-                   f"{where}: prepare() must return a uint8 (N, 3, H, W) tensor"):
+                   f"{where}: prepare() must return the images it was given, or a uint8 "
+                   "(N, 3, H, W) tensor"):
         return
     pool = pool[:batch]
     if task.pretrains:
@@ -188,7 +192,12 @@ def check_dataset(spec: DatasetSpec, request: DatasetRequest) -> ImageData:
         images = getattr(data, f"{split}_images")
         labels = getattr(data, f"{split}_labels")
         r.check(images.dtype == torch.uint8 and tuple(images.shape[1:]) == (3, res, res),
-                f"{split} images must be uint8 (N, 3, {res}, {res}), resized once at load")
+                f"{split} images must be uint8 (N, 3, {res}, {res}) tensors or ImageFiles "
+                "at the requested resolution")
+        if isinstance(images, ImageFiles) and len(images):
+            first = decode_all(images.subset([0]), workers=0)
+            r.check(tuple(first.shape) == (1, 3, res, res),
+                    f"{split} files must decode to (3, {res}, {res})")
         r.check(labels.dtype == torch.int64 and bool((labels >= 0).all())
                 and bool((labels < data.num_classes).all()),
                 f"{split} labels must be int64 in [0, {data.num_classes})")

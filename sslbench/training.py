@@ -2,8 +2,10 @@
 on the device, the pretraining loop, and batched prediction.
 
 The hot loop keeps everything on the device: batches are index tensors into a uint8 image
-tensor that already lives there, tasks build their inputs from whole batches, and the loss is
-accumulated on the device and read once per epoch (the only host-device synchronisation).
+tensor that already lives there (or, for a streamed data set, uint8 batches that DataLoader
+workers decoded ahead and that arrive without blocking; :mod:`sslbench.images`), tasks build
+their inputs from whole batches, and the loss is accumulated on the device and read once per
+epoch (the only host-device synchronisation).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from torch import nn
 
 from .augment import to_float
 from .errors import NonFiniteLoss, SSLBenchError
+from .images import Images, ResidentImages, chunks
 from .progress import Reporter
 from .seeding import make_generator
 from .task import PretextTask
@@ -102,13 +105,19 @@ def check_finite(value: float, what: str) -> None:
         raise NonFiniteLoss(f"{what} became {value}")
 
 
-def pretrain(task: PretextTask, backbone: nn.Module, images: torch.Tensor,
+def pretrain(task: PretextTask, backbone: nn.Module, images: Images | torch.Tensor,
              settings: dict[str, Any], device: torch.device, dtype: torch.dtype | None,
              seed: int, reporter: Reporter, label: str, compile: bool = False) -> dict[str, Any]:
     """Train ``backbone`` (on ``device``) and the task's head with the pretext loss on the
-    unlabeled uint8 ``images`` (on ``device``). Returns the per-epoch history and throughput."""
+    unlabeled uint8 ``images`` (held on ``device`` or streamed). Returns the per-epoch
+    history and throughput."""
     gen = make_generator(seed, f"pretrain:{task.name}", device)
+    if isinstance(images, torch.Tensor):
+        images = ResidentImages(images)
     images = task.prepare(images, gen)
+    if isinstance(images, torch.Tensor):        # a task may return a tensor (a subset it took)
+        images = ResidentImages(images)
+    order = images.order_generator(gen)
     head = to_device(task.build_head(backbone), device)
     net = maybe_compile(backbone, compile)
     epochs = int(settings["pretrain_epochs"])
@@ -131,8 +140,9 @@ def pretrain(task: PretextTask, backbone: nn.Module, images: torch.Tensor,
             correct = torch.zeros((), device=device)
             count = torch.zeros((), device=device)
             n_images = 0
-            for idx in epoch_batches(len(images), batch_size, gen, device):
-                x = to_float(images[idx])
+            for idx, batch in images.batches(epoch_batches(len(images), batch_size, order,
+                                                           images.index_device)):
+                x = to_float(batch)
                 if task.uses_index:
                     extra["index"] = idx
                 with autocast(device, dtype):
@@ -164,15 +174,23 @@ def pretrain(task: PretextTask, backbone: nn.Module, images: torch.Tensor,
 
 
 @torch.no_grad()
-def predict(model: Callable[[torch.Tensor], torch.Tensor], images: torch.Tensor,
+def predict(model: Callable[[torch.Tensor], torch.Tensor], images: Images | torch.Tensor,
             device: torch.device, dtype: torch.dtype | None,
             batch_size: int = 512) -> torch.Tensor:
-    """Class predictions for uint8 ``images`` (on ``device``), in batches."""
+    """Class predictions for uint8 ``images`` (on ``device``, or streamed), in batches."""
     out = []
-    for i in range(0, len(images), batch_size):
+    for x in chunks(images, batch_size):
         with autocast(device, dtype):
-            out.append(model(to_float(images[i:i + batch_size])).argmax(1))
+            out.append(model(to_float(x)).argmax(1))
     return torch.cat(out) if out else torch.empty(0, dtype=torch.long, device=device)
+
+
+def random_batches(n: int, batch_size: int, generator: torch.Generator,
+                   device: torch.device) -> Iterator[torch.Tensor]:
+    """Endless index batches drawn with replacement (unlabeled images for consistency
+    losses); each is drawn when asked for."""
+    while True:
+        yield torch.randint(n, (batch_size,), device=device, generator=generator)
 
 
 def step_batches(n: int, batch_size: int, steps: int, generator: torch.Generator,

@@ -2,25 +2,25 @@
 
 If PATH holds ``train/`` and ``test/`` folders (each with class sub-folders) they are used as
 the splits; otherwise a stratified, seeded 80/20 train/test split is made, and the test files
-are recorded in the split file beside the results. Images are decoded once, in a thread pool,
-converted to RGB, resized (shorter side) and centre-cropped to the run's resolution.
+are recorded in the split file beside the results. The loader only lists the files
+(:class:`~sslbench.images.ImageFiles`); the core decodes them (RGB, shorter side resized,
+centre crop to the run's resolution) in DataLoader workers, once if the data set fits on the
+device, or batch by batch while training if it does not (:mod:`sslbench.placement`).
 """
 
 from __future__ import annotations
 
 import os
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
 from torchvision.datasets.folder import IMG_EXTENSIONS, find_classes, make_dataset
 
 import sslbench
-from sslbench.data import (DatasetRequest, DatasetSpec, ImageData, pil_to_uint8,
-                           stratified_split)
+from sslbench.data import DatasetRequest, DatasetSpec, ImageData, stratified_split
 from sslbench.errors import SSLBenchError
+from sslbench.images import ImageFiles
 
 
 def _scan(root: Path) -> tuple[list[str], list[tuple[str, int]]]:
@@ -35,21 +35,6 @@ def _scan(root: Path) -> tuple[list[str], list[tuple[str, int]]]:
         raise SSLBenchError(f"folder {str(root)!r} has class sub-folders but no images "
                             f"({', '.join(IMG_EXTENSIONS)})")
     return classes, samples
-
-
-def _decode(path: str, resolution: int) -> torch.Tensor:
-    try:
-        with Image.open(path) as image:
-            return pil_to_uint8(image, resolution)
-    except (OSError, UnidentifiedImageError, ValueError) as exc:
-        raise SSLBenchError(f"cannot read image {path!r}: {exc}") from None
-
-
-def decode_all(paths: list[str], resolution: int) -> torch.Tensor:
-    """Decode and resize every image, in parallel threads (PIL releases the GIL)."""
-    with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:
-        tensors = list(pool.map(lambda p: _decode(p, resolution), paths, chunksize=64))
-    return torch.stack(tensors)
 
 
 def load(request: DatasetRequest) -> ImageData:
@@ -79,9 +64,9 @@ def load(request: DatasetRequest) -> ImageData:
     provenance["train_files"] = [rel(p) for p, _ in train]
     return ImageData(
         name=root.name, classes=classes,
-        train_images=decode_all([p for p, _ in train], request.resolution),
+        train_images=ImageFiles([p for p, _ in train], request.resolution, str(root)),
         train_labels=torch.tensor([c for _, c in train], dtype=torch.int64),
-        test_images=decode_all([p for p, _ in test], request.resolution),
+        test_images=ImageFiles([p for p, _ in test], request.resolution, str(root)),
         test_labels=torch.tensor([c for _, c in test], dtype=torch.int64),
         provenance=provenance)
 

@@ -23,7 +23,7 @@ from sslbench.augment import standard_augment, to_float
 from sslbench.protocol import EvalContext, EvaluationProtocol, ProtocolResult, Split
 from sslbench.task import ConsistencyContext
 from sslbench.training import (accuracy, autocast, check_finite, make_optimizer, maybe_compile,
-                               predict, step_batches, to_device, warmup_cosine)
+                               predict, random_batches, step_batches, to_device, warmup_cosine)
 
 
 class Classifier(nn.Module):
@@ -66,6 +66,15 @@ class FineTune(EvaluationProtocol):
         gen = ctx.generator("finetune")
         eval_every = max(1, steps // int(s["finetune_evals"]))
         images, labels = ctx.labeled.images, ctx.labeled.labels
+        batch_size = min(int(s["finetune_batch_size"]), len(labels))
+        batches = images.batches(step_batches(len(labels), batch_size, steps,
+                                              images.order_generator(gen), images.index_device))
+        # one endless stream of unlabeled batches per consistency task
+        unlabeled = ctx.unlabeled
+        streams = [unlabeled.batches(random_batches(
+                       len(unlabeled), task.unlabeled_batch_size(batch_size, s["unlabeled_batch_size"]),
+                       unlabeled.order_generator(gen), unlabeled.index_device))
+                   for task in ctx.consistency_tasks]
         best = {"val_accuracy": -1.0, "step": 0, "state": None}
         curve = []
         loss_sum = torch.zeros((), device=device)
@@ -75,19 +84,16 @@ class FineTune(EvaluationProtocol):
             for h in heads:
                 if h is not None:
                     h.train()
-            for step, idx in enumerate(step_batches(len(labels), s["finetune_batch_size"], steps,
-                                                    gen, device), start=1):
-                x = standard_augment(images[idx], gen)
+            for step, (idx, batch) in enumerate(batches, start=1):
+                x = standard_augment(batch, gen)
                 with autocast(device, dtype):
                     logits = net(x)
                     contexts = [ConsistencyContext(model.backbone, head, model.fc, step, steps,
                                                    ctx.num_classes, gen) for head in heads]
                     loss = self.supervised_loss(logits, labels[idx], ctx.consistency_tasks,
                                                 contexts)
-                    for task, cctx in zip(ctx.consistency_tasks, contexts):
-                        n_u = task.unlabeled_batch_size(len(idx), s["unlabeled_batch_size"])
-                        u = ctx.unlabeled[torch.randint(len(ctx.unlabeled), (n_u,),
-                                                        device=device, generator=gen)]
+                    for task, cctx, stream in zip(ctx.consistency_tasks, contexts, streams):
+                        _, u = next(stream)
                         loss = loss + task.unlabeled_loss(cctx, to_float(u))
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()

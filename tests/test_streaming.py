@@ -1,0 +1,171 @@
+"""The streamed data path: image files decoded in DataLoader workers, batch by batch, for data
+sets that do not fit on the device (``--stream``)."""
+
+import json
+
+import pytest
+import torch
+from conftest import write_image_folder
+
+from sslbench.data import DatasetRequest, ImageData, carve_validation
+from sslbench.errors import SSLBenchError
+from sslbench.images import (ImageFiles, ResidentImages, StreamedImages, TensorSource,
+                             decode_all)
+from sslbench.placement import place
+from sslbench.plugins import PluginHost
+from sslbench.progress import Reporter
+from sslbench.seeding import make_generator
+from sslbench.training import epoch_batches, pretrain
+
+RES = 12
+CPU = torch.device("cpu")
+
+
+@pytest.fixture
+def files(image_folder) -> ImageFiles:
+    paths = sorted(str(p) for p in image_folder.rglob("*.png"))
+    return ImageFiles(paths, RES)
+
+
+def test_streamed_batches_hold_the_decoded_pixels_in_the_asked_order(files):
+    decoded = decode_all(files, workers=0)
+    assert decoded.shape == (30, 3, RES, RES) and decoded.dtype == torch.uint8
+    order = torch.randperm(30, generator=torch.Generator().manual_seed(0))
+    for workers in (0, 2):
+        got = list(StreamedImages(files, CPU, workers).batches(order.split(7)))
+        assert [len(i) for i, _ in got] == [7, 7, 7, 7, 2]
+        assert torch.equal(torch.cat([i for i, _ in got]), order)
+        assert torch.equal(torch.cat([x for _, x in got]), decoded[order])
+
+
+def test_an_unreadable_file_is_one_line_naming_it(files, tmp_path):
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(b"not a png")
+    stream = StreamedImages(ImageFiles(files.paths + [str(broken)], RES), CPU, workers=2)
+    with pytest.raises(SSLBenchError) as info:
+        list(stream.chunks(8))
+    assert "broken.png" in str(info.value) and "\n" not in str(info.value)
+
+
+def test_file_fingerprint_follows_names_and_sizes(files, tmp_path):
+    before = files.fingerprint()
+    assert ImageFiles(list(files.paths), RES).fingerprint() == before
+    assert ImageFiles(files.paths, RES + 1).fingerprint() != before
+    assert files.subset(range(29)).fingerprint() != before
+    with open(files.paths[0], "ab") as f:
+        f.write(b"\0")
+    assert ImageFiles(files.paths, RES).fingerprint() != before
+
+
+def _data(files) -> ImageData:
+    labels = torch.arange(30) // 10
+    return ImageData("t", ["a", "b", "c"], files, labels, files.subset(range(6)), labels[:6],
+                     unlabeled_images=torch.zeros(5, 3, RES, RES, dtype=torch.uint8))
+
+
+def test_placement_modes(files, monkeypatch):
+    splits = carve_validation(_data(files), 0.2, seed=0)
+    resident = place(splits, CPU, "never", workers=0)
+    streamed = place(splits, CPU, "always", workers=0)
+    assert not resident.streamed and streamed.streamed
+    assert streamed.describe()["pretraining"] == "streamed"
+    # the same pixels either way; the pretraining set is the pool, then the unlabeled split
+    for name in ("pool", "val", "test", "pretraining"):
+        a, b = getattr(resident, name), getattr(streamed, name)
+        assert torch.equal(a[torch.arange(len(a))], b[torch.arange(len(b))]), name
+    assert len(streamed.pretraining) == len(splits.pool_index) + 5
+    # channel statistics from a sample that covers the whole pool equal the exact ones
+    for exact, sampled in zip(resident.channel_stats, streamed.channel_stats):
+        assert torch.allclose(exact, sampled, atol=1e-5)
+    # auto streams what does not fit in half the free memory, and still holds the
+    # validation split and small labeled subsets on the device
+    import sslbench.placement as placement
+    monkeypatch.setattr(placement, "free_memory", lambda device: 2 * 8 * 3 * RES * RES)
+    auto = place(splits, CPU, "auto", workers=0)
+    assert auto.streamed and not auto.val.streamed and "GiB" in auto.notes["reason"]
+    small, labels = auto.labeled(torch.arange(2))
+    assert not small.streamed and torch.equal(labels, splits.pool_labels[:2])
+    big, _ = auto.labeled(torch.arange(20))
+    assert big.streamed
+
+
+def test_decoded_sets_stay_in_memory_on_the_cpu(monkeypatch):
+    import sslbench.placement as placement
+    monkeypatch.setattr(placement, "free_memory", lambda device: 0)
+    images = torch.randint(0, 256, (20, 3, RES, RES), dtype=torch.uint8)
+    labels = torch.arange(20) % 2
+    splits = carve_validation(ImageData("t", ["a", "b"], images, labels, images[:4], labels[:4]),
+                              0.2, seed=0)
+    assert not place(splits, CPU, "auto", workers=0).streamed
+
+
+def _pretrain(images, workers):
+    host = PluginHost.from_environment()
+    torch.manual_seed(0)
+    backbone = host.backbone("smallcnn").create(RES)
+    task = host.task("rotation")()
+    settings = {"pretrain_epochs": 2, "pretrain_batch_size": 8, "pretrain_lr": 0.05,
+                "weight_decay": 5e-4}
+    source = StreamedImages(TensorSource(images), CPU, workers) if workers is not None \
+        else ResidentImages(images)
+    result = pretrain(task, backbone, source, settings, CPU, None, 0, Reporter(), "t")
+    return result, backbone.state_dict()
+
+
+def test_streamed_pretraining_does_not_depend_on_the_number_of_workers():
+    images = torch.randint(0, 256, (40, 3, RES, RES), dtype=torch.uint8,
+                           generator=torch.Generator().manual_seed(1))
+    (r0, s0), (r2, s2) = _pretrain(images, 0), _pretrain(images, 2)
+    assert [h["loss"] for h in r0["history"]] == [h["loss"] for h in r2["history"]]
+    assert all(torch.equal(s0[k], s2[k]) for k in s0)
+    # resident and streamed runs draw their batch order from different generators
+    resident, _ = _pretrain(images, None)
+    assert resident["n_images"] == r0["n_images"] == 40
+
+
+def test_streamed_order_is_a_seeded_permutation():
+    stream = StreamedImages(TensorSource(torch.zeros(10, 3, 2, 2, dtype=torch.uint8)), CPU, 0)
+    gen = make_generator(3, "x")
+    a = torch.cat(list(epoch_batches(10, 5, stream.order_generator(gen), CPU)))
+    b = torch.cat(list(epoch_batches(10, 5, stream.order_generator(make_generator(3, "x")), CPU)))
+    assert torch.equal(a, b) and sorted(a.tolist()) == list(range(10))
+
+
+def test_exemplar_takes_its_surrogates_from_a_stream(files):
+    from sslbench_plugins.tasks.exemplar import Exemplar
+    decoded = decode_all(files, workers=0)
+    a = Exemplar(num_exemplars=12).prepare(StreamedImages(files, CPU, 2), make_generator(0, "p"))
+    b = Exemplar(num_exemplars=12).prepare(ResidentImages(decoded), make_generator(0, "p"))
+    assert torch.equal(a, b) and a.shape == (12, 3, RES, RES)
+
+
+def test_sweep_with_every_split_streamed(fast_run, image_folder, tmp_path):
+    status, out, err = fast_run("--dataset", f"imagefolder:{image_folder}", "--stream", "always",
+                                "--workers", "2", "--tasks", "rotation,exemplar,rotation+uda",
+                                "--fractions", "0.5", "--protocols", "linear,finetune,knn",
+                                "--task-opt", "exemplar.num_exemplars=10")
+    assert status == 0, err
+    records = [json.loads(p.read_text()) for p in (tmp_path / "results" / "records").glob("*")]
+    assert len(records) == 10 and all(r["status"] == "ok" for r in records)
+    placement = records[0]["data"]["placement"]
+    assert placement == {"pretraining": "streamed", "val": "streamed", "test": "streamed",
+                         "reason": "--stream always", "workers": 2}
+
+
+def test_bad_stream_settings_are_one_line(fast_run, tmp_path):
+    status, _, err = fast_run("--stream", "sometimes")
+    assert status == 2 and "sometimes" in err and len(err.strip().splitlines()) == 1
+    config = tmp_path / "c.toml"
+    config.write_text('stream = "sometimes"\n')
+    status, _, err = fast_run("--config", str(config))
+    assert status == 2 and err.strip() == ("sslbench: error: stream must be auto, never or "
+                                           "always, not 'sometimes'")
+    config.write_text("workers = -1\n")
+    status, _, err = fast_run("--config", str(config))
+    assert status == 2 and "workers" in err and len(err.strip().splitlines()) == 1
+
+
+def test_image_folder_loader_lists_files(image_folder, tmp_path):
+    spec, argument = PluginHost.from_environment().dataset(f"imagefolder:{image_folder}")
+    data = spec.load(DatasetRequest(argument, RES, str(tmp_path)))
+    assert isinstance(data.train_images, ImageFiles) and data.train_images.shape[1:] == (3, RES, RES)
