@@ -113,6 +113,25 @@ def test_model_only(benchmark, flowers32, name):
     record(benchmark, f"{name}/model_only", STEPS * BATCH)
 
 
+@pytest.mark.parametrize("layout", ["channels_last", "nchw"])
+def test_rotation_ceiling_layout(benchmark, flowers32, layout):
+    """The rotation ceiling with the network in channels_last (sslbench's) or NCHW (the naive
+    pipeline's) layout: how much of the gap to the naive pipeline is the layout."""
+    task, pool = make_task("rotation", flowers32[0])
+    backbone, head, opt = new_model(task, channels_last=layout == "channels_last")
+    gen = make_generator(0, "bench")
+    batches = [rotate_batch(random_flip(to_float(pool[idx]), gen))
+               for idx in list(epoch_batches(len(pool), BATCH, gen, CPU))[:STEPS]]
+    fmt = torch.channels_last if layout == "channels_last" else torch.contiguous_format
+
+    def run():
+        for inputs, targets in batches:
+            loss = F.cross_entropy(head(backbone(inputs.contiguous(memory_format=fmt))), targets)
+            train(backbone, head, opt, loss)
+    benchmark.pedantic(run, rounds=2, warmup_rounds=1)
+    record(benchmark, f"rotation/ceiling_{layout}", STEPS * BATCH)
+
+
 @pytest.mark.parametrize("name", TASKS)
 def test_sslbench(benchmark, flowers32, name):
     """The real code path: the task's own pretext_loss (uda: its consistency loss)."""

@@ -2,6 +2,7 @@
 
     python benchmarks/run.py                 # all benchmarks, writes RESULTS.md
     python benchmarks/run.py --no-write      # print only
+    python benchmarks/run.py -k streaming    # a subset (arguments go on to pytest)
 
 The figures, the machine (CPU model, cores, threads; GPU where there is one), the library
 versions and this command go into RESULTS.md together.
@@ -42,13 +43,13 @@ def machine() -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--no-write", action="store_true")
-    parser.add_argument("pytest_args", nargs="*")
-    args = parser.parse_args()
+    # every other argument goes on to pytest, in order (e.g. -k sweep)
+    args, pytest_args = parser.parse_known_args()
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "bench.json"
         cmd = [sys.executable, "-m", "pytest", str(HERE), "-q", "-p", "no:cacheprovider",
                "-o", "python_files=bench_*.py",
-               f"--benchmark-json={out}", *args.pytest_args]
+               f"--benchmark-json={out}", *pytest_args]
         status = subprocess.call(cmd, cwd=HERE.parent)
         if status != 0 or not out.exists():
             sys.exit(status or 1)

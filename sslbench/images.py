@@ -168,6 +168,10 @@ class ConcatSource(Dataset):
         self.first, self.second = first, second
 
     @property
+    def shape(self) -> tuple[int, ...]:
+        return (len(self), *self.first.shape[1:])
+
+    @property
     def nbytes(self) -> int:
         return self.first.nbytes + self.second.nbytes
 
@@ -178,9 +182,9 @@ class ConcatSource(Dataset):
         n = len(self.first)
         index = torch.tensor(indices, dtype=torch.int64)
         parts = []
-        for source, mask in ((self.first, index < n), (self.second, index >= n)):
+        for source, mask, offset in ((self.first, index < n, 0), (self.second, index >= n, n)):
             if mask.any():
-                got = source.__getitems__((index[mask] - (0 if source is self.first else n)).tolist())
+                got = source.__getitems__((index[mask] - offset).tolist())
                 if isinstance(got, DecodeFailure):
                     return got
                 parts.append((mask, got[1]))
@@ -188,10 +192,6 @@ class ConcatSource(Dataset):
         for mask, batch in parts:
             images[mask] = batch
         return index, images
-
-    @property
-    def shape(self) -> tuple[int, ...]:
-        return (len(self), *self.first.shape[1:])
 
 
 def host_source(images: torch.Tensor | Dataset) -> Dataset:
