@@ -77,9 +77,9 @@ def build_inputs(task, backbone, x, index, gen):
     return torch.cat([x, rand_augment(x, gen)]), None   # uda: clean + strong copies
 
 
-def forward_loss(task, backbone, head, inputs, targets):
+def forward_loss(task, backbone, head, inputs, targets, layout=torch.channels_last):
     """The model part of a step, the same for all three pipelines."""
-    feats = backbone(inputs.contiguous(memory_format=torch.channels_last))
+    feats = backbone(inputs.contiguous(memory_format=layout))
     if task.name in ("jigsaw", "relpatch"):
         feats = feats.view(len(targets), -1, feats.shape[-1])
     logits = head(feats)
@@ -97,10 +97,10 @@ def train(backbone, head, opt, loss):
 
 
 # ----------------------------------------------------------------------------- sslbench
-@pytest.mark.parametrize("name", TASKS)
-def test_model_only(benchmark, flowers32, name):
-    task, pool = make_task(name, flowers32[0])
-    backbone, head, opt = new_model(task)
+def _model_only(benchmark, images, name: str, layout: torch.memory_format, key: str) -> None:
+    """Time the training step alone on task inputs built before timing."""
+    task, pool = make_task(name, images)
+    backbone, head, opt = new_model(task, channels_last=layout == torch.channels_last)
     gen = make_generator(0, "bench")
     batches = []
     for idx in list(epoch_batches(len(pool), BATCH, gen, CPU))[:STEPS]:
@@ -108,28 +108,22 @@ def test_model_only(benchmark, flowers32, name):
 
     def run():
         for inputs, targets in batches:
-            train(backbone, head, opt, forward_loss(task, backbone, head, inputs, targets))
+            train(backbone, head, opt, forward_loss(task, backbone, head, inputs, targets, layout))
     benchmark.pedantic(run, rounds=2, warmup_rounds=1)
-    record(benchmark, f"{name}/model_only", STEPS * BATCH)
+    record(benchmark, key, STEPS * BATCH)
+
+
+@pytest.mark.parametrize("name", TASKS)
+def test_model_only(benchmark, flowers32, name):
+    _model_only(benchmark, flowers32[0], name, torch.channels_last, f"{name}/model_only")
 
 
 @pytest.mark.parametrize("layout", ["channels_last", "nchw"])
 def test_rotation_ceiling_layout(benchmark, flowers32, layout):
     """The rotation ceiling with the network in channels_last (sslbench's) or NCHW (the naive
     pipeline's) layout: how much of the gap to the naive pipeline is the layout."""
-    task, pool = make_task("rotation", flowers32[0])
-    backbone, head, opt = new_model(task, channels_last=layout == "channels_last")
-    gen = make_generator(0, "bench")
-    batches = [rotate_batch(random_flip(to_float(pool[idx]), gen))
-               for idx in list(epoch_batches(len(pool), BATCH, gen, CPU))[:STEPS]]
     fmt = torch.channels_last if layout == "channels_last" else torch.contiguous_format
-
-    def run():
-        for inputs, targets in batches:
-            loss = F.cross_entropy(head(backbone(inputs.contiguous(memory_format=fmt))), targets)
-            train(backbone, head, opt, loss)
-    benchmark.pedantic(run, rounds=2, warmup_rounds=1)
-    record(benchmark, f"rotation/ceiling_{layout}", STEPS * BATCH)
+    _model_only(benchmark, flowers32[0], "rotation", fmt, f"rotation/ceiling_{layout}")
 
 
 @pytest.mark.parametrize("name", TASKS)

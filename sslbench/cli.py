@@ -194,10 +194,10 @@ def report(results_dirs, fmt, output, plugins) -> None:
 def show(task_name, dataset, resolution, count, seed, task_opts, data_dir, output,
          plugins) -> None:
     """Draw the inputs a task builds from a few images, with their targets."""
-    from .data import DatasetRequest
     import torch
 
-    from .images import ResidentImages, StreamedImages, default_workers, host_source
+    from .data import DatasetRequest
+    from .images import ImageFiles, StreamedImages, as_images, default_workers
     from .preview import draw_preview, preview_task
     from .seeding import make_generator
     host = _host(list(plugins))
@@ -206,9 +206,9 @@ def show(task_name, dataset, resolution, count, seed, task_opts, data_dir, outpu
     spec, argument = host.dataset(dataset)
     data = spec.load(DatasetRequest(argument, resolution, data_dir))
     try:
-        images = (ResidentImages(data.train_images) if isinstance(data.train_images, torch.Tensor)
-                  else StreamedImages(host_source(data.train_images), torch.device("cpu"),
-                                 default_workers()))
+        images = data.train_images
+        images = (StreamedImages(images, torch.device("cpu"), default_workers())
+                  if isinstance(images, ImageFiles) else as_images(images))
         rows = preview_task(task, images, make_generator(seed, "show"), count)
     except NotImplementedError as exc:
         raise SSLBenchError(str(exc)) from None

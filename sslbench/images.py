@@ -321,11 +321,14 @@ class StreamedImages:
 Images = Union[ResidentImages, StreamedImages]
 
 
+def as_images(images: torch.Tensor | Images) -> Images:
+    """A placement as it is; a uint8 tensor (already where it should be) as resident."""
+    return ResidentImages(images) if isinstance(images, torch.Tensor) else images
+
+
 def chunks(images: torch.Tensor | Images, batch_size: int) -> Iterator[torch.Tensor]:
     """Every image of a tensor or a placement, in order, ``batch_size`` at a time."""
-    if isinstance(images, torch.Tensor):
-        return ResidentImages(images).chunks(batch_size)
-    return images.chunks(batch_size)
+    return as_images(images).chunks(batch_size)
 
 
 def decode_all(images: torch.Tensor | Dataset, workers: int) -> torch.Tensor:

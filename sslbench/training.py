@@ -21,7 +21,7 @@ from torch import nn
 
 from .augment import to_float
 from .errors import NonFiniteLoss, SSLBenchError
-from .images import Images, ResidentImages, chunks
+from .images import Images, as_images, chunks
 from .progress import Reporter
 from .seeding import make_generator
 from .task import PretextTask
@@ -50,9 +50,9 @@ def autocast(device: torch.device, dtype: torch.dtype | None):
 
 
 def to_device(module: nn.Module, device: torch.device) -> nn.Module:
-    """Move a module to the device in channels_last layout: 1.33x the NCHW rate of a rotation
-    step on this project's 2-core CPU (benchmarks/RESULTS.md), and the layout that cuDNN's
-    bf16 convolution kernels want on CUDA."""
+    """Move a module to the device in channels_last layout: 1.01-1.48x the NCHW rate of a
+    rotation step on this project's 2-core CPU (benchmarks/RESULTS.md), and the layout that
+    cuDNN's bf16 convolution kernels want on CUDA."""
     return module.to(device=device, memory_format=torch.channels_last)
 
 
@@ -113,11 +113,8 @@ def pretrain(task: PretextTask, backbone: nn.Module, images: Images | torch.Tens
     unlabeled uint8 ``images`` (held on ``device`` or streamed). Returns the per-epoch
     history and throughput."""
     gen = make_generator(seed, f"pretrain:{task.name}", device)
-    if isinstance(images, torch.Tensor):
-        images = ResidentImages(images)
-    images = task.prepare(images, gen)
-    if isinstance(images, torch.Tensor):        # a task may return a tensor (a subset it took)
-        images = ResidentImages(images)
+    # a task may return a tensor from prepare (exemplar: the subset it took)
+    images = as_images(task.prepare(as_images(images), gen))
     order = images.order_generator(gen)
     head = to_device(task.build_head(backbone), device)
     net = maybe_compile(backbone, compile)
