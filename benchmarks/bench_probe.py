@@ -34,7 +34,7 @@ def test_probe_on_cached_features(benchmark, flowers32):
     def run():
         ftr = extract_features(backbone, xtr, DEVICE, None)[-1]
         norm = Standardiser(ftr)
-        w, b = fit_logistic_regression(norm(ftr), ytr, 5, L2, MAX_ITER)
+        w, b, _ = fit_logistic_regression(norm(ftr), ytr, 5, L2, MAX_ITER)
         fte = extract_features(backbone, xte, DEVICE, None)[-1]
         return ((norm(fte) @ w + b).argmax(1) == yte).float().mean().item()
     accuracy = benchmark.pedantic(run, rounds=3, warmup_rounds=1)

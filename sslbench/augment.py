@@ -20,12 +20,15 @@ def random_flip(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     return torch.where(flip[:, None, None, None], x.flip(3), x)
 
 
-def random_crop(x: torch.Tensor, padding: int, generator: torch.Generator) -> torch.Tensor:
-    """Pad by ``padding`` (reflect) and cut a random crop of the original size from each image."""
+def random_crop(x: torch.Tensor, padding: int, generator: torch.Generator,
+                mode: str = "reflect") -> torch.Tensor:
+    """Pad by ``padding`` (``mode``: ``"reflect"``, or ``"constant"`` for black as
+    torchvision's ``RandomCrop(padding=...)``) and cut a random crop of the original size from
+    each image."""
     if padding <= 0:
         return x
     n, c, h, w = x.shape
-    padded = F.pad(x, (padding,) * 4, mode="reflect")
+    padded = F.pad(x, (padding,) * 4, mode=mode)
     dy = torch.randint(0, 2 * padding + 1, (n,), device=x.device, generator=generator)
     dx = torch.randint(0, 2 * padding + 1, (n,), device=x.device, generator=generator)
     rows = (dy[:, None] + torch.arange(h, device=x.device))[:, :, None]     # (N, H, 1)
@@ -35,11 +38,13 @@ def random_crop(x: torch.Tensor, padding: int, generator: torch.Generator) -> to
     return out.permute(0, 3, 1, 2).contiguous(memory_format=torch.channels_last)
 
 
-def standard_augment(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    """The usual small-image fine-tuning augmentation: random crop with 1/8 padding and a
-    horizontal flip, on float images in [0, 1]."""
+def standard_augment(images: torch.Tensor, generator: torch.Generator,
+                     padding: int | None = None) -> torch.Tensor:
+    """The usual small-image fine-tuning augmentation: random crop with reflect padding
+    (``padding`` px, default 1/8 of the side: 4 px at 32 as on CIFAR) and a horizontal flip,
+    on float images in [0, 1]."""
     x = to_float(images)
-    x = random_crop(x, max(1, x.shape[-1] // 8), generator)
+    x = random_crop(x, max(1, x.shape[-1] // 8) if padding is None else padding, generator)
     return random_flip(x, generator)
 
 

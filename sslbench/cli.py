@@ -72,12 +72,19 @@ def cli() -> None:
 @click.option("--data-dir", type=click.Path(file_okay=False),
               help="Where downloadable data sets live (default ./data).")
 @click.option("--download/--no-download", default=None, help="Allow downloading data sets.")
-@click.option("--split-seed", type=int, help="Seed of the validation (and test) split.")
+@click.option("--split-seeds", "--split-seed", "split_seeds", metavar="LIST",
+              help="Seeds of the train/test split of data sets without a fixed test split "
+                   "(and of a fixed validation split); several add resampled splits to the "
+                   "grid, e.g. 0,1,2. Default 0.")
+@click.option("--dedup/--no-dedup", default=None,
+              help="Drop duplicated images (exact and near copies found when the data set is "
+                   "loaded) before splitting; see docs/data.md.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 @plugin_option
 def run(config_file, datasets, backbones, tasks, fractions, protocols, seeds, preset,
         resolution, pretrain_epochs, finetune_steps, set_items, task_opts, device, compile_,
-        stream, workers, out, cache_dir, data_dir, download, split_seed, quiet, plugins) -> None:
+        stream, workers, out, cache_dir, data_dir, download, split_seeds, dedup, quiet,
+        plugins) -> None:
     """Run (or resume) a sweep and print its leaderboard."""
     file_values = load_toml(config_file) if config_file else None
     settings = parse_assignments(list(set_items), "--set")
@@ -90,7 +97,8 @@ def run(config_file, datasets, backbones, tasks, fractions, protocols, seeds, pr
         protocols=protocols, seeds=seeds, preset=preset, settings=settings or None,
         task_options=parse_task_options(list(task_opts)) or None, device=device,
         compile=compile_, stream=stream, workers=workers, out=out,
-        cache_dir=cache_dir, data_dir=data_dir, download=download, split_seed=split_seed,
+        cache_dir=cache_dir, data_dir=data_dir, download=download, split_seeds=split_seeds,
+        dedup=dedup,
         plugins=(list(plugins) or None))
     host = _host(config.plugins)
     reporter = Reporter() if quiet else RichReporter()

@@ -26,38 +26,69 @@ PRESETS: dict[str, dict[str, Any]] = {
     "quick": {
         "backbone": "smallcnn",
         "resolution": 32,
-        "val_fraction": 0.1,         # share of the training split carved out for validation
+        # Where choices (fine-tuning checkpoint, probe regularisation and layer, k) are made:
+        # "labeled" holds out val_share of each cell's own labeled images (the validation set
+        # never exceeds the label budget it serves; Oliver et al. 2018), "fixed" carves
+        # val_fraction of the training split out once for every cell (larger than small
+        # budgets: the pre-0.4 behaviour, kept as an explicit option).
+        "validation": "labeled",
+        "val_share": 0.2,
+        "val_fraction": 0.1,
+        "pretext_holdout": 500,      # pool images kept out of pretraining to measure pretext
+                                     # accuracy on unseen images (at most 10% of the pool)
         "pretrain_epochs": 15,
         "pretrain_batch_size": 128,  # source images per step (a task may expand each one)
         "pretrain_lr": 0.1,
         "weight_decay": 5e-4,
-        "finetune_steps": 300,       # fixed step budget, whatever the label fraction
+        # fine-tuning budget: finetune_epochs passes over the cell's labeled training images,
+        # at least finetune_min_steps steps; finetune_steps > 0 fixes the step count instead
+        "finetune_epochs": 60,
+        "finetune_min_steps": 500,
+        "finetune_steps": 0,
         "finetune_batch_size": 64,
         "finetune_lr": 0.05,
-        "finetune_evals": 10,        # validation checks per fine-tuning run (model selection)
+        "finetune_evals": 20,        # validation checks per fine-tuning run (model selection)
         "unlabeled_batch_size": 128,  # unlabeled images per step for consistency tasks
         "probe_l2": [1e-5, 1e-4, 1e-3, 1e-2, 1e-1],  # probe weight decay grid, chosen on val
-        "probe_max_iter": 200,
+        "probe_max_iter": 500,       # L-BFGS iterations; a probe that hits it is flagged
         "knn_k": [1, 5, 10, 20],
     },
     "standard": {
         "backbone": "resnet18",
         "resolution": 32,
+        "validation": "labeled",
+        "val_share": 0.2,
         "val_fraction": 0.1,
+        "pretext_holdout": 2000,
         "pretrain_epochs": 100,
         "pretrain_batch_size": 256,
         "pretrain_lr": 0.1,
         "weight_decay": 5e-4,
-        "finetune_steps": 10000,
+        "finetune_epochs": 100,
+        "finetune_min_steps": 2000,
+        "finetune_steps": 0,
         "finetune_batch_size": 128,
         "finetune_lr": 0.05,
-        "finetune_evals": 20,
+        "finetune_evals": 40,
         "unlabeled_batch_size": 448,
         "probe_l2": [1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1],
-        "probe_max_iter": 500,
+        "probe_max_iter": 1000,
         "knn_k": [1, 5, 10, 20, 50],
     },
 }
+
+VALIDATION_MODES = ("labeled", "fixed")
+
+
+def finetune_budget(settings: dict[str, Any], n_train: int) -> int:
+    """Fine-tuning steps for a cell with ``n_train`` labeled training images: a fixed
+    ``finetune_steps`` if set, else ``finetune_epochs`` passes over them (at least
+    ``finetune_min_steps``), so that 100% of the labels gets as many epochs as 10% does."""
+    if int(settings["finetune_steps"]) > 0:
+        return int(settings["finetune_steps"])
+    batch = max(1, min(int(settings["finetune_batch_size"]), n_train))
+    return max(int(settings["finetune_min_steps"]),
+               -(-int(settings["finetune_epochs"]) * n_train // batch))
 
 
 @dataclass
@@ -81,7 +112,8 @@ class SweepConfig:
     cache_dir: str | None = None
     data_dir: str = "data"
     download: bool = False
-    split_seed: int = 0
+    split_seeds: list[int] = field(default_factory=lambda: [0])
+    dedup: bool = False            # drop duplicated images (see sslbench.hygiene) before splitting
     plugins: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
@@ -146,7 +178,7 @@ def load_toml(path: str | Path) -> dict[str, Any]:
 # TOML keys accepted, singular spellings included (``dataset = "digits"``).
 _TOML_ALIASES = {"dataset": "datasets", "backbone": "backbones", "task": "tasks",
                  "fraction": "fractions", "protocol": "protocols", "seed": "seeds",
-                 "plugin": "plugins"}
+                 "plugin": "plugins", "split_seed": "split_seeds"}
 
 
 def build_config(file_values: dict[str, Any] | None = None, **overrides: Any) -> SweepConfig:
@@ -172,13 +204,17 @@ def build_config(file_values: dict[str, Any] | None = None, **overrides: Any) ->
         merged["fractions"] = parse_list(merged["fractions"], float, "--fractions")
     if "seeds" in merged:
         merged["seeds"] = parse_list(merged["seeds"], int, "--seeds")
+    if "split_seeds" in merged:
+        value = merged["split_seeds"]
+        merged["split_seeds"] = parse_list([value] if isinstance(value, int) else value, int,
+                                           "--split-seeds")
     cfg = SweepConfig(**merged)
     if cfg.preset not in PRESETS:
         raise SSLBenchError(f"unknown preset {cfg.preset!r}; known presets: {', '.join(PRESETS)}")
     for f in cfg.fractions:
         if not 0 < f <= 1:
             raise SSLBenchError(f"fraction {f:g} is outside (0, 1]")
-    for s in cfg.seeds:
+    for s in cfg.seeds + cfg.split_seeds:
         if s < 0:
             raise SSLBenchError(f"seed {s} is negative")
     if cfg.stream not in ("auto", "never", "always"):
@@ -187,6 +223,7 @@ def build_config(file_values: dict[str, Any] | None = None, **overrides: Any) ->
         raise SSLBenchError(f"workers must be a whole number >= 0, not {cfg.workers!r}")
     cfg.fractions = sorted(set(cfg.fractions))
     cfg.seeds = sorted(set(cfg.seeds))
+    cfg.split_seeds = sorted(set(cfg.split_seeds))
     cfg.settings = resolve_settings(cfg.preset, cfg.settings)
     if not cfg.backbones:
         cfg.backbones = [cfg.settings["backbone"]]
@@ -204,9 +241,17 @@ def resolve_settings(preset: str, overrides: dict[str, Any]) -> dict[str, Any]:
         raise SSLBenchError(f"resolution {settings['resolution']} is too small (8 px at least)")
     if not 0 < settings["val_fraction"] < 1:
         raise SSLBenchError("val_fraction must be in (0, 1)")
-    for key in ("pretrain_epochs", "finetune_steps", "pretrain_batch_size",
-                "finetune_batch_size", "finetune_evals"):
-        if settings[key] < (0 if key == "pretrain_epochs" else 1):
+    if not 0 < settings["val_share"] < 1:
+        raise SSLBenchError("val_share must be in (0, 1)")
+    if settings["validation"] not in VALIDATION_MODES:
+        raise SSLBenchError(f"setting validation must be one of {', '.join(VALIDATION_MODES)}, "
+                            f"not {settings['validation']!r}")
+    for key in ("pretrain_epochs", "finetune_steps", "pretext_holdout", "finetune_epochs"):
+        if settings[key] < 0:
+            raise SSLBenchError(f"setting {key} must be >= 0, got {settings[key]}")
+    for key in ("pretrain_batch_size", "finetune_batch_size", "finetune_evals",
+                "finetune_min_steps"):
+        if settings[key] < 1:
             raise SSLBenchError(f"setting {key} must be positive, got {settings[key]}")
     return settings
 

@@ -164,14 +164,24 @@ def stratified_split(
 
 @dataclass
 class Splits:
-    """The fixed splits of one data set in one run: the training pool (labels hidden from
-    pretraining), the validation split carved from the training data, and the test split.
-    Indices only; :mod:`sslbench.placement` decides where their images live."""
+    """The fixed splits of one data set in one run, as indices into its training split (the
+    test split is the data set's own). :mod:`sslbench.placement` decides where their images
+    live.
+
+    * ``pool_index``: the images that may be labeled. With ``validation="labeled"`` that is
+      the whole training split and each cell holds its own validation images out of its
+      labeled subset (:func:`sslbench.fractions.labeled_split`); with ``"fixed"`` a
+      validation split (``val_index``) is carved out once and the pool is the rest.
+    * ``holdout``: positions *in the pool* kept out of pretraining, on which the pretext
+      accuracy of each checkpoint is measured (pretraining sees every other pool image,
+      without labels, and never a validation or test image). They may still be labeled.
+    """
 
     data: ImageData
     pool_index: np.ndarray  # indices into data.train_images
-    val_index: np.ndarray   # indices into data.train_images
+    val_index: np.ndarray   # indices into data.train_images (empty: per-cell validation)
     seed: int
+    holdout: np.ndarray = field(default_factory=lambda: np.array([], dtype=np.int64))
 
     @property
     def pool_labels(self) -> torch.Tensor:
@@ -181,8 +191,33 @@ class Splits:
     def val_labels(self) -> torch.Tensor:
         return self.data.train_labels[torch.from_numpy(self.val_index)]
 
+    @property
+    def per_cell_validation(self) -> bool:
+        return len(self.val_index) == 0
+
+    @property
+    def pretraining_index(self) -> np.ndarray:
+        """Positions in the pool that pretraining sees."""
+        return np.setdiff1d(np.arange(len(self.pool_index)), self.holdout)
+
+
+def make_splits(data: ImageData, validation: str, val_fraction: float, holdout: int,
+                seed: int) -> Splits:
+    """The run's splits of ``data`` (see :class:`Splits`): a fixed validation split of
+    ``val_fraction`` when ``validation == "fixed"``, and ``holdout`` pool images (at most 10%
+    of the pool, drawn with ``seed``) kept out of pretraining."""
+    n = len(data.train_labels)
+    if validation == "fixed":
+        pool, val = stratified_split(data.train_labels.numpy(), val_fraction, seed)
+    else:
+        pool, val = np.arange(n, dtype=np.int64), np.array([], dtype=np.int64)
+    k = min(int(holdout), len(pool) // 10)
+    rng = np.random.default_rng([seed, 0x40D])
+    held = np.sort(rng.permutation(len(pool))[:k]).astype(np.int64)
+    return Splits(data=data, pool_index=pool, val_index=val, seed=seed, holdout=held)
+
 
 def carve_validation(data: ImageData, fraction: float, seed: int) -> Splits:
-    """Carve a stratified, seeded validation split of ``fraction`` out of the training data."""
-    pool, val = stratified_split(data.train_labels.numpy(), fraction, seed)
-    return Splits(data=data, pool_index=pool, val_index=val, seed=seed)
+    """A fixed, stratified, seeded validation split of ``fraction`` of the training data
+    (no pretext hold-out); kept for callers of the pre-0.4 API."""
+    return make_splits(data, "fixed", fraction, 0, seed)

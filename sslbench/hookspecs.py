@@ -71,8 +71,10 @@ def sslbench_datasets() -> list[DatasetSpec]:
     ``request.resolution``: decoded uint8 tensors, or :class:`sslbench.images.ImageFiles`
     (paths, decoded on demand) for sets too large to decode up front; the core decides
     whether they are held on the device or streamed. Specs with ``takes_argument=True`` are used as
-    ``NAME:ARGUMENT`` (``imagefolder:PATH``). Raise :class:`sslbench.SSLBenchError` for bad
-    input (missing folder, unreadable file): the user sees that one line.
+    ``NAME:ARGUMENT`` (``imagefolder:PATH``). A data set without a fixed test split draws one
+    with ``request.split_seed`` and says so in ``provenance["split_seed"]`` (``--split-seeds``
+    then resamples it). Raise :class:`sslbench.SSLBenchError` for bad input (missing folder,
+    unreadable file): the user sees that one line.
     """
 
 

@@ -1,20 +1,36 @@
 """From records to a leaderboard: one row per task plus the scratch baseline, one column per
-protocol x label fraction, mean ± std of test accuracy over seeds.
+protocol x label fraction, mean ± std of test accuracy over seeds, with the statistics that
+say which differences are real.
 
 The numbers live in a long pandas DataFrame (one row per finished cell); :class:`Leaderboard`
-aggregates it, and report formats (plugins: markdown, HTML, LaTeX, CSV, a terminal table)
-render the aggregate through :meth:`Leaderboard.display`.
+aggregates it and compares rows paired by seed (:mod:`sslbench.stats`):
+
+* every task against scratch in each column: mean difference, 95% t interval, paired t-test
+  over seeds and a two-level bootstrap over seeds and test images, Holm-corrected over all of
+  a table's task-vs-scratch comparisons. A cell is marked ▲ (▼) when the task is
+  significantly better (worse) than scratch by both tests; otherwise the gain is "n.s.";
+* the best mean of each column against the runner-up, Holm-corrected over the table's
+  columns: the winner is marked (bold) only when it is significantly better.
+
+A cell also carries † when some of its seeds did not converge (the protocol says so: a
+fine-tuning run whose best check was its last, or whose validation accuracy was still rising;
+a probe that hit its iteration limit). Report formats (plugins: markdown, HTML, LaTeX, CSV, a
+terminal table) render through :meth:`Leaderboard.display` and :class:`Publication`.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
 
+from .stats import ALPHA, PairedResult, compare, correct_family
+
 SCRATCH = "scratch"
+UP, DOWN, UNCONVERGED = "▲", "▼", "†"
 
 
 @dataclass
@@ -39,6 +55,18 @@ def format_seconds(seconds: float | None) -> str:
     return f"{seconds // 3600}h {seconds % 3600 // 60:02d}m"
 
 
+def format_p(p: float) -> str:
+    if p is None or (isinstance(p, float) and math.isnan(p)):
+        return "—"
+    return "<0.001" if p < 0.001 else f"{p:.3f}"
+
+
+def _converged(record: dict[str, Any]) -> float:
+    """1.0 / 0.0 for a protocol that says whether it converged, nan when it does not say."""
+    value = (record.get("details") or {}).get("converged")
+    return math.nan if value is None else float(bool(value))
+
+
 class Leaderboard:
     """Aggregated results of one or more results directories."""
 
@@ -50,26 +78,51 @@ class Leaderboard:
         # file-name stem of plot files written beside a report (``sslbench report -o``);
         # formats that link to plots (markdown) use it
         self.asset_stem: str | None = None
+        self._comparisons: dict[tuple[str, str], dict] = {}
+        self._summary: pd.DataFrame | None = None
         rows = []
         for r in records:
             pre = r.get("pretraining") or {}
+            held = pre.get("heldout") or {}
+            control = pre.get("control") or {}
+            ok = r["status"] == "ok"
             rows.append({
                 "dataset": r["dataset"], "backbone": r["backbone"], "task": r["task"],
                 "protocol": r["protocol"], "fraction": float(r["fraction"]), "seed": r["seed"],
+                "split_seed": r.get("split_seed", 0),
                 "status": r["status"], "preset": r.get("preset"),
-                "test_accuracy": (100 * r["metrics"]["test_accuracy"]
-                                  if r["status"] == "ok" else float("nan")),
+                "test_accuracy": 100 * r["metrics"]["test_accuracy"] if ok else math.nan,
+                "n_train": r.get("n_train", r.get("n_labeled")) if ok else math.nan,
+                "n_val": r.get("n_val", (r.get("data") or {}).get("n_val")) if ok else math.nan,
+                "n_test": (r.get("data") or {}).get("n_test"),
+                "converged": _converged(r) if ok else math.nan,
                 "pretrain_seconds": pre.get("seconds"),
+                "pretext_accuracy": 100 * held["accuracy"] if "accuracy" in held else math.nan,
+                "pretext_chance": 100 * held["chance"] if "chance" in held else math.nan,
+                "pretext_near_chance": (float(held["near_chance"]) if "near_chance" in held
+                                        else math.nan),
+                "control_name": control.get("name"),
+                "control_accuracy": (100 * control["accuracy"] if "accuracy" in control
+                                     else math.nan),
+                "control_chance": 100 * control["chance"] if "chance" in control else math.nan,
                 "error": r.get("error")})
         self.frame = pd.DataFrame(rows, columns=[
-            "dataset", "backbone", "task", "protocol", "fraction", "seed", "status", "preset",
-            "test_accuracy", "pretrain_seconds", "error"])
+            "dataset", "backbone", "task", "protocol", "fraction", "seed", "split_seed",
+            "status", "preset", "test_accuracy", "n_train", "n_val", "n_test", "converged",
+            "pretrain_seconds", "pretext_accuracy", "pretext_chance", "pretext_near_chance",
+            "control_name", "control_accuracy", "control_chance", "error"])
 
     # ------------------------------------------------------------------ aggregates
     @property
     def protocols(self) -> list[str]:
-        order = {"linear": 0, "knn": 1, "finetune": 2}
-        return sorted(self.frame["protocol"].unique(), key=lambda p: (order.get(p, 9), p))
+        """In the order the records' sweeps listed them (then by name)."""
+        order: list[str] = []
+        for r in self.records:
+            for p in (r.get("sweep") or {}).get("protocols", []):
+                if p not in order:
+                    order.append(p)
+        present = self.frame["protocol"].unique()
+        return sorted(present, key=lambda p: (order.index(p) if p in order else len(order), p))
 
     @property
     def fractions(self) -> list[float]:
@@ -88,40 +141,109 @@ class Leaderboard:
 
     def summary(self) -> pd.DataFrame:
         """Long form: one row per (dataset, backbone, task, protocol, fraction) with mean, std
-        and n over seeds of test accuracy (%), the number of failed cells, and the mean
-        pretraining time."""
+        and n over seeds of test accuracy (%), the failed and unconverged cells, the label
+        budget (median training and validation images), the mean pretraining time, and, for
+        task rows, the paired comparison with scratch (mean gain, 95% t interval, p-values
+        before and after Holm's correction, whether it is significant) and whether the cell
+        is its column's significant winner."""
+        if self._summary is not None:
+            return self._summary.copy()
         keys = ["dataset", "backbone", "task", "protocol", "fraction"]
         ok = self.frame[self.frame["status"] == "ok"]
-        agg = ok.groupby(keys)["test_accuracy"].agg(mean="mean", std="std", n="count")
+        agg = ok.groupby(keys).agg(mean=("test_accuracy", "mean"), std=("test_accuracy", "std"),
+                                   n=("test_accuracy", "count"),
+                                   n_unconverged=("converged", lambda c: int((c == 0).sum())),
+                                   n_train=("n_train", "median"), n_val=("n_val", "median"))
         failed = (self.frame[self.frame["status"] != "ok"].groupby(keys).size()
                   .rename("n_failed"))
         pre = (self.frame.dropna(subset=["pretrain_seconds"])
-               .drop_duplicates(["dataset", "backbone", "task", "seed"])
+               .drop_duplicates(["dataset", "backbone", "task", "seed", "split_seed"])
                .groupby(["dataset", "backbone", "task"])["pretrain_seconds"].mean())
         out = agg.join(failed, how="outer").reset_index()
-        out["n"] = out["n"].fillna(0).astype(int)
-        out["n_failed"] = out["n_failed"].fillna(0).astype(int)
+        for col in ("n", "n_failed", "n_unconverged"):
+            out[col] = out[col].fillna(0).astype(int)
         out["pretrain_seconds"] = [pre.get((d, b, t)) for d, b, t in
                                    zip(out["dataset"], out["backbone"], out["task"])]
-        return out
+        extra = {c: [] for c in ("gain", "gain_ci_low", "gain_ci_high", "p_t", "p_t_holm",
+                                 "p_boot", "p_boot_holm", "significant", "winner")}
+        for _, row in out.iterrows():
+            comp = self.comparisons(row["dataset"], row["backbone"])
+            vs = comp["vs_scratch"].get((row["task"], row["protocol"], row["fraction"]))
+            for col, attr in (("gain", "mean"), ("gain_ci_low", "ci_low"),
+                              ("gain_ci_high", "ci_high"), ("p_t", "p_t"),
+                              ("p_t_holm", "p_t_holm"), ("p_boot", "p_boot"),
+                              ("p_boot_holm", "p_boot_holm")):
+                extra[col].append(getattr(vs, attr) if vs else math.nan)
+            extra["significant"].append(bool(vs.significant) if vs else False)
+            win = comp["winners"].get((row["protocol"], row["fraction"]))
+            extra["winner"].append(bool(win and win["task"] == row["task"]
+                                        and win["result"] is not None
+                                        and win["result"].significant))
+        for col, values in extra.items():
+            out[col] = values
+        self._summary = out
+        return out.copy()
+
+    def _ok(self, dataset: str, backbone: str) -> list[dict[str, Any]]:
+        return [r for r in self.records if r["status"] == "ok" and r["dataset"] == dataset
+                and r["backbone"] == backbone]
+
+    def comparisons(self, dataset: str, backbone: str) -> dict[str, dict]:
+        """``vs_scratch``: {(task, protocol, fraction): PairedResult of task - scratch}, one
+        Holm family; ``winners``: {(protocol, fraction): {"task", "runner_up", "result"}} with
+        the best mean against the second best, Holm-corrected over the columns."""
+        key = (dataset, backbone)
+        if key in self._comparisons:
+            return self._comparisons[key]
+        records = self._ok(dataset, backbone)
+        cells: dict[tuple, list] = {}
+        for r in records:
+            cells.setdefault((r["task"], r["protocol"], float(r["fraction"])), []).append(r)
+        vs_scratch: dict[tuple, PairedResult] = {}
+        for (task, proto, frac), recs in cells.items():
+            base = cells.get((SCRATCH, proto, frac))
+            if task != SCRATCH and base:
+                result = compare(recs, base)
+                if result is not None:
+                    vs_scratch[(task, proto, frac)] = result
+        correct_family(list(vs_scratch.values()))
+        winners: dict[tuple, dict] = {}
+        for proto in {k[1] for k in cells}:
+            for frac in {k[2] for k in cells if k[1] == proto}:
+                column = {t: recs for (t, p, f), recs in cells.items()
+                          if p == proto and f == frac}
+                if len(column) < 2:
+                    continue
+                means = sorted(((sum(100 * r["metrics"]["test_accuracy"] for r in recs)
+                                 / len(recs), t) for t, recs in column.items()), reverse=True)
+                best, second = means[0][1], means[1][1]
+                winners[(proto, frac)] = {"task": best, "runner_up": second,
+                                          "result": compare(column[best], column[second])}
+        correct_family([w["result"] for w in winners.values()])
+        self._comparisons[key] = {"vs_scratch": vs_scratch, "winners": winners}
+        return self._comparisons[key]
 
     def display(self, mark_best: Callable[[str], str] = lambda s: s,
                 dataset: str | None = None, backbone: str | None = None) -> pd.DataFrame:
-        """The leaderboard as strings: index = task, columns = "protocol f%" plus
-        "pretraining". Cells read "mean ± std" ("n/a" where a protocol does not apply,
-        "failed" where every seed failed); the best mean of each column goes through
-        ``mark_best``. ``dataset``/``backbone`` pick one group (default: the first)."""
+        """The leaderboard as strings: index = task, columns = "protocol f% (n=N)", then the
+        pretext columns. Cells read "mean ± std", then ▲/▼ where the task is significantly
+        better/worse than scratch, † with a count where seeds did not converge, [n=k] where a
+        cell has fewer seeds than its column; "n/a" where a protocol does not apply, "failed"
+        where every seed failed. The column's winner goes through ``mark_best`` only when it is
+        significantly better than the runner-up. ``dataset``/``backbone`` pick one group
+        (default: the first)."""
         summary = self.summary()
         if dataset is None:
             dataset, backbone = self.groups[0]
         summary = summary[(summary["dataset"] == dataset) & (summary["backbone"] == backbone)]
         columns = {}
+        budget_row = {}
         for proto in self.protocols:
             for frac in self.fractions:
                 col = summary[(summary["protocol"] == proto) & (summary["fraction"] == frac)]
                 if col.empty:
                     continue
-                best = col["mean"].max()
+                top_n = int(col["n"].max())
                 cells = {}
                 for task in self.tasks:
                     row = col[col["task"] == task]
@@ -135,35 +257,117 @@ class Leaderboard:
                     text = f"{row['mean']:.1f}"
                     if row["n"] > 1:
                         text += f" ± {row['std']:.1f}"
+                    if row["significant"]:
+                        text += f" {UP if row['gain'] > 0 else DOWN}"
+                    if row["n_unconverged"]:
+                        text += f" {UNCONVERGED}{row['n_unconverged']}"
+                    if row["n"] < top_n:
+                        text += f" [n={row['n']}]"
                     if row["n_failed"]:
                         text += f" ({row['n_failed']} failed)"
-                    cells[task] = mark_best(text) if row["mean"] == best else text
-                columns[f"{proto} {frac * 100:g}%"] = cells
-        table = pd.DataFrame(columns, index=[t for t in self.tasks
-                                             if t in set(summary["task"])])
+                    cells[task] = mark_best(text) if row["winner"] else text
+                name = f"{proto} {frac * 100:g}% (n={top_n})"
+                columns[name] = cells
+                budget_row[name] = _budget(col)
+        index = [t for t in self.tasks if t in set(summary["task"])]
+        table = pd.DataFrame(columns, index=index)
+        pretext = self.pretext(dataset, backbone)
+        table["pretext (held-out)"] = [pretext.get(t, {}).get("text", "—") for t in index]
+        table["control"] = [pretext.get(t, {}).get("control", "—") for t in index]
         pre = summary.drop_duplicates("task").set_index("task")["pretrain_seconds"]
         table["pretraining"] = [format_seconds(pre.get(t)) if t != SCRATCH else "—"
-                                for t in table.index]
+                                for t in index]
+        budget = pd.DataFrame([{**budget_row, "pretext (held-out)": "", "control": "",
+                                "pretraining": ""}], index=["labels (train+val)"])
+        table = pd.concat([budget, table])
         table.index.name = "task"
         return table
 
+    def pretext(self, dataset: str, backbone: str) -> dict[str, dict[str, str]]:
+        """Per task: the held-out pretext accuracy of its checkpoints (mean over seeds, with
+        chance) and its shortcut control, as text."""
+        f = self.frame[(self.frame["dataset"] == dataset) & (self.frame["backbone"] == backbone)]
+        f = f.dropna(subset=["pretext_accuracy"]).drop_duplicates(
+            ["task", "seed", "split_seed"])
+        out = {}
+        for task, g in f.groupby("task"):
+            near = int(g["pretext_near_chance"].fillna(0).sum())
+            text = (f"{g['pretext_accuracy'].mean():.1f}% (chance "
+                    f"{g['pretext_chance'].mean():.1f}%)")
+            if near:
+                text += f" ≈chance {near}/{len(g)}"
+            entry = {"text": text}
+            c = g.dropna(subset=["control_accuracy"])
+            if len(c):
+                entry["control"] = (f"{c['control_name'].iloc[0]}: "
+                                    f"{c['control_accuracy'].mean():.1f}% (chance "
+                                    f"{c['control_chance'].mean():.1f}%)")
+            out[task] = entry
+        return out
+
     def caption(self, dataset: str | None = None, backbone: str | None = None) -> str:
-        """What the numbers are and where they come from."""
+        """What the numbers are, how they were chosen and compared, and where they come from."""
         if dataset is None:
             dataset, backbone = self.groups[0]
         sel = self.frame[(self.frame["dataset"] == dataset) & (self.frame["backbone"] == backbone)]
-        seeds = sorted(sel["seed"].unique())
+        ok = sel[sel["status"] == "ok"]
+        seeds = sorted(ok["seed"].unique())
+        splits = sorted(ok["split_seed"].unique())
         presets = sorted(p for p in sel["preset"].dropna().unique())
         rec = next(r for r in self.records
                    if r["dataset"] == dataset and r["backbone"] == backbone)
         s = rec.get("settings", {})
-        return (f"Test accuracy (%) on {dataset}, backbone {backbone}, preset "
-                f"{'/'.join(presets) or '?'} ({s.get('resolution')} px, "
-                f"{s.get('pretrain_epochs')} pretraining epochs, "
-                f"{s.get('finetune_steps')} fine-tuning steps); mean ± std over "
-                f"{len(seeds)} seed(s) ({', '.join(map(str, seeds))}); best of each column "
-                "marked. linear: best stage chosen on validation; scratch: the same backbone "
-                "from random initialisation on the same labels.")
+        n_test = sorted({int(x) for x in ok["n_test"].dropna().unique()})
+        if s.get("validation", "fixed") == "labeled":
+            validation = (f"every choice (checkpoint, probe layer and regularisation) made on "
+                          f"the cell's own validation images, {s.get('val_share', 0.2):.0%} "
+                          "of its labels (counted in the budget)")
+        else:
+            validation = (f"every choice made on a fixed validation split of "
+                          f"{s.get('val_fraction', 0.1):.0%} of the training data, outside "
+                          "the label budget")
+        budget = (f"{s.get('finetune_steps')} fine-tuning steps" if s.get("finetune_steps")
+                  else f"fine-tuning for {s.get('finetune_epochs')} epochs of the labeled "
+                       f"images (at least {s.get('finetune_min_steps')} steps)")
+        return (f"Test accuracy (%) on {dataset} ({'/'.join(map(str, n_test)) or '?'} test "
+                f"images), backbone {backbone}, preset {'/'.join(presets) or '?'} "
+                f"({s.get('resolution')} px, {s.get('pretrain_epochs')} pretraining epochs, "
+                f"{budget}); mean ± std over {len(seeds)} seed(s) "
+                f"({', '.join(map(str, seeds))})"
+                + (f" and {len(splits)} train/test splits" if len(splits) > 1 else "")
+                + f"; {validation}. {UP}/{DOWN}: significantly better/worse than scratch "
+                f"(paired t-test over seeds and paired bootstrap over seeds and test images, "
+                f"both p < {ALPHA} after Holm's correction over the table); bold/marked: the "
+                f"column's best, only where significantly better than the runner-up; "
+                f"{UNCONVERGED}k: k seeds not converged. linear: best stage chosen on "
+                "validation; scratch: the same backbone from random initialisation on the "
+                "same labels.")
+
+    def gains(self, dataset: str, backbone: str) -> pd.DataFrame:
+        """Every task-vs-scratch comparison of a table: gain with its 95% t interval, both
+        p-values before and after Holm's correction, and the verdict."""
+        rows = []
+        comp = self.comparisons(dataset, backbone)["vs_scratch"]
+        for (task, proto, frac), r in sorted(comp.items()):
+            rows.append({"task": task, "protocol": proto, "labels": f"{frac * 100:g}%",
+                         "n": r.n, "gain": f"{r.mean:+.1f}",
+                         "95% CI (t)": (f"[{r.ci_low:+.1f}, {r.ci_high:+.1f}]"
+                                        if math.isfinite(r.ci_low) else "—"),
+                         "p (t)": format_p(r.p_t), "p (t, Holm)": format_p(r.p_t_holm),
+                         "95% CI (bootstrap)": (f"[{r.boot_low:+.1f}, {r.boot_high:+.1f}]"
+                                                if math.isfinite(r.boot_low) else "—"),
+                         "p (bootstrap, Holm)": format_p(r.p_boot_holm),
+                         "verdict": ("better" if r.mean > 0 else "worse") if r.significant
+                         else "n.s."})
+        return pd.DataFrame(rows)
+
+
+def _budget(col: pd.DataFrame) -> str:
+    """"276+69" (median training + validation images of a column's cells)."""
+    train, val = col["n_train"].median(), col["n_val"].median()
+    if pd.isna(train):
+        return ""
+    return f"{int(train)}+{int(val)}" if not pd.isna(val) else f"{int(train)}"
 
 
 # --------------------------------------------------------------------------- publishing
@@ -171,49 +375,62 @@ def run_command(records: list[dict[str, Any]]) -> str:
     """The ``sslbench run`` command that produced these records (from their sweep config)."""
     sweep = records[0].get("sweep", {})
     tasks = sorted({r["task"] for r in records if r["task"] != SCRATCH})
+    splits = sorted({r.get("split_seed", 0) for r in records})
     parts = ["sslbench run", f"--dataset {','.join(sorted({r['dataset'] for r in records}))}",
              f"--backbone {','.join(sorted({r['backbone'] for r in records}))}",
              f"--tasks {','.join(tasks)}" if tasks else "",
              f"--fractions {','.join(f'{f:g}' for f in sorted({float(r['fraction']) for r in records}))}",
              f"--protocols {','.join(sorted({r['protocol'] for r in records}))}",
              f"--seeds {','.join(str(s) for s in sorted({r['seed'] for r in records}))}",
+             f"--split-seeds {','.join(map(str, splits))}" if splits != [0] else "",
+             "--dedup" if sweep.get("dedup") else "",
              f"--preset {sweep.get('preset', 'quick')}"]
     return " ".join(p for p in parts if p)
 
 
 class Publication:
-    """What a published report adds to the leaderboard: label efficiency, provenance and
-    plots. Built from a :class:`Leaderboard`; used by the HTML and markdown formats."""
+    """What a published report adds to the leaderboard: the statistics behind it, label
+    efficiency, provenance and plots. Built from a :class:`Leaderboard`; used by the HTML and
+    markdown formats."""
 
     def __init__(self, board: Leaderboard) -> None:
         self.board = board
 
     def label_efficiency(self) -> pd.DataFrame:
-        """Per task and protocol: the gain over scratch (points) at each fraction, and the
-        smallest fraction at which the task reaches scratch's fine-tuned accuracy with 100%
-        of the labels (the fully supervised reference), where it does."""
+        """Per task and protocol: the gain over scratch (points) at each fraction, "n.s."
+        where the paired tests do not support it, and the smallest fraction whose mean reaches
+        scratch fine-tuned on 100% of the labels. That reference is used only when every
+        seed of it converged; otherwise the column says why it is missing."""
         s = self.board.summary()
         rows = []
         for (ds, bb), group in s.groupby(["dataset", "backbone"]):
             ref = group[(group["task"] == SCRATCH) & (group["protocol"] == "finetune")
-                        & (group["fraction"] == 1.0)]["mean"]
-            reference = float(ref.iloc[0]) if len(ref) else float("nan")
+                        & (group["fraction"] == 1.0)]
+            reference = float(ref["mean"].iloc[0]) if len(ref) else float("nan")
+            unconverged = bool(len(ref)) and int(ref["n_unconverged"].iloc[0]) > 0
             for (task, proto), g in group[group["task"] != SCRATCH].groupby(["task", "protocol"]):
                 row = {"dataset": ds, "backbone": bb, "task": task, "protocol": proto}
-                base = group[(group["task"] == SCRATCH) & (group["protocol"] == proto)]
                 for _, r in g.sort_values("fraction").iterrows():
-                    b = base[base["fraction"] == r["fraction"]]["mean"]
-                    row[f"gain {r['fraction'] * 100:g}%"] = (r["mean"] - float(b.iloc[0])
-                                                             if len(b) else float("nan"))
-                reached = g[g["mean"] >= reference].sort_values("fraction")
-                row["reaches supervised@100% at"] = (f"{reached['fraction'].iloc[0] * 100:g}%"
-                                                     if len(reached) else "not reached")
+                    gain = r["gain"]
+                    label = f"gain {r['fraction'] * 100:g}%"
+                    if pd.isna(gain):
+                        row[label] = "—"
+                    else:
+                        row[label] = f"{gain:+.1f}" + ("" if r["significant"] else " n.s.")
+                if not len(ref):
+                    row["reaches scratch@100% at"] = "—"
+                elif unconverged:
+                    row["reaches scratch@100% at"] = "— (scratch@100% not converged)"
+                else:
+                    reached = g[g["mean"] >= reference].sort_values("fraction")
+                    row["reaches scratch@100% at"] = (f"{reached['fraction'].iloc[0] * 100:g}%"
+                                                      if len(reached) else "not reached")
                 rows.append(row)
         return pd.DataFrame(rows)
 
     def provenance(self) -> pd.DataFrame:
-        """Per leaderboard cell: the records behind it, the probed layer or fine-tuning step
-        chosen on validation for each seed, and the label-split files."""
+        """Per leaderboard cell: the records behind it, what each seed's protocol chose on
+        validation (layer, step, k), and the label-split files."""
         rows = {}
         for r in self.board.records:
             key = (r["task"], r["protocol"], float(r["fraction"]))
@@ -225,10 +442,11 @@ class Publication:
                 row["failed"] += 1
                 continue
             d = r.get("details") or {}
-            if "chosen_stage" in d:
-                row["chosen"].append(f"stage {d['chosen_stage']}")
-            elif "chosen_step" in d:
-                row["chosen"].append(f"step {d['chosen_step']}")
+            chosen = d.get("chosen") or (f"stage {d['chosen_stage']}" if "chosen_stage" in d
+                                         else f"step {d['chosen_step']}" if "chosen_step" in d
+                                         else None)
+            if chosen:
+                row["chosen"].append(chosen + ("" if d.get("converged", True) else f" {UNCONVERGED}"))
             data = r.get("data") or {}
             row["split files"].update(x for x in (data.get("split_file"), data.get("labeled_file")) if x)
         out = []
@@ -240,6 +458,22 @@ class Publication:
         frame = pd.DataFrame(out).sort_values(["task", "protocol", "fraction"])
         frame["fraction"] = [f"{f * 100:g}%" for f in frame["fraction"]]
         return frame.reset_index(drop=True)
+
+    def hygiene(self) -> pd.DataFrame:
+        """Per data set: the duplicate groups found when it was loaded."""
+        seen = {}
+        for r in self.board.records:
+            h = (r.get("data") or {}).get("hygiene")
+            if h and r["dataset"] not in seen:
+                seen[r["dataset"]] = {
+                    "dataset": r["dataset"], "duplicate groups": h["duplicate_groups"],
+                    "exact": h["exact_groups"], "near": h["near_groups"],
+                    "across train/test": h["cross_split_groups"],
+                    "conflicting labels": h["label_conflict_groups"],
+                    "removed (--dedup)": (f"{h['deduplicated']['train']} train, "
+                                          f"{h['deduplicated']['test']} test"
+                                          if h.get("deduplicated") else "no")}
+        return pd.DataFrame(list(seen.values()))
 
     def references(self) -> pd.DataFrame:
         """Published numbers of the tasks in this leaderboard (their ``references``), with
@@ -277,7 +511,7 @@ class Publication:
     def figures(self) -> dict[str, Any]:
         """matplotlib figures: ``accuracy`` (test accuracy against label fraction, one panel
         per protocol, error bars over seeds, scratch dashed) and ``gain`` (points over
-        scratch per task and fraction)."""
+        scratch per task and fraction with 95% t intervals; hatched bars are not significant)."""
         import matplotlib
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
@@ -308,24 +542,38 @@ class Publication:
         fig.tight_layout()
         figs["accuracy"] = fig
 
-        eff = self.label_efficiency()
-        gain_cols = [c for c in eff.columns if c.startswith("gain ")]
+        gains = s[s["task"] != SCRATCH].dropna(subset=["gain"])
+        fractions = self.board.fractions
         fig, axes = plt.subplots(1, len(protocols), figsize=(4.5 * len(protocols), 3.6),
                                  squeeze=False, sharey=True)
         for ax, proto in zip(axes[0], protocols):
-            g = eff[eff["protocol"] == proto] if len(eff) else eff
-            width = 0.8 / max(1, len(g))
-            for i, (_, row) in enumerate(g.iterrows()):
-                xs = [j + i * width for j in range(len(gain_cols))]
-                ax.bar(xs, [row[c] for c in gain_cols], width=width, label=row["task"])
+            g = gains[gains["protocol"] == proto]
+            tasks = sorted(g["task"].unique())
+            width = 0.8 / max(1, len(tasks))
+            for i, task in enumerate(tasks):
+                t = g[g["task"] == task].set_index("fraction")
+                xs, ys, lo, hi, sig = [], [], [], [], []
+                for j, f in enumerate(fractions):
+                    if f in t.index:
+                        r = t.loc[f]
+                        xs.append(j + i * width)
+                        ys.append(r["gain"])
+                        lo.append(r["gain"] - r["gain_ci_low"] if math.isfinite(r["gain_ci_low"]) else 0)
+                        hi.append(r["gain_ci_high"] - r["gain"] if math.isfinite(r["gain_ci_high"]) else 0)
+                        sig.append(bool(r["significant"]))
+                bars = ax.bar(xs, ys, width=width, label=task, yerr=[lo, hi], capsize=2)
+                for bar, significant in zip(bars, sig):
+                    if not significant:
+                        bar.set_hatch("///")
+                        bar.set_alpha(0.5)
             ax.axhline(0, color="black", linewidth=0.8)
-            ax.set_xticks([j + 0.4 - width / 2 for j in range(len(gain_cols))])
-            ax.set_xticklabels([c.replace("gain ", "") for c in gain_cols])
+            ax.set_xticks([j + 0.4 - width / 2 for j in range(len(fractions))])
+            ax.set_xticklabels([f"{f * 100:g}%" for f in fractions])
             ax.set_title(proto)
-            ax.set_xlabel("labels used")
+            ax.set_xlabel("labels used (hatched: not significant)")
             ax.grid(alpha=0.3, axis="y")
-        axes[0][0].set_ylabel("gain over scratch (points)")
-        if len(eff):
+        axes[0][0].set_ylabel("gain over scratch (points, 95% CI)")
+        if len(gains):
             axes[0][-1].legend(fontsize=8)
         fig.tight_layout()
         figs["gain"] = fig

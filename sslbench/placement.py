@@ -59,11 +59,12 @@ class PlacedData:
 
     pool: Images
     pool_labels: torch.Tensor
-    val: Images
-    val_labels: torch.Tensor
+    val: Images | None                  # None: each cell holds validation out of its labels
+    val_labels: torch.Tensor | None
     test: Images
     test_labels: torch.Tensor
-    pretraining: Images                 # the pool, then any extra unlabeled split
+    pretraining: Images                 # the pool minus the hold-out, then any unlabeled split
+    heldout: Images                     # pool images kept out of pretraining
     channel_stats: tuple[torch.Tensor, torch.Tensor]
     budget: int                         # bytes still free for subsets held on the device
     notes: dict = field(default_factory=dict)
@@ -84,7 +85,7 @@ class PlacedData:
     def describe(self) -> dict:
         """What a record says about the placement."""
         where = {name: ("streamed" if getattr(self, name).streamed else "device")
-                 for name in ("pretraining", "val", "test")}
+                 for name in ("pretraining", "val", "test") if getattr(self, name) is not None}
         return {**where, **self.notes}
 
 
@@ -112,23 +113,24 @@ def place(splits: Splits, device: torch.device, mode: str, workers: int) -> Plac
 def _place_resident(splits: Splits, device: torch.device, workers: int) -> PlacedData:
     data = splits.data
     train = decode_all(data.train_images, workers)
-    pool_host = take(train, splits.pool_index)
-    x = pool_host.float().div_(255)
-    stats = (x.mean(dim=(0, 2, 3)), x.std(dim=(0, 2, 3)))
+    pool = take(train, splits.pool_index).to(device)
+    seen = torch.from_numpy(splits.pretraining_index).to(device)
+    pretraining = pool if len(splits.holdout) == 0 else pool[seen]
+    x = pretraining.float().div_(255)
+    stats = (x.mean(dim=(0, 2, 3)).cpu(), x.std(dim=(0, 2, 3)).cpu())
     del x
     if data.unlabeled_images is not None:
-        # one tensor; the pool is its first part (no second copy)
-        pretraining = torch.cat([pool_host, decode_all(data.unlabeled_images, workers)]).to(device)
-        pool = pretraining[:len(pool_host)]
-    else:
-        pool = pretraining = pool_host.to(device)
+        pretraining = torch.cat([pretraining, decode_all(data.unlabeled_images, workers).to(device)])
+    val = None if splits.per_cell_validation else ResidentImages(
+        take(train, splits.val_index).to(device))
     return PlacedData(
         pool=ResidentImages(pool), pool_labels=splits.pool_labels.to(device),
-        val=ResidentImages(take(train, splits.val_index).to(device)),
-        val_labels=splits.val_labels.to(device),
+        val=val, val_labels=None if val is None else splits.val_labels.to(device),
         test=ResidentImages(decode_all(data.test_images, workers).to(device)),
         test_labels=data.test_labels.to(device),
-        pretraining=ResidentImages(pretraining), channel_stats=stats, budget=0)
+        pretraining=ResidentImages(pretraining),
+        heldout=ResidentImages(pool[torch.from_numpy(splits.holdout).to(device)]),
+        channel_stats=stats, budget=0)
 
 
 def _place_streamed(splits: Splits, device: torch.device, workers: int, budget: int,
@@ -140,18 +142,26 @@ def _place_streamed(splits: Splits, device: torch.device, workers: int, budget: 
         return StreamedImages(source, device, workers)
 
     pool = stream(train.subset(splits.pool_index))
-    val: Images = stream(train.subset(splits.val_index))
-    if _size(val) <= budget:
-        val = _resident(val)
-        budget -= _size(val)
-    pretraining = pool if data.unlabeled_images is None else stream(
-        ConcatSource(pool.source, host_source(data.unlabeled_images)))
+    val: Images | None = None
+    if not splits.per_cell_validation:
+        val = stream(train.subset(splits.val_index))
+        if _size(val) <= budget:
+            val = _resident(val)
+            budget -= _size(val)
+    seen = pool if len(splits.holdout) == 0 else pool.subset(
+        torch.from_numpy(splits.pretraining_index))
+    pretraining = seen if data.unlabeled_images is None else stream(
+        ConcatSource(seen.source, host_source(data.unlabeled_images)))
+    heldout = pool.subset(torch.from_numpy(splits.holdout))
+    if _size(heldout) <= budget:
+        heldout = _resident(heldout)
+        budget -= _size(heldout)
     return PlacedData(
         pool=pool, pool_labels=splits.pool_labels.to(device),
-        val=val, val_labels=splits.val_labels.to(device),
+        val=val, val_labels=None if val is None else splits.val_labels.to(device),
         test=stream(host_source(data.test_images)), test_labels=data.test_labels.to(device),
-        pretraining=pretraining, channel_stats=_sampled_stats(pool, splits.seed),
-        budget=budget, notes=notes)
+        pretraining=pretraining, heldout=heldout,
+        channel_stats=_sampled_stats(seen, splits.seed), budget=budget, notes=notes)
 
 
 def _size(images: Images) -> int:

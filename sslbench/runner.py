@@ -27,10 +27,11 @@ from . import __version__
 from .atomic import atomic_torch_save, atomic_write_json
 from .backbone import Backbone, BackboneSpec
 from .config import SweepConfig
-from .data import DatasetRequest, ImageData, Splits, carve_validation
+from .data import DatasetRequest, ImageData, Splits, make_splits
 from .errors import SSLBenchError
 from .features import FeatureCache, extract_features
-from .fractions import labeled_subset
+from .fractions import labeled_split, labeled_subset
+from .hygiene import HygieneReport, deduplicate, find_duplicates
 from .images import Images, default_workers
 from .placement import PlacedData, place
 from .plugins import PluginHost
@@ -40,7 +41,8 @@ from .records import (RECORD_SCHEMA, device_description, library_versions, peak_
                       read_record, write_record)
 from .seeding import derive_seed, seed_everything
 from .task import PretextTask
-from .training import autocast_dtype_for, pretrain, resolve_device, to_device
+from .training import (autocast_dtype_for, evaluate_pretext, pretrain, resolve_device,
+                       to_device)
 
 SCRATCH = "scratch"
 
@@ -91,17 +93,25 @@ class Cell:
     fraction: float
     protocol: str
     seed: int
+    split_seed: int = 0
     config_hash: str = ""
     done: bool = False
 
     @property
     def id(self) -> str:
         return (f"{slug(self.dataset)}__{self.backbone}__{self.task}__{self.protocol}"
-                f"__f{self.fraction:g}__s{self.seed}")
+                f"__f{self.fraction:g}__s{self.seed}"
+                + (f"__p{self.split_seed}" if self.split_seed else ""))
 
     def describe(self) -> dict[str, Any]:
         return {"dataset": self.dataset, "backbone": self.backbone, "task": self.task,
-                "fraction": self.fraction, "protocol": self.protocol, "seed": self.seed}
+                "fraction": self.fraction, "protocol": self.protocol, "seed": self.seed,
+                "split_seed": self.split_seed}
+
+
+def split_file_stem(dataset: str, split_seed: int) -> str:
+    """``flowers`` for split seed 0, ``flowers-p3`` for split seed 3."""
+    return slug(dataset) + (f"-p{split_seed}" if split_seed else "")
 
 
 def build_plans(config: SweepConfig, host: PluginHost) -> list[TaskPlan]:
@@ -158,6 +168,9 @@ class Sweep:
         self.settings = config.settings
         # validate every name before anything runs
         self.plans = build_plans(config, host)
+        for plan in self.plans:
+            for task in ([plan.pretext] if plan.pretext else []) + plan.consistency:
+                task.validate(int(self.settings["resolution"]))
         self.protocols: dict[str, EvaluationProtocol] = {
             name: host.protocol(name)() for name in config.protocols}
         self.backbone_specs: dict[str, BackboneSpec] = {
@@ -173,25 +186,27 @@ class Sweep:
     def _grid(self) -> list[Cell]:
         cells = []
         for ds in self.config.datasets:
-            for bb in self.config.backbones:
-                for plan in self.plans:
-                    for seed in self.config.seeds:
-                        for fraction in self.config.fractions:
-                            for proto_name, proto in self.protocols.items():
-                                if plan.consistency and not proto.trains_backbone:
-                                    continue  # "n/a": a frozen probe ignores fine-tuning losses
-                                cell = Cell(ds, bb, plan.label, fraction, proto_name, seed)
-                                cell.config_hash = self._cell_hash(cell, plan)
-                                rec = read_record(self.out, cell.id)
-                                cell.done = bool(rec and rec.get("status") == "ok"
-                                                 and rec.get("config_hash") == cell.config_hash)
-                                cells.append(cell)
+            for split_seed in self.config.split_seeds:
+                for bb in self.config.backbones:
+                    for plan in self.plans:
+                        for seed in self.config.seeds:
+                            for fraction in self.config.fractions:
+                                for proto_name, proto in self.protocols.items():
+                                    if plan.consistency and not proto.trains_backbone:
+                                        continue  # "n/a": a frozen probe ignores fine-tuning losses
+                                    cell = Cell(ds, bb, plan.label, fraction, proto_name, seed,
+                                                split_seed)
+                                    cell.config_hash = self._cell_hash(cell, plan)
+                                    rec = read_record(self.out, cell.id)
+                                    cell.done = bool(rec and rec.get("status") == "ok"
+                                                     and rec.get("config_hash") == cell.config_hash)
+                                    cells.append(cell)
         return cells
 
     def _cell_hash(self, cell: Cell, plan: TaskPlan) -> str:
         return _hash({"cell": cell.describe(), "plan": plan.config(), "settings": self.settings,
-                      "split_seed": self.config.split_seed, "device": self.device.type,
-                      "stream": self.config.stream})
+                      "dedup": self.config.dedup, "device": self.device.type,
+                      "stream": self.config.stream, "sslbench": __version__})
 
     # ------------------------------------------------------------------ running
     def run(self) -> list[dict[str, Any]]:
@@ -203,64 +218,97 @@ class Sweep:
                 self.reporter.cell_done(f"{cell.id} (cached)")
         todo = [c for c in self.cells if not c.done]
         for ds in self.config.datasets:
-            ds_cells = [c for c in todo if c.dataset == ds]
-            if not ds_cells:
-                continue
-            data = self._load(ds)
-            splits = carve_validation(data, self.settings["val_fraction"], self.config.split_seed)
-            self._write_split_files(ds, splits)
-            placed = place(splits, self.device, self.config.stream, self.workers)
-            if placed.streamed:
-                self.reporter.log(f"streaming {ds} through {self.workers} DataLoader workers "
-                                  f"({placed.notes['reason']})")
-            for bb in self.config.backbones:
-                for plan in self.plans:
-                    for seed in self.config.seeds:
-                        group = [c for c in ds_cells if c.backbone == bb
-                                 and c.task == plan.label and c.seed == seed]
-                        if group:
-                            self._run_group(group, plan, bb, seed, splits, placed)
+            for split_seed in self.config.split_seeds:
+                ds_cells = [c for c in todo if c.dataset == ds and c.split_seed == split_seed]
+                if not ds_cells:
+                    continue
+                data, hygiene = self._load(ds, split_seed)
+                s = self.settings
+                splits = make_splits(data, s["validation"], s["val_fraction"],
+                                     s["pretext_holdout"], split_seed)
+                self._write_split_files(ds, splits, hygiene)
+                placed = place(splits, self.device, self.config.stream, self.workers)
+                if placed.streamed:
+                    self.reporter.log(f"streaming {ds} through {self.workers} DataLoader "
+                                      f"workers ({placed.notes['reason']})")
+                for bb in self.config.backbones:
+                    for plan in self.plans:
+                        for seed in self.config.seeds:
+                            group = [c for c in ds_cells if c.backbone == bb
+                                     and c.task == plan.label and c.seed == seed]
+                            if group:
+                                self._run_group(group, plan, bb, seed, splits, placed, hygiene)
         records = [read_record(self.out, c.id) for c in self.cells]
         records = [r for r in records if r is not None]
         hook.sslbench_sweep_finish(config=self.config, records=records)
         return records
 
-    def _load(self, name: str) -> ImageData:
+    def _load(self, name: str, split_seed: int) -> tuple[ImageData, HygieneReport]:
+        """The data set, checked for duplicates (and deduplicated with ``--dedup``)."""
         spec, argument = self.dataset_specs[name]
-        self.reporter.log(f"loading data set {name} at {self.settings['resolution']} px")
+        self.reporter.log(f"loading data set {name} at {self.settings['resolution']} px"
+                          + (f" (split seed {split_seed})" if split_seed else ""))
         request = DatasetRequest(argument=argument, resolution=self.settings["resolution"],
                                  data_dir=self.config.data_dir, download=self.config.download,
-                                 split_seed=self.config.split_seed)
+                                 split_seed=split_seed)
         data = spec.load(request)
         if data.num_classes < 2:
             raise SSLBenchError(f"data set {name!r} has {data.num_classes} class; "
                                 "classification needs at least 2")
-        return data
+        if len(self.config.split_seeds) > 1 and "split_seed" not in data.provenance:
+            self._warn_once(f"{name} has a fixed test split: its split seeds differ only in "
+                            "the pretext hold-out (and a fixed validation split)")
+        hygiene = find_duplicates(data, self.workers)
+        hygiene.dataset = name
+        if self.config.dedup and hygiene.groups:
+            data = deduplicate(data, hygiene)
+        if hygiene.message():
+            self._warn_once(hygiene.message())
+        return data, hygiene
 
-    def _write_split_files(self, ds: str, splits: Splits) -> None:
-        """The fixed splits and, per seed, the labeled subsets: anyone can reuse them."""
+    def _write_split_files(self, ds: str, splits: Splits, hygiene: HygieneReport) -> None:
+        """The fixed splits, the duplicates found and, per seed, the labeled subsets (with
+        each cell's validation images): anyone can reuse them."""
         data = splits.data
         base = self.out / "splits"
-        atomic_write_json(base / f"{slug(ds)}.json", {
+        stem = split_file_stem(ds, splits.seed)
+        atomic_write_json(base / f"{stem}.json", {
             "dataset": ds, "fingerprint": data.fingerprint(), "classes": data.classes,
-            "split_seed": splits.seed, "val_fraction": self.settings["val_fraction"],
-            "note": "indices are positions in the data set's training split",
+            "split_seed": splits.seed, "validation": self.settings["validation"],
+            "val_fraction": (self.settings["val_fraction"]
+                             if not splits.per_cell_validation else None),
+            "note": ("indices are positions in the data set's training split; "
+                     "pretext_holdout_index: pool images kept out of pretraining"),
             "pool_index": splits.pool_index.tolist(), "val_index": splits.val_index.tolist(),
+            "pretext_holdout_index": splits.pool_index[splits.holdout].tolist(),
             "n_test": len(data.test_labels),
             "n_unlabeled": 0 if data.unlabeled_images is None else len(data.unlabeled_images),
-            "provenance": data.provenance})
+            "hygiene": hygiene.to_json(), "provenance": data.provenance})
         for seed in self.config.seeds:
-            subsets = {f"{f:g}": splits.pool_index[self._labeled(splits, f, seed)].tolist()
-                       for f in self.config.fractions}
-            atomic_write_json(base / f"{slug(ds)}-seed{seed}.json", {
-                "dataset": ds, "seed": seed,
-                "note": "labeled training-split indices per fraction (nested, stratified)",
-                "labeled_index": subsets})
+            subsets, vals = {}, {}
+            for f in self.config.fractions:
+                train, val = self._labeled(splits, f, seed)
+                subsets[f"{f:g}"] = splits.pool_index[train].tolist()
+                vals[f"{f:g}"] = splits.pool_index[val].tolist()
+            atomic_write_json(base / f"{stem}-seed{seed}.json", {
+                "dataset": ds, "seed": seed, "split_seed": splits.seed,
+                "note": ("training-split indices per fraction (nested, stratified): "
+                         "labeled_index trains, val_index makes the cell's choices"
+                         + ("" if splits.per_cell_validation else
+                            " (empty: the fixed validation split does)")),
+                "labeled_index": subsets, "val_index": vals})
 
-    def _labeled(self, splits: Splits, fraction: float, seed: int) -> np.ndarray:
-        """Positions in the training pool of the labeled subset."""
-        return labeled_subset(splits.pool_labels.numpy(), fraction, seed,
-                              warn=self._warn_once, class_names=splits.data.classes)
+    def _labeled(self, splits: Splits, fraction: float, seed: int
+                 ) -> tuple[np.ndarray, np.ndarray]:
+        """Positions in the training pool of the cell's labeled training images and of its
+        validation images (empty when a fixed validation split makes the choices)."""
+        labels = splits.pool_labels.numpy()
+        if splits.per_cell_validation:
+            return labeled_split(labels, fraction, seed, self.settings["val_share"],
+                                 warn=self._warn_once, class_names=splits.data.classes)
+        return (labeled_subset(labels, fraction, seed, warn=self._warn_once,
+                               class_names=splits.data.classes),
+                np.array([], dtype=np.int64))
 
     def _warn_once(self, message: str) -> None:
         if message not in self._warned:
@@ -278,19 +326,23 @@ class Sweep:
 
     def _checkpoint(self, plan: TaskPlan, bb: str, seed: int, splits: Splits,
                     placed: PlacedData) -> tuple[str, dict[str, Any], dict[str, Any]]:
-        """(checkpoint id, backbone state dict, pretraining info): from the cache, or trained."""
+        """(checkpoint id, backbone state dict, pretraining info): from the cache, or trained.
+        The info holds the per-epoch history, the pretext accuracy on held-out pool images
+        and the task's shortcut control."""
         backbone = self._new_backbone(bb, seed, placed)
+        data_key = {"data": splits.data.fingerprint(), "split_seed": splits.seed,
+                    "validation": self.settings["validation"],
+                    "val_fraction": self.settings["val_fraction"],
+                    "holdout": self.settings["pretext_holdout"]}
         if plan.pretext is None:
             key = _hash({"scratch": bb, "seed": seed, "res": self.settings["resolution"],
-                         "val_fraction": self.settings["val_fraction"],
-                         "data": splits.data.fingerprint(), "split_seed": splits.seed})
+                         **data_key})
             return f"scratch-{key}", backbone.state_dict(), {}
         task = plan.pretext
-        keys = ("resolution", "val_fraction", "pretrain_epochs", "pretrain_batch_size",
-                "pretrain_lr", "weight_decay")
+        keys = ("resolution", "pretrain_epochs", "pretrain_batch_size", "pretrain_lr",
+                "weight_decay")
         key = _hash({"task": task.config(), "backbone": bb, "seed": seed,
-                     "settings": {k: self.settings[k] for k in keys},
-                     "data": splits.data.fingerprint(), "split_seed": splits.seed,
+                     "settings": {k: self.settings[k] for k in keys}, **data_key,
                      "device": self.device.type, "dtype": str(self.dtype),
                      "streamed": placed.pretraining.streamed, "sslbench": __version__})
         ckpt_id = f"{task.name}-{key}"
@@ -304,15 +356,41 @@ class Sweep:
                           self.device, self.dtype, seed, self.reporter,
                           label=f"pretrain {task.name} s{seed}", compile=self.config.compile)
         self.checkpoints_trained += 1
+        head, prepared = result["head"], result["prepared"]
+        images, uses_index = task.evaluation_images(placed.heldout, prepared)
+        heldout = evaluate_pretext(task, backbone, head, images, uses_index, self.device,
+                                   self.dtype, seed)
         info = {"checkpoint": ckpt_id, "seconds": result["seconds"],
                 "images_per_s": result["images_per_s"], "history": result["history"],
-                "n_images": result["n_images"], "cached": False}
+                "n_images": result["n_images"], "heldout": heldout,
+                "control": self._control(task, bb, seed, placed, backbone, head, prepared),
+                "cached": False}
         state = {k: v.detach().cpu() for k, v in backbone.state_dict().items()}
         atomic_torch_save({"backbone": state, "info": info}, path)
         return ckpt_id, state, info
 
+    def _control(self, task: PretextTask, bb: str, seed: int, placed: PlacedData,
+                 backbone: Backbone, head, prepared: Images) -> dict[str, Any] | None:
+        """The task's shortcut control (:meth:`PretextTask.control`): held-out accuracy of
+        the trained network on the control variant, or of a fresh network trained on it."""
+        control = task.control()
+        if control is None:
+            return None
+        if control.retrain:
+            fresh = to_device(self._new_backbone(bb, seed, placed), self.device)
+            seed_everything(seed, f"control:{task.name}")
+            result = pretrain(control.task, fresh, placed.pretraining, self.settings,
+                              self.device, self.dtype, seed, self.reporter,
+                              label=f"control {task.name} s{seed}")
+            backbone, head, prepared = fresh, result["head"], result["prepared"]
+        images, uses_index = control.task.evaluation_images(placed.heldout, prepared)
+        measured = evaluate_pretext(control.task, backbone, head, images, uses_index,
+                                    self.device, self.dtype, seed)
+        return {"name": control.name, "description": control.description,
+                "retrained": control.retrain, "expect": control.expect, **(measured or {})}
+
     def _run_group(self, cells: list[Cell], plan: TaskPlan, bb: str, seed: int,
-                   splits: Splits, placed: PlacedData) -> None:
+                   splits: Splits, placed: PlacedData, hygiene: HygieneReport) -> None:
         try:
             ckpt_id, state, info = self._checkpoint(plan, bb, seed, splits, placed)
         except (KeyboardInterrupt, SSLBenchError):
@@ -320,13 +398,13 @@ class Sweep:
         except Exception as exc:  # noqa: BLE001 - a failed pretraining fails its cells only
             reason = f"pretraining failed: {type(exc).__name__}: {exc}"
             for cell in cells:
-                self._finish(cell, self._base_record(cell, plan, splits, placed), error=reason,
-                             trace=traceback.format_exc())
+                self._finish(cell, self._base_record(cell, plan, splits, placed, hygiene),
+                             error=reason, trace=traceback.format_exc())
             return
         features = _FeatureSource(self, ckpt_id, state, bb, seed, placed)
         for cell in cells:
             self.host.hook.sslbench_cell_start(cell=cell)
-            record = self._base_record(cell, plan, splits, placed)
+            record = self._base_record(cell, plan, splits, placed, hygiene)
             record["pretraining"] = info or None
             if self.device.type == "cuda":
                 torch.cuda.reset_peak_memory_stats(self.device)
@@ -346,14 +424,19 @@ class Sweep:
     def _evaluate(self, cell: Cell, plan: TaskPlan, state: dict, bb: str, splits: Splits,
                   placed: PlacedData, features: "_FeatureSource") -> dict[str, Any]:
         seed_everything(cell.seed, cell.id)
-        labeled_pos = self._labeled(splits, cell.fraction, cell.seed)
-        labeled_t = torch.from_numpy(labeled_pos).to(self.device)
+        train_pos, val_pos = self._labeled(splits, cell.fraction, cell.seed)
+        train_t = torch.from_numpy(train_pos).to(self.device)
         backbone = self._new_backbone(bb, cell.seed, placed)
         backbone.load_state_dict(state)
         backbone = to_device(backbone, self.device)
-        labeled = Split("labeled", *placed.labeled(labeled_t),
-                        lambda: [f[labeled_t] for f in features.get("pool")])
-        val = Split("val", placed.val, placed.val_labels, lambda: features.get("val"))
+        labeled = Split("labeled", *placed.labeled(train_t),
+                        lambda: [f[train_t] for f in features.get("pool")])
+        if splits.per_cell_validation:
+            val_t = torch.from_numpy(val_pos).to(self.device)
+            val = Split("val", *placed.labeled(val_t),
+                        lambda: [f[val_t] for f in features.get("pool")])
+        else:
+            val = Split("val", placed.val, placed.val_labels, lambda: features.get("val"))
         test = Split("test", placed.test, placed.test_labels, lambda: features.get("test"))
         ctx = EvalContext(backbone=backbone, labeled=labeled, val=val,
                           unlabeled=placed.pool, num_classes=splits.data.num_classes,
@@ -368,27 +451,39 @@ class Sweep:
         per_class = confusion.diag().float() / confusion.sum(1).clamp_min(1).float()
         by = {name: float((p(test).to("cpu") == truth).float().mean())
               for name, p in result.extra_predictions.items()}
+        n_val = len(val)
         return {"metrics": {
                     "test_accuracy": float((predicted == truth).float().mean()),
                     "test_accuracy_by": by,
                     "val_accuracy": float(result.val_accuracy),
                     "per_class_accuracy": dict(zip(splits.data.classes, per_class.tolist())),
-                    "confusion_matrix": confusion.tolist()},
+                    "confusion_matrix": confusion.tolist(),
+                    # per test image, in test-split order: the predicted class, and whether it
+                    # was right ("0"/"1"), for paired tests over images (sslbench.stats)
+                    "test_predictions": predicted.tolist(),
+                    "test_correct": ((predicted == truth).numpy().astype(np.uint8) + 48)
+                                    .tobytes().decode()},
                 "details": result.details,
-                "n_labeled": int(len(labeled_pos))}
+                "validation": self.settings["validation"],
+                # the label budget: training images plus, with per-cell validation, the
+                # validation images held out of it
+                "n_labeled": int(len(train_pos) + (n_val if splits.per_cell_validation else 0)),
+                "n_train": int(len(train_pos)), "n_val": int(n_val)}
 
     def _base_record(self, cell: Cell, plan: TaskPlan, splits: Splits,
-                     placed: PlacedData) -> dict[str, Any]:
-        ds = slug(cell.dataset)
+                     placed: PlacedData, hygiene: HygieneReport) -> dict[str, Any]:
+        stem = split_file_stem(cell.dataset, cell.split_seed)
         return {
             "schema": RECORD_SCHEMA, "cell_id": cell.id, "config_hash": cell.config_hash,
             **cell.describe(), "preset": self.config.preset, "task_plan": plan.config(),
             "settings": self.settings, "sweep": self.config.to_dict(),
             "data": {"classes": splits.data.classes, "fingerprint": splits.data.fingerprint(),
-                     "n_pool": len(splits.pool_index), "n_val": len(splits.val_index),
+                     "n_pool": len(splits.pool_index), "n_val_fixed": len(splits.val_index),
+                     "n_pretext_holdout": len(splits.holdout),
                      "n_test": len(splits.data.test_labels),
-                     "split_file": f"splits/{ds}.json",
-                     "labeled_file": f"splits/{ds}-seed{cell.seed}.json",
+                     "split_file": f"splits/{stem}.json",
+                     "labeled_file": f"splits/{stem}-seed{cell.seed}.json",
+                     "hygiene": hygiene.summary(),
                      "placement": placed.describe()},
             "device": device_description(self.device),
             "precision": str(self.dtype or "float32").replace("torch.", ""),

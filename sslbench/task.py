@@ -19,7 +19,8 @@ CPU is reproducible.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import torch
@@ -47,6 +48,38 @@ class PreviewRow:
 
     images: list[torch.Tensor]
     captions: list[str]
+
+
+@dataclass
+class ShortcutControl:
+    """A check that a task is not solved by a trivial cue (``PretextTask.control``).
+
+    ``task`` is a variant of the task from which the cue under test has been removed or
+    isolated (relpatch: the neighbour patch alone; jigsaw: tiles whose pixels are shuffled;
+    rotation: rotation-symmetric images). Its held-out pretext accuracy is measured either on
+    the trained network (``retrain=False``) or after training a fresh network on it with the
+    same budget (``retrain=True``), and compared with chance: a task that tests what its paper
+    tests gives ``expect`` (``"chance"``).
+    """
+
+    name: str
+    description: str
+    task: "PretextTask"
+    retrain: bool = False
+    expect: str = "chance"
+
+
+@dataclass
+class ConsistencyBatch:
+    """What a consistency task adds to fine-tuning's single forward pass: ``inputs`` (float
+    images the size of the labeled batch's) are concatenated with the labeled batch, so that
+    batch normalisation sees one batch as in UDA's code; ``loss`` turns their backbone
+    features (same order) into the task's loss. ``metrics`` holds detached scalars the loss
+    wants reported (UDA's mask rate), averaged over each evaluation period in the record."""
+
+    inputs: torch.Tensor
+    loss: Callable[[torch.Tensor], torch.Tensor]
+    metrics: dict[str, torch.Tensor] = field(default_factory=dict)
 
 
 @dataclass
@@ -105,6 +138,10 @@ class PretextTask:
             key: coerce_like(f"task option {self.name}.{key}", value, self.defaults[key])
             for key, value in options.items()}}
 
+    def validate(self, resolution: int) -> None:
+        """Refuse a resolution the task cannot work at (raise :class:`SSLBenchError` with one
+        line saying what would work); called for every task before a sweep starts."""
+
     def prepare(self, images: Images, generator: torch.Generator) -> Images | torch.Tensor:
         """Called once before pretraining with every unlabeled image; returns the images to
         pretrain on. ``images`` may be held on the device or streamed
@@ -125,6 +162,17 @@ class PretextTask:
         """Make inputs and targets from a batch of unlabeled images and return the loss."""
         raise NotImplementedError
 
+    def evaluation_images(self, heldout: Images, prepared: Images) -> tuple[Images, bool]:
+        """The images on which the pretext accuracy of a trained checkpoint is measured, and
+        whether :meth:`pretext_loss` gets their ``index`` (positions in ``prepared``, the
+        images :meth:`prepare` returned). The default: pool images pretraining never saw.
+        Exemplar, whose classes are its training images, measures fresh views of them."""
+        return heldout, False
+
+    def control(self) -> ShortcutControl | None:
+        """The task's shortcut control (:class:`ShortcutControl`), or None."""
+        return None
+
     def supervised_loss(self, logits: torch.Tensor, labels: torch.Tensor,
                         ctx: ConsistencyContext) -> torch.Tensor | None:
         """Replace fine-tuning's supervised loss (UDA's training-signal annealing); ``None``
@@ -134,6 +182,13 @@ class PretextTask:
     def unlabeled_batch_size(self, labeled_batch_size: int, default: int) -> int:
         """How many unlabeled images per fine-tuning step (UDA: a ratio of the labeled batch)."""
         return default
+
+    def consistency_batch(self, ctx: ConsistencyContext,
+                          images: torch.Tensor) -> ConsistencyBatch | None:
+        """The inputs this task adds to fine-tuning's forward pass and the loss made from
+        their features (:class:`ConsistencyBatch`); ``None`` (the default) makes the
+        protocol call :meth:`unlabeled_loss` instead, with a forward pass of its own."""
+        return None
 
     def unlabeled_loss(self, ctx: ConsistencyContext, images: torch.Tensor) -> torch.Tensor:
         """Extra loss on a batch of unlabeled images during fine-tuning.

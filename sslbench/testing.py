@@ -22,7 +22,7 @@ from .data import DatasetRequest, DatasetSpec, ImageData
 from .images import ImageFiles, ResidentImages, StreamedImages, decode_all
 from .protocol import EvaluationProtocol
 from .seeding import make_generator
-from .task import ConsistencyContext, PretextTask, TaskStep
+from .task import ConsistencyBatch, ConsistencyContext, PretextTask, ShortcutControl, TaskStep
 
 NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]*$")
 
@@ -150,6 +150,7 @@ def _check_task_once(r: _Report, task: PretextTask, spec: BackboneSpec, res: int
         r.check(torch.allclose(step.loss.detach(), again.loss.detach()),
                 f"{where}: the same generator seed must give the same loss; draw all "
                 "randomness from the `generator` argument")
+        _check_control(r, task, backbone, head, pool, where)
     if task.consistency:
         classifier = torch.nn.Linear(backbone.feature_dim, 3)
         head = task.build_head(backbone)
@@ -158,6 +159,38 @@ def _check_task_once(r: _Report, task: PretextTask, spec: BackboneSpec, res: int
         loss = task.unlabeled_loss(ctx, pool.float() / 255)
         r.check(isinstance(loss, torch.Tensor) and loss.ndim == 0 and bool(torch.isfinite(loss)),
                 f"{where}: unlabeled_loss() must return a finite scalar tensor")
+        joined = task.consistency_batch(ctx, pool.float() / 255)
+        if joined is not None and r.check(
+                isinstance(joined, ConsistencyBatch),
+                f"{where}: consistency_batch() must return a ConsistencyBatch or None"):
+            ok = (joined.inputs.ndim == 4 and joined.inputs.shape[1:] == pool.shape[1:]
+                  and joined.inputs.is_floating_point())
+            if r.check(ok, f"{where}: ConsistencyBatch.inputs must be float images the size "
+                       "of the labeled batch's (they are concatenated with it)"):
+                value = joined.loss(backbone(joined.inputs))
+                r.check(isinstance(value, torch.Tensor) and value.ndim == 0
+                        and bool(torch.isfinite(value)),
+                        f"{where}: ConsistencyBatch.loss must return a finite scalar tensor")
+
+
+def _check_control(r: _Report, task: PretextTask, backbone, head, pool, where: str) -> None:
+    """A task's shortcut control must be a variant whose pretext loss runs: on the trained
+    head (``retrain=False``) or on a head of its own."""
+    control = task.control()
+    if control is None:
+        return
+    if not r.check(isinstance(control, ShortcutControl),
+                   f"{where}: control() must return a sslbench.task.ShortcutControl or None"):
+        return
+    if not r.check(isinstance(control.task, PretextTask),
+                   f"{where}: ShortcutControl.task must be a PretextTask (a variant of the "
+                   "task without the cue)"):
+        return
+    own = control.task.build_head(backbone) if control.retrain else head
+    step = _step(control.task, backbone, own, pool, 1)
+    r.check(isinstance(step, TaskStep) and step.logits is not None,
+            f"{where}: the control's pretext_loss() must return logits and targets (its "
+            "held-out accuracy is what the control reports)")
 
 
 def check_backbone(spec: BackboneSpec, *, resolutions: tuple[int, ...] = (32, 64)) -> None:

@@ -118,7 +118,8 @@ def test_local_plugin_file_runs_through_the_cli(fast_run, cli, tmp_path, image_f
                                 "--tasks", "brightness,rotation", "--fractions", "1.0",
                                 "--protocols", "linear", "--task-opt", "brightness.levels=4")
     assert status == 0, err
-    rows = [line.split("│")[1].strip() for line in out.splitlines() if line.startswith("│")]
+    rows = [line.split("│")[1].strip() for line in out.splitlines()
+            if line.startswith("│") and not line.startswith("│ labels")]
     assert rows == ["brightness", "rotation", "scratch"]
     import json
     rec = json.loads(next((tmp_path / "results" / "records").glob("*brightness*")).read_text())
@@ -128,7 +129,7 @@ def test_local_plugin_file_runs_through_the_cli(fast_run, cli, tmp_path, image_f
 def test_unknown_task_option_is_bad_input(fast_run):
     status, _, err = fast_run("--task-opt", "rotation.colour=1")
     assert status == 2
-    assert err.strip() == "sslbench: error: task 'rotation' has no option 'colour'; its options: flip"
+    assert err.strip() == "sslbench: error: task 'rotation' has no option 'colour'; its options: crop, flip, symmetrise"
 
 
 LOGGER = textwrap.dedent('''

@@ -13,9 +13,9 @@ def blobs(n_per_class=30, dim=5, classes=3, seed=0):
 
 def test_logistic_regression_separates_blobs_and_l2_shrinks_weights():
     x, y = blobs()
-    w, b = fit_logistic_regression(x, y, 3, l2=1e-4, max_iter=100)
+    w, b, _ = fit_logistic_regression(x, y, 3, l2=1e-4, max_iter=100)
     assert ((x @ w + b).argmax(1) == y).float().mean() > 0.95
-    w_strong, _ = fit_logistic_regression(x, y, 3, l2=10.0, max_iter=100)
+    w_strong, _, _ = fit_logistic_regression(x, y, 3, l2=10.0, max_iter=100)
     assert w_strong.norm() < w.norm()
 
 

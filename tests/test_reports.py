@@ -17,7 +17,8 @@ def record(task, protocol, fraction, seed, acc, status="ok", seconds=None):
             "preset": "quick", "error": None if status == "ok" else "boom",
             "metrics": {"test_accuracy": acc} if status == "ok" else None,
             "pretraining": {"seconds": seconds} if seconds else None,
-            "settings": {"resolution": 32, "pretrain_epochs": 15, "finetune_steps": 300}}
+            "settings": {"resolution": 32, "pretrain_epochs": 15, "finetune_steps": 300},
+            "sweep": {"protocols": ["linear", "finetune"]}}
 
 
 @pytest.fixture
@@ -42,14 +43,18 @@ def test_summary_mean_std_n(board):
     assert s.loc[("rotation", "linear"), "pretrain_seconds"] == pytest.approx(60.5)
 
 
-def test_display_marks_best_per_column(board):
+def test_display_without_evidence_marks_no_winner(board):
+    """Two seeds and no per-image results: no test can support a winner, so none is marked,
+    however far apart the means are."""
     table = board.display(lambda s: f"<{s}>")
-    assert list(table.index) == ["rotation", "scratch"]
-    assert list(table.columns) == ["linear 10%", "finetune 10%", "pretraining"]
-    assert table.loc["rotation", "linear 10%"] == "<82.0 ± 2.8>"
-    assert table.loc["scratch", "finetune 10%"] == "<93.0 ± 1.4>"
-    assert table.loc["rotation", "finetune 10%"] == "89.0 ± 1.4 (1 failed)"
+    assert list(table.index) == ["labels (train+val)", "rotation", "scratch"]
+    assert list(table.columns) == ["linear 10% (n=2)", "finetune 10% (n=2)",
+                                   "pretext (held-out)", "control", "pretraining"]
+    assert table.loc["rotation", "linear 10% (n=2)"] == "82.0 ± 2.8"
+    assert table.loc["scratch", "finetune 10% (n=2)"] == "93.0 ± 1.4"
+    assert table.loc["rotation", "finetune 10% (n=2)"] == "89.0 ± 1.4 (1 failed)"
     assert table.loc["rotation", "pretraining"] == "1m 00s"
+    assert not any("<" in str(v) for v in table.values.flatten())
 
 
 def render(name, board):
@@ -58,49 +63,48 @@ def render(name, board):
 
 def test_markdown(board):
     md = render("markdown", board)
-    assert "| task" in md and "| rotation" in md and "**82.0 ± 2.8**" in md
-    assert "Test accuracy (%) on digits" in md
+    assert "| task" in md and "| rotation" in md and "82.0 ± 2.8" in md and "**" not in md
+    assert "Test accuracy (%) on digits" in md and "Gains over scratch" in md
 
 
 def test_latex_booktabs(board):
     tex = render("latex", board)
     assert "\\toprule" in tex and "\\bottomrule" in tex
-    assert "\\textbf{82.0 $\\pm$ 2.8}" in tex and "\x02" not in tex
+    assert "82.0 $\\pm$ 2.8" in tex and "\x02" not in tex and "\\textbf" not in tex
 
 
 def test_csv_is_long_form_and_unrounded(board):
     rows = list(csv.DictReader(io.StringIO(render("csv", board))))
     row = next(r for r in rows if r["task"] == "rotation" and r["protocol"] == "linear")
     assert float(row["mean"]) == pytest.approx(82.0) and row["n"] == "2"
+    assert float(row["gain"]) == pytest.approx(21.0) and row["significant"] == "False"
 
 
 def test_html_is_a_page_with_the_table(board):
     page = render("html", board)
 
     class Cells(HTMLParser):
-        cells, bold = [], []
-        in_b = False
-
-        def handle_starttag(self, tag, attrs):
-            self.in_b = self.in_b or tag == "b"
-
-        def handle_endtag(self, tag):
-            self.in_b = self.in_b and tag != "b"
+        cells = []
 
         def handle_data(self, data):
             self.cells.append(data)
-            if self.in_b:
-                self.bold.append(data)
 
     parser = Cells()
     parser.feed(page)
     assert page.startswith("<!DOCTYPE html>") and "rotation" in parser.cells
-    assert "82.0 ± 2.8" in parser.bold
+    assert "82.0 ± 2.8" in [c.strip() for c in parser.cells] and "<b>" not in page
+
+
+def test_html_escapes_names():
+    recs = [record("<img src=x onerror=alert(1)>", "linear", 0.1, 0, 0.5),
+            record("scratch", "linear", 0.1, 0, 0.4)]
+    page = render("html", Leaderboard(recs))
+    assert "<img src=x" not in page and "&lt;img src=x" in page
 
 
 def test_table(board):
     text = render("table", board)
-    assert "rotation" in text and "82.0 ± 2.8 *" in text
+    assert "rotation" in text and "82.0 ± 2.8" in text and "n=2" in text
 
 
 def test_report_command_on_a_results_dir(cli, fast_run, tmp_path):

@@ -71,6 +71,26 @@ def test_split_files_are_written(tmp_path):
     make_sweep(tmp_path).run()
     splits = tmp_path / "out" / "splits"
     data = json.loads((splits / "digits.json").read_text())
-    labeled = json.loads((splits / "digits-seed0.json").read_text())["labeled_index"]
-    assert set(labeled["0.1"]) <= set(labeled["1"]) == set(data["pool_index"])
-    assert set(data["pool_index"]).isdisjoint(data["val_index"])
+    seed = json.loads((splits / "digits-seed0.json").read_text())
+    train, val = seed["labeled_index"], seed["val_index"]
+    # per-cell validation: the cell's validation images come out of its labeled images
+    assert data["validation"] == "labeled" and data["val_index"] == []
+    for f in ("0.1", "1"):
+        assert set(train[f]).isdisjoint(val[f]) and 0 < len(val[f]) <= len(train[f])
+    assert set(train["0.1"]) <= set(train["1"]) and set(val["0.1"]) <= set(val["1"])
+    assert set(train["1"]) | set(val["1"]) == set(data["pool_index"])
+    # the pretext hold-out is part of the pool; the duplicate report is in the split file
+    assert set(data["pretext_holdout_index"]) <= set(data["pool_index"])
+    assert {"duplicate_groups", "groups"} <= set(data["hygiene"])
+
+
+def test_fixed_validation_split_stays_available(tmp_path):
+    make_sweep(tmp_path, settings={**FAST, "resolution": 16, "validation": "fixed"}).run()
+    splits = tmp_path / "out" / "splits"
+    data = json.loads((splits / "digits.json").read_text())
+    seed = json.loads((splits / "digits-seed0.json").read_text())
+    assert data["val_index"] and set(data["pool_index"]).isdisjoint(data["val_index"])
+    assert set(seed["labeled_index"]["1"]) == set(data["pool_index"])
+    assert seed["val_index"]["1"] == []
+    record = json.loads(next((tmp_path / "out" / "records").glob("*linear__f0.1*")).read_text())
+    assert record["validation"] == "fixed" and record["n_val"] == len(data["val_index"])

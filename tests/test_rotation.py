@@ -37,3 +37,21 @@ def test_loss_and_targets_through_a_backbone():
     assert step.logits.shape == (24, 4)
     assert step.targets.bincount().tolist() == [6, 6, 6, 6]
     assert torch.isfinite(step.loss) and step.loss.requires_grad
+
+
+def test_images_are_cropped_with_black_padding_then_rotated_together():
+    """RotNet's CIFAR code: RandomCrop(32, padding=4) (black padding), then a flip, then the
+    four rotations of that one cropped image."""
+    task = Rotation(flip=False)
+    assert task.options["crop"] == 4 / 32
+    images = torch.ones(64, 3, 32, 32)
+    inputs, targets = task.inputs(images, make_generator(0, "c"))
+    upright = inputs[:64]
+    black = (upright == 0).all(1)                                  # (N, H, W) padded pixels
+    assert black.any() and black.float().mean() < 0.25
+    rows_black = black.all(2).sum(1)                               # whole black rows: <= 4
+    assert rows_black.max() <= 4
+    for k in range(1, 4):
+        assert torch.equal(inputs[64 * k:64 * (k + 1)], torch.rot90(upright, k, dims=(2, 3)))
+    assert torch.equal(Rotation(crop=0.0, flip=False).inputs(images, make_generator(0, "c"))[0],
+                       torch.cat([torch.rot90(images, k, dims=(2, 3)) for k in range(4)]))

@@ -134,8 +134,10 @@ def test_streamed_order_is_a_seeded_permutation():
 def test_exemplar_takes_its_surrogates_from_a_stream(files):
     from sslbench_plugins.tasks.exemplar import Exemplar
     decoded = decode_all(files, workers=0)
-    a = Exemplar(num_exemplars=12).prepare(StreamedImages(files, CPU, 2), make_generator(0, "p"))
-    b = Exemplar(num_exemplars=12).prepare(ResidentImages(decoded), make_generator(0, "p"))
+    a = Exemplar(num_exemplars=12, fill_epoch=False).prepare(StreamedImages(files, CPU, 2),
+                                                            make_generator(0, "p"))
+    b = Exemplar(num_exemplars=12, fill_epoch=False).prepare(ResidentImages(decoded),
+                                                            make_generator(0, "p"))
     assert torch.equal(a, b) and a.shape == (12, 3, RES, RES)
 
 
@@ -148,7 +150,8 @@ def test_sweep_with_every_split_streamed(fast_run, image_folder, tmp_path):
     records = [json.loads(p.read_text()) for p in (tmp_path / "results" / "records").glob("*")]
     assert len(records) == 10 and all(r["status"] == "ok" for r in records)
     placement = records[0]["data"]["placement"]
-    assert placement == {"pretraining": "streamed", "val": "streamed", "test": "streamed",
+    # each cell's validation images come out of its labels (no fixed validation split)
+    assert placement == {"pretraining": "streamed", "test": "streamed",
                          "reason": "--stream always", "workers": 2}
 
 

@@ -13,12 +13,25 @@ def test_hsv_round_trip():
 
 def test_prepare_draws_the_surrogate_classes_deterministically():
     images = torch.randint(0, 256, (50, 3, 16, 16), dtype=torch.uint8)
-    task = Exemplar(num_exemplars=20)
+    task = Exemplar(num_exemplars=20, fill_epoch=False)
     chosen = task.prepare(images, make_generator(0, "p"))
     assert chosen.shape == (20, 3, 16, 16) and task.num_classes == 20
-    again = Exemplar(num_exemplars=20).prepare(images, make_generator(0, "p"))
+    again = Exemplar(num_exemplars=20, fill_epoch=False).prepare(images, make_generator(0, "p"))
     assert torch.equal(chosen, again)
     assert Exemplar().prepare(images, make_generator(0, "p")).shape[0] == 50  # pool smaller than N
+
+
+def test_an_epoch_repeats_the_surrogates_to_the_pools_size():
+    """fill_epoch: as many views per epoch as the pool has images, whatever num_exemplars;
+    the class of position i is i mod N, and held-out accuracy is measured on each class once."""
+    from sslbench.images import ResidentImages
+    images = torch.randint(0, 256, (50, 3, 16, 16), dtype=torch.uint8)
+    task = Exemplar(num_exemplars=20)
+    filled = task.prepare(images, make_generator(0, "p"))
+    assert filled.shape[0] == 50 and task.num_classes == 20
+    assert torch.equal(filled[20:40], filled[:20]) and torch.equal(filled[40:], filled[:10])
+    evaluated, uses_index = task.evaluation_images(None, ResidentImages(filled))
+    assert uses_index and torch.equal(evaluated.tensor, filled[:20])
 
 
 def test_views_of_one_exemplar_share_its_label_and_differ():

@@ -2,7 +2,8 @@ import numpy as np
 import pytest
 import torch
 from sslbench_plugins.tasks.jigsaw import (Jigsaw, all_permutations, hamming_stats,
-                                           permutation_set, tile_geometry)
+                                           min_resolution, permutation_set, shuffle_pixels,
+                                           tile_geometry)
 
 from sslbench.errors import SSLBenchError
 from sslbench.seeding import make_generator
@@ -51,13 +52,13 @@ def test_set_is_distinct_and_deterministic_for_a_seed():
 
 def test_tiles_are_in_the_order_the_label_says():
     size = 36
-    cell, tile = tile_geometry(size, 64 / 75)
-    assert (cell, tile) == (12, 10)
-    # every grid cell filled with its own index as the pixel value
+    cell, tile, shift, _ = tile_geometry(size, 64 / 75, 3)
+    assert (cell, tile, shift) == (12, 9, 0)
+    # every grid cell filled with its own index as the pixel value (no grid slack at 36 px)
     grid = torch.arange(9, dtype=torch.float32).view(3, 3)
     image = grid.repeat_interleave(cell, 0).repeat_interleave(cell, 1)
     images = image.expand(4, 3, size, size).clone()
-    task = Jigsaw(permutations=10)
+    task = Jigsaw(permutations=10, grayscale=0.0)
     tiles, label, perm = task.make_puzzles(images, make_generator(0, "t"))
     assert tiles.shape == (4, 9, 3, tile, tile)
     assert torch.equal(perm, task.perms[label])
@@ -67,12 +68,71 @@ def test_tiles_are_in_the_order_the_label_says():
             assert values.tolist() == [float(perm[n, i])]   # position i holds cell perm[i]
 
 
-def test_tile_offsets_vary_so_edges_do_not_line_up():
-    images = torch.rand(64, 3, 36, 36)
-    task = Jigsaw(permutations=10)
-    a, _, _ = task.make_puzzles(images, make_generator(0, "a"))
-    b, _, _ = task.make_puzzles(images, make_generator(1, "b"))
-    assert not torch.equal(a, b)
+def footprint_gaps(task: Jigsaw, size: int, n: int = 256) -> torch.Tensor:
+    """Pixels between horizontally and vertically adjacent tiles, channel shifts included."""
+    _, tile, shift, _ = task.geometry(size)
+    _, top, left = task.cut(torch.rand(n, 3, size, size), make_generator(0, "g"))
+    top, left = top.view(n, 3, 3), left.view(n, 3, 3)
+    across = left[:, :, 1:] - (left[:, :, :-1] + tile)           # same row, next column
+    down = top[:, 1:, :] - (top[:, :-1, :] + tile)
+    return torch.cat([across.flatten(), down.flatten()]) - 2 * shift
+
+
+@pytest.mark.parametrize("options", [{}, {"min_gap": 5}, {"channel_jitter": 0.2}])
+def test_tiles_never_come_closer_than_min_gap(options):
+    """The footprints of adjacent tiles (their pixels and shifted channels) are at least
+    min_gap apart, at the default resolution, at the smallest one the task accepts, and at a
+    large one: edge continuity cannot give the answer."""
+    task = Jigsaw(permutations=10, **options)
+    o = task.options
+    smallest = min_resolution(o["tile_fraction"], o["min_gap"], o["channel_jitter"])
+    for size in (32, smallest, 96):
+        task.validate(size)
+        assert footprint_gaps(task, size).min() >= o["min_gap"]
+    with pytest.raises(SSLBenchError, match=f"--resolution {smallest}"):
+        task.validate(smallest - 1)
+
+
+def test_pre_04_geometry_let_tiles_touch():
+    """The old default (9 px tiles in 10 px cells, no minimum gap) left a gap of 0 px between
+    a quarter of adjacent tiles: what min_gap fixes."""
+    old = Jigsaw(permutations=10, min_gap=0, channel_jitter=0.0)
+    assert old.geometry(32)[1] == 9
+    gaps = footprint_gaps(old, 30, n=2000)          # 30 px: no grid slack, as before
+    assert abs((gaps == 0).float().mean() - 0.25) < 0.03
+
+
+def test_whole_images_are_grayed_before_cutting():
+    task = Jigsaw(permutations=10, grayscale=1.0)
+    tiles, _, _ = task.make_puzzles(torch.rand(8, 3, 32, 32), make_generator(0, "g"))
+    assert torch.allclose(tiles[:, :, 0], tiles[:, :, 1]) and torch.allclose(tiles[:, :, 1], tiles[:, :, 2])
+    colour = Jigsaw(permutations=10, grayscale=0.0)
+    tiles, _, _ = colour.make_puzzles(torch.rand(8, 3, 32, 32), make_generator(0, "g"))
+    assert not torch.allclose(tiles[:, :, 0], tiles[:, :, 1])
+
+
+def test_colour_channels_are_shifted_apart():
+    """channel_jitter moves each colour channel of a tile on its own (Noroozi & Favaro)."""
+    size = 96
+    rows = torch.arange(size, dtype=torch.float32)
+    image = rows[None, :].expand(3, size, size).clone()         # every channel holds the column
+    task = Jigsaw(permutations=10, grayscale=0.0, channel_jitter=0.1)
+    shift = task.geometry(size)[2]
+    assert shift >= 2
+    tiles, _, _ = task.cut(image.expand(64, 3, size, size).clone(), make_generator(0, "j"))
+    offsets = tiles[..., 0, 0] - tiles[..., :1, 0, 0]            # (N, 9, 3) vs channel 0
+    assert offsets.abs().max() <= 2 * shift and (offsets != 0).any()
+
+
+def test_shuffled_pixel_control_keeps_each_tiles_pixels():
+    task = Jigsaw(permutations=10, grayscale=0.0, shuffle_pixels=True)
+    images = torch.rand(4, 3, 32, 32)
+    plain, _, _ = Jigsaw(permutations=10, grayscale=0.0).cut(images, make_generator(0, "s"))
+    shuffled = shuffle_pixels(plain, make_generator(1, "s"))
+    assert not torch.equal(plain, shuffled)
+    assert torch.equal(plain.flatten(-2).sort(-1).values, shuffled.flatten(-2).sort(-1).values)
+    control = Jigsaw(permutations=10).control()
+    assert control.task.options["shuffle_pixels"] and not control.retrain
 
 
 def test_loss_and_recorded_hamming_stats():

@@ -73,3 +73,72 @@ def test_rotation_plus_uda_trains_both_stages(fast_run, tmp_path):
     assert not any("uda__linear" in k for k in records)   # no linear cell: "n/a"
     row = next(line for line in out.splitlines() if line.startswith("│ uda "))
     assert "n/a" in row
+
+
+def test_recipes_credit_their_sources_and_options_override_them():
+    assert {k: UDA().options[k] for k in ("ratio", "temperature", "threshold", "tsa")} == \
+        {"ratio": 7, "temperature": 0.4, "threshold": 0.8, "tsa": "none"}        # USB's yaml
+    gpu = UDA(recipe="uda-gpu").options                   # run_cifar10_gpu.sh + main.py
+    assert (gpu["ratio"], gpu["temperature"], gpu["threshold"], gpu["tsa"]) == (5, 1.0, 0.0, "none")
+    tpu = UDA(recipe="uda-tpu", ratio=10).options         # run_cifar10_tpu_32_core.sh
+    assert (tpu["ratio"], tpu["tsa"]) == (10, "linear")
+    with pytest.raises(SSLBenchError, match="uda.recipe"):
+        UDA(recipe="fixmatch")
+
+
+def test_cutout_paints_a_clipped_square():
+    from sslbench.randaugment import cutout
+    x = torch.zeros(2000, 3, 32, 32)
+    out = cutout(x, 0.5, make_generator(0, "c"), 1.0)
+    area = out[:, 0].flatten(1).mean(1)
+    # a 16 px square centred anywhere: at most a quarter of the image, less near the border
+    assert area.max() <= 0.25 + 1e-6 and 0.12 < area.mean() < 0.2
+    assert torch.equal(out[:, 0], out[:, 2])
+
+
+def test_uda_randaugment_translates_at_most_10_px_at_32():
+    from sslbench.randaugment import UDA_OPS
+    assert "invert" in UDA_OPS and "cutout" in UDA_OPS and "identity" not in UDA_OPS
+    # a one-pixel-wide bright column moves by at most 10 px under translate_x (the space it
+    # leaves is filled with grey, as UDA fills with the data set's mean)
+    x = torch.zeros(512, 3, 32, 32)
+    x[..., 16] = 1.0
+    y = rand_augment(x, make_generator(0, "t"), num_ops=1, policy="uda")
+    profile = y.mean(dim=(1, 2))                               # (N, 32) column brightness
+    upright = (y[:, 0] == y[:, 0, :1]).all(1).all(1)            # still a vertical line
+    others = ((profile < 0.1) | ((profile - 0.5).abs() < 0.01)).sum(1) == 31
+    single = ((profile > 0.9).sum(1) == 1) & others
+    moved = (profile.argmax(1) - 16)[upright & single]
+    assert moved.abs().max() <= 10 and moved.abs().max() >= 5
+
+
+def test_labeled_and_both_unlabeled_views_share_one_batchnorm_batch():
+    """As in UDA's main.py, the labeled batch, the weak and the strong unlabeled views go
+    through the network together: batch normalisation sees one batch of l + 2u images."""
+    from sslbench_plugins.backbones.smallcnn import SmallCNN
+    from sslbench_plugins.protocols.finetune import FineTune
+
+    from sslbench.config import PRESETS
+    from sslbench.images import ResidentImages
+    from sslbench.progress import Reporter
+    from sslbench.protocol import EvalContext, Split
+
+    images = torch.randint(0, 256, (40, 3, 16, 16), dtype=torch.uint8)
+    labels = torch.arange(40) % 4
+    settings = {**PRESETS["quick"], "finetune_steps": 5, "finetune_evals": 1,
+                "finetune_batch_size": 8}
+    backbone = SmallCNN()
+    seen = []
+    bn = next(m for m in backbone.modules() if isinstance(m, torch.nn.BatchNorm2d))
+    bn.register_forward_pre_hook(lambda m, a: seen.append((m.training, a[0].shape[0])))
+    split = Split("labeled", ResidentImages(images[:24]), labels[:24], lambda: None)
+    val = Split("val", ResidentImages(images[24:]), labels[24:], lambda: None)
+    ctx = EvalContext(backbone=backbone, labeled=split, val=val,
+                      unlabeled=ResidentImages(images), num_classes=4,
+                      consistency_tasks=[UDA(ratio=3)], settings=settings,
+                      device=torch.device("cpu"), autocast_dtype=None, seed=0,
+                      reporter=Reporter())
+    result = FineTune().evaluate(ctx)
+    training = [n for mode, n in seen if mode]
+    assert training == [8 + 2 * 3 * 8] * 5               # one forward per step, l + 2u images
+    assert all("mask_rate" in point for point in result.details["curve"])

@@ -31,7 +31,7 @@ def test_task_backbone_resolution(task_name, backbone_name, resolution):
 def test_task_options_reach_the_record(fast_run, tmp_path):
     import json
     status, _, err = fast_run("--tasks", "jigsaw", "--fractions", "1.0", "--protocols", "linear",
-                              "--task-opt", "jigsaw.permutations=12",
+                              "--resolution", "24", "--task-opt", "jigsaw.permutations=12",
                               "--task-opt", "jigsaw.selection=maximin")
     assert status == 0, err
     rec = json.loads(next((tmp_path / "results" / "records").glob("*jigsaw*")).read_text())
@@ -46,6 +46,13 @@ def test_show_draws_a_preview(cli, tmp_path, task_name):
                               "--task-opt", "jigsaw.permutations=10", "-o", str(out))
     assert status == 0, err
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and out.stat().st_size > 2000
+
+
+def test_a_resolution_too_small_for_jigsaw_is_refused_before_anything_runs(fast_run, tmp_path):
+    status, _, err = fast_run("--tasks", "jigsaw", "--resolution", "16")
+    assert status == 2 and len(err.strip().splitlines()) == 1
+    assert "jigsaw at 16 px" in err and "--resolution 21" in err
+    assert not (tmp_path / "results" / "records").exists()
 
 
 def test_show_of_a_task_without_preview_is_bad_input(cli, tmp_path):

@@ -29,7 +29,8 @@ def test_pip_installed_plugin_gets_a_leaderboard_row(tmp_path):
                                      "--cache-dir", str(tmp_path / "cache"), *FAST_FLAGS],
                          env=env, capture_output=True, text=True)
     assert run.returncode == 0, run.stderr
-    rows = [line.split("│")[1].strip() for line in run.stdout.splitlines() if line.startswith("│")]
+    rows = [line.split("│")[1].strip() for line in run.stdout.splitlines()
+            if line.startswith("│") and not line.startswith("│ labels")]
     assert rows == ["counting", "rotation", "scratch"]
     record = json.loads(next((out / "records").glob("*counting*")).read_text())
     assert record["status"] == "ok" and record["task_plan"]["pretext"]["name"] == "counting"
@@ -71,7 +72,8 @@ def test_new_plugin_skeleton_passes_its_own_test(cli, tmp_path):
                           "--cache-dir", str(tmp_path / "cache"), *FAST_FLAGS],
                          env=env, capture_output=True, text=True)
     assert run.returncode == 0, run.stderr
-    rows = [line.split("│")[1].strip() for line in run.stdout.splitlines() if line.startswith("│")]
+    rows = [line.split("│")[1].strip() for line in run.stdout.splitlines()
+            if line.startswith("│") and not line.startswith("│ labels")]
     assert rows == ["flipped", "rotation", "scratch"]
 
 

@@ -1,5 +1,7 @@
 """Built-in report formats: ``table`` (terminal), ``markdown``, ``html``, ``latex`` (booktabs)
-and ``csv``. Each renders every (data set, backbone) group of a :class:`Leaderboard`."""
+and ``csv``. Each renders every (data set, backbone) group of a :class:`Leaderboard`, with the
+statistics behind it: significance markers and the winner (bold only where significant) in
+the table, and every task-vs-scratch comparison with its interval and p-values beside it."""
 
 from __future__ import annotations
 
@@ -16,6 +18,11 @@ from sslbench.leaderboard import Leaderboard, Publication, ReportFormat, run_com
 # Marks the best value of a column in formats whose escaping would mangle markup.
 _BEST_OPEN, _BEST_CLOSE = "\x02", "\x03"
 
+_GAINS_NOTE = ("Each task against scratch, paired by seed (same initialisation, labeled subset "
+               "and test images): mean gain in points with its 95% t interval over seeds, the "
+               "paired t-test, and a paired bootstrap over seeds and test images; p-values "
+               "Holm-corrected over the table. \"n.s.\": not significant by both tests at 5%.")
+
 
 def _tables(board: Leaderboard, mark):
     for dataset, backbone in board.groups:
@@ -25,7 +32,7 @@ def _tables(board: Leaderboard, mark):
 
 def render_table(board: Leaderboard) -> str:
     buffer = io.StringIO()
-    console = Console(file=buffer, width=160, force_terminal=False, color_system=None)
+    console = Console(file=buffer, width=200, force_terminal=False, color_system=None)
     for dataset, backbone, table, caption in _tables(board, lambda s: f"{s} *"):
         t = Table(title=f"{dataset} · {backbone}", title_justify="left", caption=caption,
                   caption_justify="left")
@@ -38,17 +45,11 @@ def render_table(board: Leaderboard) -> str:
     return buffer.getvalue()
 
 
-def _fmt_gain(value) -> str:
-    return "—" if value != value else f"{value:+.1f}"
-
-
 def _extras(board: Leaderboard) -> tuple:
     pub = Publication(board)
     eff = pub.label_efficiency()
     if len(eff):
         eff = eff.drop(columns=["dataset", "backbone"])
-        for col in [c for c in eff.columns if c.startswith("gain ")]:
-            eff[col] = eff[col].map(_fmt_gain)
     return pub, eff, pub.provenance()
 
 
@@ -56,40 +57,67 @@ def render_markdown(board: Leaderboard) -> str:
     parts = [f"Produced by `{run_command(board.records)}`; rendered by `sslbench report`.\n"]
     for dataset, backbone, table, caption in _tables(board, lambda s: f"**{s}**"):
         parts.append(f"### {dataset} · {backbone}\n\n"
-                     + tabulate(table, headers="keys", tablefmt="pipe",
+                     + tabulate(table, headers="keys", tablefmt="pipe", disable_numparse=True,
                                 colalign=("left",) + ("right",) * len(table.columns))
                      + f"\n\n{caption}\n")
+        gains = board.gains(dataset, backbone)
+        if len(gains):
+            parts.append(f"#### Gains over scratch\n\n{_GAINS_NOTE}\n\n"
+                         + tabulate(gains, headers="keys", tablefmt="pipe", showindex=False,
+                                    disable_numparse=True) + "\n")
     pub, eff, prov = _extras(board)
     if board.asset_stem:
         parts.append(f"![test accuracy against label fraction]({board.asset_stem}-accuracy.png)\n\n"
                      f"![gain over scratch]({board.asset_stem}-gain.png)\n")
     if len(eff):
         parts.append("### Label efficiency\n\nGain over scratch (points, same protocol and "
-                     "labels), and the smallest label fraction at which the task reaches "
-                     "scratch fine-tuned on 100% of the labels.\n\n"
+                     "labels; \"n.s.\": not significant), and the smallest label fraction whose "
+                     "mean reaches scratch fine-tuned on 100% of the labels (only when that "
+                     "reference converged).\n\n"
                      + tabulate(eff, headers="keys", tablefmt="pipe", showindex=False,
                                disable_numparse=True) + "\n")
+    hygiene = pub.hygiene()
+    if len(hygiene):
+        parts.append("### Duplicated images\n\nFound when the data set was loaded (exact: "
+                     "identical files; near: perceptual hash); the split file lists them.\n\n"
+                     + tabulate(hygiene, headers="keys", tablefmt="pipe", showindex=False,
+                                disable_numparse=True) + "\n")
     refs = pub.references()
     if len(refs):
         parts.append("### Published reference numbers\n\n"
                      + tabulate(refs, headers="keys", tablefmt="pipe", showindex=False,
                                 disable_numparse=True) + "\n")
     parts.append("### Where each number comes from\n\nPer leaderboard cell: the seeds of its "
-                 "records, the layer (linear, knn) or fine-tuning step chosen on validation for "
-                 "each seed, and the split files (under the results directory) that list the "
-                 "validation images and the labeled subset.\n\n"
+                 "records, what each seed's protocol chose on validation (layer, fine-tuning "
+                 "step; † not converged), and the split files (under the results directory) "
+                 "that list the validation images and the labeled subset.\n\n"
                  + tabulate(prov, headers="keys", tablefmt="pipe", showindex=False) + "\n")
     return "\n".join(parts)
+
+
+def _html_table(frame, **kwargs) -> str:
+    """A DataFrame as an HTML table with every cell escaped (tabulate's html format does not
+    escape), keeping the best-of-column markers as <b>."""
+    rendered = tabulate(frame.map(lambda v: html.escape(str(v))),
+                        headers=[html.escape(str(c)) for c in
+                                 ([frame.index.name or ""] if kwargs.get("showindex", True)
+                                  else []) + list(frame.columns)],
+                        tablefmt="unsafehtml", disable_numparse=True, **kwargs)
+    return rendered.replace(_BEST_OPEN, "<b>").replace(_BEST_CLOSE, "</b>")
 
 
 def render_html(board: Leaderboard) -> str:
     body = [f"<p>Produced by <code>{html.escape(run_command(board.records))}</code>.</p>"]
     for dataset, backbone, table, caption in _tables(
             board, lambda s: f"{_BEST_OPEN}{s}{_BEST_CLOSE}"):
-        rendered = tabulate(table, headers="keys", tablefmt="html")
-        rendered = rendered.replace(_BEST_OPEN, "<b>").replace(_BEST_CLOSE, "</b>")
-        body.append(f"<h2>{html.escape(dataset)} · {html.escape(backbone)}</h2>\n{rendered}\n"
-                    f"<p class='caption'>{html.escape(caption)}</p>")
+        table.index = [html.escape(str(i)) for i in table.index]
+        table.index.name = "task"
+        body.append(f"<h2>{html.escape(dataset)} · {html.escape(backbone)}</h2>\n"
+                    f"{_html_table(table)}\n<p class='caption'>{html.escape(caption)}</p>")
+        gains = board.gains(dataset, backbone)
+        if len(gains):
+            body.append(f"<h3>Gains over scratch</h3><p class='caption'>"
+                        f"{html.escape(_GAINS_NOTE)}</p>" + _html_table(gains, showindex=False))
     pub, eff, prov = _extras(board)
     figures = pub.render_figures()
     body.append("<h2>Plots</h2>")
@@ -100,21 +128,20 @@ def render_html(board: Leaderboard) -> str:
         body.append(f"<figure role='img' aria-label='{alt}'>{svg}<figcaption>{alt}"
                     "</figcaption></figure>")
     if len(eff):
-        body.append("<h2>Label efficiency</h2><p class='caption'>Gain over scratch (points), "
-                    "and the smallest label fraction at which the task reaches scratch "
-                    "fine-tuned on 100% of the labels.</p>"
-                    + tabulate(eff, headers="keys", tablefmt="html", showindex=False,
-                               disable_numparse=True))
+        body.append("<h2>Label efficiency</h2><p class='caption'>Gain over scratch (points; "
+                    "n.s.: not significant), and the smallest label fraction whose mean "
+                    "reaches scratch fine-tuned on 100% of the labels (only when that reference "
+                    "converged).</p>" + _html_table(eff, showindex=False))
+    hygiene = pub.hygiene()
+    if len(hygiene):
+        body.append("<h2>Duplicated images</h2>" + _html_table(hygiene, showindex=False))
     refs = pub.references()
     if len(refs):
-        body.append("<h2>Published reference numbers</h2>"
-                    + tabulate(refs, headers="keys", tablefmt="html", showindex=False,
-                               disable_numparse=True))
-    body.append("<h2>Where each number comes from</h2>"
-                + tabulate(prov, headers="keys", tablefmt="html", showindex=False))
+        body.append("<h2>Published reference numbers</h2>" + _html_table(refs, showindex=False))
+    body.append("<h2>Where each number comes from</h2>" + _html_table(prov, showindex=False))
     return ("<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>"
             "<title>sslbench leaderboard</title><style>"
-            "body{font-family:system-ui,sans-serif;margin:2em;max-width:80em}"
+            "body{font-family:system-ui,sans-serif;margin:2em;max-width:90em}"
             "table{border-collapse:collapse;margin:1em 0}td,th{padding:.3em .8em;"
             "border-bottom:1px solid #ddd;text-align:right}td:first-child,th:first-child"
             "{text-align:left}.caption,figcaption{color:#555;font-size:.9em}"
@@ -122,29 +149,48 @@ def render_html(board: Leaderboard) -> str:
             "<h1>sslbench leaderboard</h1>\n" + "\n".join(body) + "\n</body></html>\n")
 
 
+_LATEX_MARKS = (("±", "PLUSMINUS"), ("▲", "UPMARK"), ("▼", "DOWNMARK"), ("†", "DAGGER"),
+                ("≈", "APPROX"), ("—", "--"))
+_LATEX_BACK = (("PLUSMINUS", r"$\pm$"), ("UPMARK", r"$\blacktriangle$"),
+               ("DOWNMARK", r"$\blacktriangledown$"), ("DAGGER", r"$^\dagger$"),
+               ("APPROX", r"$\approx$"))
+
+
 def render_latex(board: Leaderboard) -> str:
     parts = []
     for dataset, backbone, table, caption in _tables(
             board, lambda s: f"{_BEST_OPEN}{s}{_BEST_CLOSE}"):
-        table = table.map(lambda v: v.replace("±", "PLUSMINUS").replace("—", "--"))
-        body = tabulate(table, headers="keys", tablefmt="latex_booktabs")
-        body = (body.replace(_BEST_OPEN, r"\textbf{").replace(_BEST_CLOSE, "}")
-                .replace("PLUSMINUS", r"$\pm$").replace(r"\%", r"\%"))
+        def protect(v: str) -> str:
+            for a, b in _LATEX_MARKS:
+                v = v.replace(a, b)
+            return v
+        table = table.map(protect)
+        table.index = [_latex_escape(str(i)) for i in table.index]
+        table.columns = [_latex_escape(str(c)) for c in table.columns]
+        body = tabulate(table, headers="keys", tablefmt="latex_booktabs", disable_numparse=True)
+        body = body.replace(_BEST_OPEN, r"\textbf{").replace(_BEST_CLOSE, "}")
+        for a, b in _LATEX_BACK:
+            body = body.replace(a, b)
         parts.append("\\begin{table}[t]\n\\centering\n\\small\n" + body
                      + f"\\caption{{{_latex_escape(caption)}}}\n\\end{{table}}\n")
-    return "% requires \\usepackage{booktabs}\n" + "\n".join(parts)
+    return "% requires \\usepackage{booktabs,amssymb}\n" + "\n".join(parts)
 
 
 def _latex_escape(text: str) -> str:
     for a, b in (("\\", r"\textbackslash{}"), ("&", r"\&"), ("%", r"\%"), ("$", r"\$"),
-                 ("#", r"\#"), ("_", r"\_"), ("{", r"\{"), ("}", r"\}"), ("±", r"$\pm$")):
+                 ("#", r"\#"), ("_", r"\_"), ("{", r"\{"), ("}", r"\}"), ("±", r"$\pm$"),
+                 ("▲", r"$\blacktriangle$"), ("▼", r"$\blacktriangledown$"),
+                 ("†", r"$^\dagger$"), ("≈", r"$\approx$"), ("·", r"$\cdot$")):
         text = text.replace(a, b)
     return text
 
 
 def render_csv(board: Leaderboard) -> str:
     """Long form, numbers unrounded: one row per (data set, backbone, task, protocol,
-    fraction) with mean, std and n over seeds of test accuracy (%)."""
+    fraction) with mean, std and n over seeds of test accuracy (%), the failed and
+    unconverged seeds, the label budget, and the paired comparison with scratch (gain, 95%
+    interval, p-values before and after Holm's correction, significant) and whether the cell
+    is its column's significant winner."""
     return board.summary().to_csv(index=False)
 
 
@@ -152,10 +198,11 @@ def render_csv(board: Leaderboard) -> str:
 def sslbench_report_formats():
     return [
         ReportFormat("table", render_table, "plain-text table for the terminal"),
-        ReportFormat("markdown", render_markdown, "markdown: leaderboard, label efficiency, "
-                     "provenance (plots beside it with -o)", plots=True),
+        ReportFormat("markdown", render_markdown, "markdown: leaderboard, gains with their "
+                     "statistics, label efficiency, provenance (plots beside it with -o)",
+                     plots=True),
         ReportFormat("html", render_html, "one self-contained page with tables and plots",
                      plots=True),
-        ReportFormat("latex", render_latex, "LaTeX tables (booktabs)"),
-        ReportFormat("csv", render_csv, "long-form CSV with mean, std and n"),
+        ReportFormat("latex", render_latex, "LaTeX tables (booktabs, amssymb)"),
+        ReportFormat("csv", render_csv, "long-form CSV with mean, std, n and the statistics"),
     ]

@@ -2,16 +2,26 @@
 subset with the standard small-image augmentation (random crop with padding, horizontal flip),
 applied on the device to whole batches.
 
-The schedule is a fixed number of steps (``finetune_steps``) whatever the label fraction, so
-that 1% of the labels is not also 100 times less training. The model is checked on validation
-``finetune_evals`` times; the checkpoint with the best validation accuracy is the one that
-predicts on test. Consistency tasks of the row (``rotation+uda``) add their loss on a batch of
-unlabeled images at every step.
+The budget scales with the labeled set (:func:`sslbench.config.finetune_budget`):
+``finetune_epochs`` passes over the cell's labeled training images, at least
+``finetune_min_steps`` steps, so that 100% of the labels is trained to convergence as 10% is
+(a fixed step count, ``finetune_steps``, remains available). The model is checked on the
+cell's validation images ``finetune_evals`` times; the checkpoint with the best validation
+accuracy is the one that predicts on test. The record says whether the run looks converged:
+a run whose best check is the last one, or whose validation accuracy was still rising over
+the last quarter of checks (by more than one binomial standard error of the validation set),
+is flagged, and every report marks it.
+
+Consistency tasks of the row (``rotation+uda``) add their loss on a batch of unlabeled images
+at every step; a task that provides :meth:`~sslbench.task.PretextTask.consistency_batch` has
+its inputs concatenated with the labeled batch in one forward pass (batch normalisation then
+sees one batch, as in UDA's code).
 """
 
 from __future__ import annotations
 
 import copy
+import math
 import time
 
 import torch
@@ -20,6 +30,7 @@ from torch import nn
 
 import sslbench
 from sslbench.augment import standard_augment, to_float
+from sslbench.config import finetune_budget
 from sslbench.protocol import EvalContext, EvaluationProtocol, ProtocolResult, Split
 from sslbench.task import ConsistencyContext
 from sslbench.training import (accuracy, autocast, check_finite, make_optimizer, maybe_compile,
@@ -56,16 +67,17 @@ class FineTune(EvaluationProtocol):
         s = ctx.settings
         device, dtype = ctx.device, ctx.autocast_dtype
         model = to_device(Classifier(ctx.backbone, ctx.num_classes), device)
-        net = maybe_compile(model, ctx.compile)
+        net = maybe_compile(model.backbone, ctx.compile)
         heads = [to_device(h, device) if (h := t.build_head(model.backbone)) is not None else None
                  for t in ctx.consistency_tasks]
         trainable = [model] + [h for h in heads if h is not None]
-        steps = int(s["finetune_steps"])
+        images, labels = ctx.labeled.images, ctx.labeled.labels
+        steps = finetune_budget(s, len(labels))
         optimizer = make_optimizer(trainable, s["finetune_lr"], s["weight_decay"], device)
         schedule = warmup_cosine(optimizer, steps, max(1, steps // 20))
         gen = ctx.generator("finetune")
-        eval_every = max(1, steps // int(s["finetune_evals"]))
-        images, labels = ctx.labeled.images, ctx.labeled.labels
+        evals = min(int(s["finetune_evals"]), steps)
+        checks = {math.ceil(steps * k / evals) for k in range(1, evals + 1)}
         batch_size = min(int(s["finetune_batch_size"]), len(labels))
         batches = images.batches(step_batches(len(labels), batch_size, steps,
                                               images.order_generator(gen), images.index_device))
@@ -78,37 +90,56 @@ class FineTune(EvaluationProtocol):
         best = {"val_accuracy": -1.0, "step": 0, "state": None}
         curve = []
         loss_sum = torch.zeros((), device=device)
+        metric_sums: dict[str, torch.Tensor] = {}
+        since_check = 0
         started = time.perf_counter()
-        with ctx.reporter.training(f"finetune {len(labels)} labels", s["finetune_evals"]) as bar:
+        with ctx.reporter.training(f"finetune {len(labels)} labels", evals) as bar:
             model.train()
             for h in heads:
                 if h is not None:
                     h.train()
             for step, (idx, batch) in enumerate(batches, start=1):
                 x = standard_augment(batch, gen)
+                contexts = [ConsistencyContext(model.backbone, head, model.fc, step, steps,
+                                               ctx.num_classes, gen) for head in heads]
+                joined, separate = [], []
+                for task, cctx, stream in zip(ctx.consistency_tasks, contexts, streams):
+                    u = to_float(next(stream)[1])
+                    extra = task.consistency_batch(cctx, u)
+                    (separate.append((task, cctx, u)) if extra is None else joined.append(extra))
                 with autocast(device, dtype):
-                    logits = net(x)
-                    contexts = [ConsistencyContext(model.backbone, head, model.fc, step, steps,
-                                                   ctx.num_classes, gen) for head in heads]
+                    inputs = torch.cat([x] + [j.inputs for j in joined]) if joined else x
+                    features = net(inputs)
+                    logits = model.fc(features[:len(x)])
                     loss = self.supervised_loss(logits, labels[idx], ctx.consistency_tasks,
                                                 contexts)
-                    for task, cctx, stream in zip(ctx.consistency_tasks, contexts, streams):
-                        _, u = next(stream)
-                        loss = loss + task.unlabeled_loss(cctx, to_float(u))
+                    offset = len(x)
+                    for j in joined:
+                        loss = loss + j.loss(features[offset:offset + len(j.inputs)])
+                        offset += len(j.inputs)
+                    for task, cctx, u in separate:
+                        loss = loss + task.unlabeled_loss(cctx, u)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
                 schedule.step()
                 loss_sum += loss.detach().float()
-                if step % eval_every == 0 or step == steps:
-                    mean_loss = loss_sum.item() / eval_every           # one sync per period
+                for j in joined:
+                    for key, value in j.metrics.items():
+                        metric_sums[key] = metric_sums.get(key, 0) + value.detach().float()
+                since_check += 1
+                if step in checks:
+                    mean_loss = loss_sum.item() / since_check          # one sync per period
                     check_finite(mean_loss, f"fine-tuning loss at step {step}")
-                    loss_sum.zero_()
                     model.eval()
                     val_acc = accuracy(predict(model, ctx.val.images, device, dtype),
                                        ctx.val.labels)
                     model.train()
-                    curve.append({"step": step, "loss": mean_loss, "val_accuracy": val_acc})
+                    point = {"step": step, "loss": mean_loss, "val_accuracy": val_acc}
+                    point.update({k: float(v) / since_check for k, v in metric_sums.items()})
+                    curve.append(point)
+                    loss_sum.zero_()
+                    metric_sums, since_check = {}, 0
                     if val_acc > best["val_accuracy"]:
                         best = {"val_accuracy": val_acc, "step": step,
                                 "state": copy.deepcopy(model.state_dict())}
@@ -122,8 +153,27 @@ class FineTune(EvaluationProtocol):
             return predict(model, split.images, device, dtype)
 
         return ProtocolResult(predict_split, best["val_accuracy"],
-                              {"chosen_step": best["step"], "steps": steps, "curve": curve,
+                              {"chosen_step": best["step"], "chosen": f"step {best['step']}",
+                               "steps": steps,
+                               "epochs": steps * batch_size / len(labels),
+                               **convergence(curve, len(ctx.val)), "curve": curve,
                                "seconds": time.perf_counter() - started})
+
+
+def convergence(curve: list[dict], n_val: int) -> dict:
+    """Whether a fine-tuning run looks converged, from its validation curve: flagged when the
+    best check is the last one, or when the best accuracy of the last quarter of checks beats
+    the best before it by more than one binomial standard error of the validation set."""
+    accs = [p["val_accuracy"] for p in curve]
+    best = max(range(len(accs)), key=lambda i: (accs[i], -i))
+    k = max(1, len(accs) // 4)
+    before, last = accs[:-k], accs[-k:]
+    p = accs[best]
+    se = math.sqrt(max(p * (1 - p), 1e-12) / max(1, n_val))
+    rising = bool(before) and max(last) - max(before) > se
+    at_end = best == len(accs) - 1 and len(accs) > 1
+    return {"converged": not (rising or at_end), "chosen_at_last_check": at_end,
+            "still_improving": rising}
 
 
 @sslbench.hookimpl

@@ -50,7 +50,8 @@ class KNNProbe(EvaluationProtocol):
             return knn_predict(train_feats[stage], y, split.features()[stage], k,
                                ctx.num_classes)
 
-        return ProtocolResult(predict, acc, {"chosen_stage": stage + 1, "chosen_k": k})
+        return ProtocolResult(predict, acc, {"chosen_stage": stage + 1, "chosen_k": k,
+                                             "chosen": f"stage {stage + 1}, k={k}"})
 
 
 @sslbench.hookimpl

@@ -30,9 +30,10 @@ class Standardiser:
 
 
 def fit_logistic_regression(x: torch.Tensor, y: torch.Tensor, num_classes: int, l2: float,
-                            max_iter: int) -> tuple[torch.Tensor, torch.Tensor]:
+                            max_iter: int) -> tuple[torch.Tensor, torch.Tensor, bool]:
     """Multinomial logistic regression, ``mean CE + l2/2 ||W||^2``, full-batch L-BFGS on the
-    features' device. Returns (W (D, C), b (C,))."""
+    features' device. Returns (W (D, C), b (C,), converged): ``converged`` is False when the
+    solver stopped at ``max_iter`` iterations instead of at its tolerance."""
     w = torch.zeros(x.shape[1], num_classes, device=x.device, requires_grad=True)
     b = torch.zeros(num_classes, device=x.device, requires_grad=True)
     opt = torch.optim.LBFGS([w, b], lr=1.0, max_iter=max_iter, history_size=20,
@@ -46,7 +47,8 @@ def fit_logistic_regression(x: torch.Tensor, y: torch.Tensor, num_classes: int, 
         return loss
 
     opt.step(closure)
-    return w.detach(), b.detach()
+    iterations = opt.state[opt._params[0]].get("n_iter", 0)
+    return w.detach(), b.detach(), iterations < max_iter
 
 
 class LinearProbe(EvaluationProtocol):
@@ -63,12 +65,12 @@ class LinearProbe(EvaluationProtocol):
             xtr, xval = norm(ftr), norm(fval)
             stage_best = None
             for l2 in ctx.settings["probe_l2"]:
-                w, b = fit_logistic_regression(xtr, y, ctx.num_classes, l2,
-                                               ctx.settings["probe_max_iter"])
+                w, b, converged = fit_logistic_regression(xtr, y, ctx.num_classes, l2,
+                                                          ctx.settings["probe_max_iter"])
                 acc = accuracy((xval @ w + b).argmax(1), y_val)
                 if stage_best is None or acc > stage_best["val_accuracy"]:
                     stage_best = {"stage": stage + 1, "l2": l2, "val_accuracy": acc,
-                                  "norm": norm, "w": w, "b": b}
+                                  "norm": norm, "w": w, "b": b, "converged": converged}
             stages.append(stage_best)
             if best is None or stage_best["val_accuracy"] > best["val_accuracy"]:
                 best = stage_best
@@ -82,6 +84,9 @@ class LinearProbe(EvaluationProtocol):
         return ProtocolResult(
             predict=predictor(best), val_accuracy=best["val_accuracy"],
             details={"chosen_stage": best["stage"], "chosen_l2": best["l2"],
+                     "chosen": f"stage {best['stage']}",
+                     # the chosen probe's solver reached its tolerance within probe_max_iter
+                     "converged": bool(best["converged"]),
                      "stages": [{k: s[k] for k in ("stage", "l2", "val_accuracy")}
                                 for s in stages]},
             extra_predictions={f"stage{s['stage']}": predictor(s) for s in stages})

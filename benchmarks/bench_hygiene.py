@@ -1,0 +1,54 @@
+"""The cost of the duplicate check (``sslbench.hygiene``) when a data set is loaded: one pass
+over the train and test images (read once each: SHA-256 of the bytes, decode, pHash), then
+the banded near-duplicate search, on the flowers JPEG files at 32 px with 2 DataLoader
+workers (1,024 random JPEGs where flowers is absent). Compared in the same run with decoding
+the same files alone, the pass a run makes anyway to place a data set on the device."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from conftest import FIGURES, FLOWERS, record
+from PIL import Image
+
+from sslbench.data import DatasetRequest, ImageData
+from sslbench.hygiene import find_duplicates
+from sslbench.images import ImageFiles, decode_all
+
+WORKERS = 2
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory) -> ImageData:
+    from sslbench.plugins import PluginHost
+    if FLOWERS.is_dir():
+        spec, _ = PluginHost.from_environment().dataset("imagefolder:x")
+        return spec.load(DatasetRequest(str(FLOWERS), 32, "data"))
+    folder = tmp_path_factory.mktemp("jpegs")
+    rng = np.random.default_rng(0)
+    paths = []
+    for i in range(1024):
+        path = folder / f"{i:04d}.jpg"
+        Image.fromarray(rng.integers(0, 256, (128, 128, 3), dtype=np.uint8)).save(path)
+        paths.append(str(path))
+    files = ImageFiles(paths, 32)
+    labels = torch.zeros(len(paths), dtype=torch.int64)
+    return ImageData("random", ["a"], files.subset(range(800)), labels[:800],
+                     files.subset(range(800, 1024)), labels[800:])
+
+
+def test_hygiene_pass(benchmark, data):
+    n = len(data.train_labels) + len(data.test_labels)
+    report = benchmark.pedantic(lambda: find_duplicates(data, WORKERS), rounds=3, iterations=1)
+    benchmark.extra_info["duplicate_groups"] = report.count("all")
+    record(benchmark, "hygiene", n)
+
+
+def test_decode_only(benchmark, data):
+    n = len(data.train_labels) + len(data.test_labels)
+    benchmark.pedantic(lambda: (decode_all(data.train_images, WORKERS),
+                                decode_all(data.test_images, WORKERS)), rounds=3, iterations=1)
+    rate = record(benchmark, "hygiene_decode", n)
+    if "hygiene" in FIGURES and rate == rate:
+        benchmark.extra_info["hygiene_vs_decode"] = FIGURES["hygiene"] / rate

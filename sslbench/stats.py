@@ -1,0 +1,162 @@
+"""Paired statistics for comparing two rows of a leaderboard.
+
+A task and the scratch baseline (or two tasks) are evaluated on the same seeds: the same
+initialisation, the same labeled subset, the same test images. So they are compared paired:
+
+* over seeds: the per-seed differences of test accuracy, their mean with a 95% confidence
+  interval from Student's t, and the paired t-test (:func:`paired_t`). This counts training
+  noise (initialisation, batch order, the labeled subset), not test-set noise: every seed is
+  scored on the same test images;
+* over seeds and test images: a paired, two-level bootstrap (:func:`paired_bootstrap`): the
+  test images are resampled (once for all seeds that share them) and so are the seeds, and the
+  mean difference recomputed, so that both sources of noise are counted. Its p-value is the
+  two-sided percentile p-value;
+* over many comparisons: Holm's step-down correction (:func:`holm`) keeps the chance of any
+  false claim among a table's comparisons at 5%.
+
+A difference is called significant when both tests reject at 5% after Holm's correction.
+Everything here is deterministic (the bootstrap's generator is seeded).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import stats as _scipy
+
+ALPHA = 0.05
+BOOTSTRAP_SAMPLES = 10_000
+
+
+@dataclass
+class PairedResult:
+    """One paired comparison of A against B (differences are A - B, in points)."""
+
+    n: int                      # paired seeds
+    mean: float                 # mean difference over seeds
+    ci_low: float               # 95% t interval of the mean difference
+    ci_high: float
+    p_t: float                  # paired t-test, two-sided (nan with fewer than 2 seeds)
+    p_boot: float               # two-level bootstrap over seeds and test images (nan: no data)
+    boot_low: float = math.nan  # 95% bootstrap interval
+    boot_high: float = math.nan
+    p_t_holm: float = math.nan  # after Holm's correction over the comparison's family
+    p_boot_holm: float = math.nan
+
+    @property
+    def significant(self) -> bool:
+        """Both tests reject at :data:`ALPHA` after Holm's correction."""
+        return (self.p_t_holm < ALPHA) and (self.p_boot_holm < ALPHA)
+
+
+def paired_t(diffs: Sequence[float], level: float = 0.95) -> tuple[float, float, float, float]:
+    """(mean, low, high, p) of paired differences: Student's t interval and two-sided test.
+    With one difference the interval is infinite and p is nan; with zero spread the interval
+    is the point and p is 0 (or 1 when the mean is 0)."""
+    d = np.asarray(diffs, dtype=np.float64)
+    n = len(d)
+    mean = float(d.mean()) if n else math.nan
+    if n < 2:
+        return mean, -math.inf, math.inf, math.nan
+    sd = float(d.std(ddof=1))
+    if sd == 0:
+        return mean, mean, mean, (1.0 if mean == 0 else 0.0)
+    se = sd / math.sqrt(n)
+    q = float(_scipy.t.ppf(0.5 + level / 2, n - 1))
+    p = float(2 * _scipy.t.sf(abs(mean) / se, n - 1))
+    return mean, mean - q * se, mean + q * se, p
+
+
+def paired_bootstrap(diffs: Sequence[np.ndarray], groups: Sequence[object] | None = None,
+                     samples: int = BOOTSTRAP_SAMPLES, seed: int = 0,
+                     level: float = 0.95) -> tuple[float, float, float, float]:
+    """(mean, low, high, p) of the mean difference, by a two-level bootstrap.
+
+    ``diffs`` holds one array per seed (replicate): the per-test-image difference of
+    correctness, A minus B, in {-1, 0, 1}. Replicates in the same ``groups`` entry were scored
+    on the same test images (the same train/test split; by default all of them), so each
+    bootstrap sample draws the test images once per group, as a sample from the population of
+    images, and applies that draw to every seed of the group; it also draws the seeds with
+    replacement. The statistic is the mean over the drawn seeds of the mean over the drawn
+    images (in points). p is the two-sided percentile p-value: twice the smaller share of
+    samples on either side of 0 (at least 1/``samples``)."""
+    arrays = [np.asarray(d, dtype=np.float64) for d in diffs]
+    keep = [i for i, a in enumerate(arrays) if len(a)]
+    if not keep:
+        return math.nan, math.nan, math.nan, math.nan
+    arrays = [arrays[i] for i in keep]
+    groups = [0] * len(arrays) if groups is None else [list(groups)[i] for i in keep]
+    rng = np.random.default_rng(seed)
+    r = len(arrays)
+    observed = 100 * float(np.mean([a.mean() for a in arrays]))
+    means = np.empty((r, samples))                 # per replicate and sample: mean over images
+    for g in dict.fromkeys(groups):
+        members = [i for i, x in enumerate(groups) if x == g]
+        stacked = np.stack([arrays[i] for i in members])                 # (R_g, N)
+        n = stacked.shape[1]
+        for start in range(0, samples, 1000):
+            stop = min(samples, start + 1000)
+            counts = rng.multinomial(n, np.full(n, 1 / n), size=stop - start)   # (b, N)
+            means[members, start:stop] = stacked @ counts.T / n
+    which = rng.integers(0, r, size=(samples, r))          # replicates drawn per sample
+    stat = 100 * means[which, np.arange(samples)[:, None]].mean(1)
+    low, high = np.quantile(stat, [0.5 - level / 2, 0.5 + level / 2])
+    tail = min((stat <= 0).mean(), (stat >= 0).mean())
+    p = min(1.0, max(2 * tail, 1 / samples))
+    return observed, float(low), float(high), float(p)
+
+
+def holm(pvalues: Sequence[float]) -> list[float]:
+    """Holm's step-down adjusted p-values (nan stays nan and is not counted)."""
+    p = np.asarray(pvalues, dtype=np.float64)
+    out = np.full(len(p), np.nan)
+    ok = np.flatnonzero(~np.isnan(p))
+    m = len(ok)
+    order = ok[np.argsort(p[ok], kind="stable")]
+    running = 0.0
+    for rank, i in enumerate(order):
+        running = max(running, min(1.0, (m - rank) * p[i]))
+        out[i] = running
+    return out.tolist()
+
+
+def correctness_differences(a: dict, b: dict) -> np.ndarray | None:
+    """Per-test-image correctness of record ``a`` minus that of record ``b`` (both must hold
+    ``metrics.test_correct``, a string of 0/1 over the same test images), or None."""
+    ca = (a.get("metrics") or {}).get("test_correct")
+    cb = (b.get("metrics") or {}).get("test_correct")
+    if not ca or not cb or len(ca) != len(cb):
+        return None
+    return (np.frombuffer(ca.encode(), np.uint8).astype(np.int8)
+            - np.frombuffer(cb.encode(), np.uint8).astype(np.int8))
+
+
+def compare(a: Sequence[dict], b: Sequence[dict]) -> PairedResult | None:
+    """Compare the records ``a`` against ``b``, paired by (seed, split seed); None when no
+    pair exists. Accuracies in points."""
+    key = lambda r: (r["seed"], r.get("split_seed", 0))  # noqa: E731
+    bs = {key(r): r for r in b}
+    pairs = [(r, bs[key(r)]) for r in a if key(r) in bs]
+    if not pairs:
+        return None
+    diffs = [100 * (x["metrics"]["test_accuracy"] - y["metrics"]["test_accuracy"])
+             for x, y in pairs]
+    mean, low, high, p_t = paired_t(diffs)
+    per_image = [correctness_differences(x, y) for x, y in pairs]
+    if any(d is None for d in per_image):
+        boot = (math.nan,) * 4
+    else:   # seeds of one train/test split share their test images
+        boot = paired_bootstrap(per_image, groups=[x.get("split_seed", 0) for x, _ in pairs])
+    return PairedResult(n=len(pairs), mean=mean, ci_low=low, ci_high=high, p_t=p_t,
+                        p_boot=boot[3], boot_low=boot[1], boot_high=boot[2])
+
+
+def correct_family(results: Sequence[PairedResult | None]) -> None:
+    """Fill in Holm-adjusted p-values over a family of comparisons, in place."""
+    present = [r for r in results if r is not None]
+    for attr in ("p_t", "p_boot"):
+        for r, adj in zip(present, holm([getattr(r, attr) for r in present])):
+            setattr(r, f"{attr}_holm", adj)

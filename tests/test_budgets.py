@@ -1,0 +1,69 @@
+"""Budgets that converge, and validation that fits the label budget it serves."""
+
+import json
+
+import numpy as np
+import pytest
+from sslbench_plugins.protocols.finetune import convergence
+
+from sslbench.config import PRESETS, finetune_budget
+from sslbench.fractions import labeled_split, labeled_subset, val_count
+
+LABELS = np.repeat(np.arange(5), [764, 1052, 784, 733, 984]) [: 3453]
+
+
+def test_finetune_budget_scales_with_the_labeled_set():
+    s = PRESETS["quick"]
+    small, large = finetune_budget(s, 276), finetune_budget(s, 2764)
+    assert small == s["finetune_min_steps"]                       # the floor at few labels
+    assert large == -(-s["finetune_epochs"] * 2764 // s["finetune_batch_size"])
+    assert large * s["finetune_batch_size"] / 2764 >= s["finetune_epochs"]
+    assert finetune_budget({**s, "finetune_steps": 300}, 2764) == 300  # explicit fixed budget
+
+
+def curve(accs):
+    return [{"step": 10 * (i + 1), "val_accuracy": a} for i, a in enumerate(accs)]
+
+
+def test_a_run_chosen_at_its_last_check_is_flagged():
+    flags = convergence(curve([0.5, 0.6, 0.62, 0.63, 0.64, 0.66, 0.67, 0.70]), n_val=100)
+    assert flags["chosen_at_last_check"] and not flags["converged"]
+
+
+def test_a_run_still_rising_beyond_noise_is_flagged():
+    # best before the last quarter 0.60; the last quarter reaches 0.70 (se at 0.7, n=400: 0.023)
+    flags = convergence(curve([0.5, 0.6, 0.55, 0.58, 0.6, 0.59, 0.70, 0.69]), n_val=400)
+    assert flags["still_improving"] and not flags["converged"]
+
+
+def test_a_plateau_is_converged():
+    flags = convergence(curve([0.5, 0.6, 0.66, 0.67, 0.68, 0.67, 0.675, 0.67]), n_val=400)
+    assert flags == {"converged": True, "chosen_at_last_check": False, "still_improving": False}
+
+
+@pytest.mark.parametrize("fraction", [0.01, 0.1, 0.5, 1.0])
+def test_validation_comes_out_of_the_label_budget(fraction):
+    train, val = labeled_split(LABELS, fraction, seed=3, val_share=0.2)
+    budget = labeled_subset(LABELS, fraction, seed=3)
+    assert set(train) | set(val) == set(budget) and not set(train) & set(val)
+    assert len(val) <= len(train)                                  # never larger than it serves
+    for c in range(5):
+        k = int((LABELS[budget] == c).sum())
+        assert int((LABELS[val] == c).sum()) == val_count(k, 0.2)  # stratified
+
+
+def test_validation_and_training_parts_are_each_nested():
+    parts = [labeled_split(LABELS, f, seed=0, val_share=0.2) for f in (0.1, 0.5, 1.0)]
+    for (t1, v1), (t2, v2) in zip(parts, parts[1:]):
+        assert set(t1) <= set(t2) and set(v1) <= set(v2)
+
+
+def test_a_cells_validation_set_is_no_larger_than_its_labeled_set(fast_run, tmp_path):
+    status, _, err = fast_run("--tasks", "rotation", "--fractions", "0.1,1.0",
+                              "--protocols", "linear,finetune")
+    assert status == 0, err
+    for path in (tmp_path / "results" / "records").glob("*.json"):
+        record = json.loads(path.read_text())
+        assert 0 < record["n_val"] <= record["n_train"]
+        assert record["n_labeled"] == record["n_train"] + record["n_val"]
+        assert record["validation"] == "labeled"

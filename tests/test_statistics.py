@@ -1,0 +1,144 @@
+"""Paired statistics and what the leaderboard claims from them: a winner is bold only when it
+is significantly better than the runner-up, and gains over scratch within noise say so."""
+
+import math
+
+import numpy as np
+import pytest
+from scipy import stats as scipy_stats
+
+from sslbench.leaderboard import DOWN, UP, Leaderboard
+from sslbench.stats import compare, holm, paired_bootstrap, paired_t
+
+N_TEST = 400
+
+
+def record(task, seed, correct: np.ndarray, protocol="finetune", fraction=0.1, converged=True):
+    return {"schema": 1, "dataset": "toy", "backbone": "smallcnn", "task": task,
+            "protocol": protocol, "fraction": fraction, "seed": seed, "split_seed": 0,
+            "status": "ok", "preset": "quick", "error": None, "n_train": 40, "n_val": 10,
+            "data": {"n_test": N_TEST},
+            "metrics": {"test_accuracy": float(correct.mean()),
+                        "test_correct": "".join("1" if c else "0" for c in correct)},
+            "details": {"converged": converged},
+            "settings": {"resolution": 32, "pretrain_epochs": 15, "finetune_epochs": 60,
+                         "finetune_min_steps": 500, "validation": "labeled", "val_share": 0.2}}
+
+
+def rows(task, accuracies, rng, base=None, flip=0.0):
+    """Records whose test images are right with the given accuracy per seed; with ``base``,
+    the task's correctness is the baseline's with a share ``flip`` of images changed."""
+    out = []
+    for seed, acc in enumerate(accuracies):
+        if base is None:
+            correct = rng.random(N_TEST) < acc
+        else:
+            correct = np.array([c == "1" for c in base[seed]["metrics"]["test_correct"]])
+            change = rng.random(N_TEST) < flip
+            correct = np.where(change, rng.random(N_TEST) < acc, correct)
+        out.append(record(task, seed, correct))
+    return out
+
+
+def test_t_interval_matches_a_hand_computation():
+    # differences 1, 2, 3, 4, 5: mean 3, sd sqrt(2.5), t(0.975, 4) = 2.776445
+    mean, low, high, p = paired_t([1, 2, 3, 4, 5])
+    half = 2.776445 * math.sqrt(2.5) / math.sqrt(5)
+    assert mean == 3 and low == pytest.approx(3 - half, abs=1e-5)
+    assert high == pytest.approx(3 + half, abs=1e-5)
+    assert p == pytest.approx(scipy_stats.ttest_1samp([1, 2, 3, 4, 5], 0).pvalue)
+
+
+def test_holm_adjusts_step_down():
+    assert holm([0.01, 0.04, 0.03]) == pytest.approx([0.03, 0.06, 0.06])
+    assert holm([0.5, float("nan")])[0] == 0.5
+
+
+def test_bootstrap_counts_test_set_noise():
+    """Half a point (the same 2 of 400 test images) on every seed is certain for a t-test over
+    seeds, and noise for the bootstrap over test images: another 400 images would not have
+    held those two."""
+    same = [np.r_[np.ones(2), np.zeros(N_TEST - 2)]] * 5
+    mean, low, high, p = paired_bootstrap(same)
+    assert paired_t([0.5] * 5)[3] == 0.0
+    assert mean == pytest.approx(0.5) and low <= 0 <= high and p > 0.05
+
+
+def test_bootstrap_resamples_shared_test_images_together():
+    """Seeds scored on one test split share one draw of images; seeds of different splits
+    draw their own (the interval is wider when they must agree on the same images)."""
+    rng = np.random.default_rng(0)
+    d = [np.where(rng.random(N_TEST) < 0.05, 1, 0) * np.where(rng.random(N_TEST) < 0.5, 1, -1)
+         for _ in range(4)]
+    shared = paired_bootstrap([d[0]] * 4)
+    own = paired_bootstrap([d[0]] * 4, groups=[0, 1, 2, 3])
+    assert shared[2] - shared[1] > own[2] - own[1]
+
+
+def two_row_board(gain: float, flip: float, seed: int = 0) -> Leaderboard:
+    rng = np.random.default_rng(seed)
+    scratch = rows("scratch", [0.60, 0.62, 0.58, 0.61, 0.59], rng)
+    task = rows("rotation", [a + gain for a in (0.60, 0.62, 0.58, 0.61, 0.59)], rng,
+                base=scratch, flip=flip)
+    return Leaderboard(scratch + task)
+
+
+def test_a_difference_within_noise_is_not_bold_and_is_marked_not_significant():
+    board = two_row_board(gain=0.005, flip=0.05)
+    table = board.display(lambda s: f"<{s}>")
+    cell = table.loc["rotation", "finetune 10% (n=5)"]
+    assert "<" not in cell and UP not in cell and DOWN not in cell
+    assert not any("<" in str(v) for v in table.values.flatten())   # no winner at all
+    gains = board.gains("toy", "smallcnn")
+    assert gains["verdict"].tolist() == ["n.s."]
+
+
+def test_a_clear_difference_is_bold_and_significant():
+    board = two_row_board(gain=0.15, flip=0.6)
+    table = board.display(lambda s: f"<{s}>")
+    cell = table.loc["rotation", "finetune 10% (n=5)"]
+    assert cell.startswith("<") and UP in cell
+    summary = board.summary().set_index("task")
+    assert bool(summary.loc["rotation", "significant"]) and bool(summary.loc["rotation", "winner"])
+    assert summary.loc["rotation", "p_boot_holm"] < 0.05 and summary.loc["rotation", "p_t_holm"] < 0.05
+    r = compare([x for x in board.records if x["task"] == "rotation"],
+                [x for x in board.records if x["task"] == "scratch"])
+    assert r.n == 5 and r.ci_low > 0 and r.boot_low > 0
+
+
+def test_n_is_in_the_column_header_and_short_cells_say_so():
+    board = two_row_board(gain=0.0, flip=0.0)
+    board = Leaderboard(board.records[:-1])                 # rotation lost one seed
+    table = board.display()
+    assert "finetune 10% (n=5)" in table.columns
+    assert table.loc["rotation", "finetune 10% (n=5)"].endswith("[n=4]")
+
+
+def test_unconverged_seeds_are_marked_in_every_format():
+    from sslbench.plugins import PluginHost
+    board = two_row_board(gain=0.0, flip=0.0)
+    board.records[0]["details"]["converged"] = False         # scratch seed 0
+    board = Leaderboard(board.records)
+    assert "†1" in board.display().loc["scratch", "finetune 10% (n=5)"]
+    host = PluginHost.from_environment()
+    for fmt in ("table", "markdown", "html"):
+        assert "†1" in host.report_format(fmt).render(board)
+    assert "dagger" in host.report_format("latex").render(board)
+    csv = host.report_format("csv").render(board)
+    assert "n_unconverged" in csv.splitlines()[0]
+
+
+def test_every_format_carries_the_statistics():
+    from sslbench.plugins import PluginHost
+    board = two_row_board(gain=0.15, flip=0.6)
+    host = PluginHost.from_environment()
+    md = host.report_format("markdown").render(board)
+    assert "Gains over scratch" in md and "p (bootstrap, Holm)" in md and UP in md
+    assert "**" in md                                      # the significant winner
+    assert "textbf" in host.report_format("latex").render(board)
+    assert "<b>" in host.report_format("html").render(board)
+    header = host.report_format("csv").render(board).splitlines()[0]
+    for column in ("gain", "gain_ci_low", "p_t_holm", "p_boot_holm", "significant", "winner"):
+        assert column in header.split(",")
+    assert "p_boot" in header and "n.s." in host.report_format("markdown").render(
+        two_row_board(gain=0.005, flip=0.05))
