@@ -23,7 +23,7 @@ DEFAULT_VARIANTS = [
     "rotation", "rotation:crop=0",
     "jigsaw", "jigsaw:min_gap=0,channel_jitter=0",
     "relpatch", "relpatch:color_drop=false", "relpatch:pixelate=0",
-    "relpatch:color_drop=false,pixelate=0",
+    "relpatch:color_drop=false,pixelate=0", "relpatch:grids_per_image=4",
     "relpatch:grid=centred,normalise=false,color_drop=false,pixelate=0",
     "exemplar", "exemplar:num_exemplars=500", "exemplar:num_exemplars=8000,fill_epoch=false",
 ]

@@ -107,6 +107,10 @@ def test_loss_runs_on_small_images_over_every_pair():
     step = only.pretext_loss(backbone, only.build_head(backbone), torch.rand(4, 3, 32, 32),
                              make_generator(0, "x"))
     assert step.logits.shape == (160, 8)
+    four = RelativePatch(grids_per_image=4)
+    step = four.pretext_loss(backbone, four.build_head(backbone), torch.rand(4, 3, 32, 32),
+                             make_generator(0, "x"))
+    assert step.logits.shape == (4 * 4 * 40, 8)
 
 
 def test_too_small_an_image_is_refused_in_one_line():

@@ -9,7 +9,10 @@ the second patch sits relative to the first (8 classes). So neither patch's posi
 image is fixed, and the first patch is as often at the border as in the middle. As in the
 authors' network (``BatchReindex``), every patch of the grid goes through the shared backbone
 once and the pairs are formed from the features: a 3x3 grid gives 40 training pairs from 9
-forward passes. A head fed with the two features concatenated predicts the label.
+forward passes. ``grids_per_image`` grids, each with its own origin and jitter, are drawn from
+every image of a batch (the authors' loader draws 4, ``num_grids``; the default here is 1:
+at 32 px, 4 grids cost four times the compute and did not change what the network learns,
+docs/tasks.md). A head fed with the two features concatenated predicts the label.
 
 Sizes are shares of the image side. Doersch used 96 px patches, 48 px gaps and 7 px of jitter
 on images rescaled to 150,000-450,000 pixels (387-671 px a side, 548 on average), so the
@@ -65,7 +68,8 @@ class RelativePatch(PretextTask):
     description = "predict where a patch sits relative to an adjacent one (Doersch et al. 2015)"
     defaults = {"patch": 96 / DOERSCH_SIDE, "gap": 48 / DOERSCH_SIDE,
                 "jitter": 7 / DOERSCH_SIDE, "grid": "random", "pixelate": 1 / 3,
-                "color_drop": True, "normalise": True, "hidden": 512, "neighbour_only": False}
+                "color_drop": True, "normalise": True, "grids_per_image": 1, "hidden": 512,
+                "neighbour_only": False}
     references = [
         {"paper": "Kolesnikov et al. 2019 (CVPR)", "dataset": "imagenet",
          "backbone": "the paper's best architecture for the task", "protocol": "linear",
@@ -74,6 +78,8 @@ class RelativePatch(PretextTask):
 
     def __init__(self, **options):
         super().__init__(**options)
+        if int(self.options["grids_per_image"]) < 1:
+            raise SSLBenchError("relpatch.grids_per_image must be at least 1")
         if self.options["grid"] not in GRIDS:
             raise SSLBenchError(f"relpatch.grid must be one of {', '.join(GRIDS)}; "
                                 f"got {self.options['grid']!r}")
@@ -147,6 +153,9 @@ class RelativePatch(PretextTask):
         return pairs
 
     def pretext_loss(self, backbone, head, images, generator) -> TaskStep:
+        grids = int(self.options["grids_per_image"])
+        if grids > 1:
+            images = images.repeat(grids, 1, 1, 1)       # each copy draws its own grid
         patches, valid, label, _, _ = self.make_grid(images, generator)
         size = images.shape[-1]
         first, second, _, _ = pair_table(size, *self.geometry(size)[:2],
