@@ -43,3 +43,20 @@ def atomic_write_json(path: Path, obj: Any) -> None:
 def atomic_torch_save(obj: Any, path: Path) -> None:
     import torch
     _atomic(path, lambda f: torch.save(obj, f))
+
+
+def safe_torch_load(path: Path, warn: Callable[[str], None] | None = None) -> Any | None:
+    """Load a file written by :func:`atomic_torch_save` **without running code**: only
+    tensors and plain containers (``weights_only=True``), whatever torch's default. A cache
+    directory may be shared or planted; a file that cannot be read this way (truncated,
+    corrupt, or holding anything else) is ``None``: the caller recomputes it, and ``warn`` is
+    told which file and why."""
+    import torch
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - any unreadable cache file is a cache miss
+        if warn is not None:
+            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            warn(f"ignoring cache file {str(path)!r} (recomputing it): {type(exc).__name__}: "
+                 f"{reason[:200]}")
+        return None

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-from .atomic import atomic_torch_save
+from .atomic import atomic_torch_save, safe_torch_load
 from .augment import to_float
 from .images import Images, chunks
 from .training import autocast
@@ -38,8 +38,10 @@ def extract_features(backbone: torch.nn.Module, images: Images | torch.Tensor,
 class FeatureCache:
     """Memory + disk cache of stage features, keyed by checkpoint id and split name."""
 
-    def __init__(self, directory: Path | None) -> None:
+    def __init__(self, directory: Path | None,
+                 warn: Callable[[str], None] | None = None) -> None:
         self.directory = directory
+        self.warn = warn
         self._memory: dict[str, list[torch.Tensor]] = {}
         self.extractions = 0  # how many times features were actually computed (for tests)
 
@@ -48,8 +50,15 @@ class FeatureCache:
         if key in self._memory:
             return self._memory[key]
         path = self.directory / f"{key}.pt" if self.directory else None
-        if path is not None and path.exists():
-            feats = [f.to(device) for f in torch.load(path, map_location="cpu")]
+        loaded = safe_torch_load(path, self.warn) if path is not None and path.exists() else None
+        if loaded is not None and not (isinstance(loaded, list)
+                                       and all(isinstance(f, torch.Tensor) for f in loaded)):
+            if self.warn:
+                self.warn(f"ignoring cache file {str(path)!r} (recomputing it): not a list "
+                          "of feature tensors")
+            loaded = None
+        if loaded is not None:
+            feats = [f.to(device) for f in loaded]
         else:
             feats = compute()
             self.extractions += 1

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from . import __version__
-from .atomic import atomic_torch_save, atomic_write_json
+from .atomic import atomic_torch_save, atomic_write_json, safe_torch_load
 from .backbone import Backbone, BackboneSpec
 from .config import SweepConfig
 from .data import DatasetRequest, ImageData, Splits, make_splits
@@ -176,7 +176,7 @@ class Sweep:
         self.backbone_specs: dict[str, BackboneSpec] = {
             name: host.backbone(name) for name in config.backbones}
         self.dataset_specs = {name: host.dataset(name) for name in config.datasets}
-        self.features = FeatureCache(self.cache_dir / "features")
+        self.features = FeatureCache(self.cache_dir / "features", warn=self._warn_once)
         self.checkpoints_trained = 0
         self.workers = config.workers if config.workers is not None else default_workers()
         self._warned: set[str] = set()
@@ -347,9 +347,13 @@ class Sweep:
                      "streamed": placed.pretraining.streamed, "sslbench": __version__})
         ckpt_id = f"{task.name}-{key}"
         path = self.cache_dir / "checkpoints" / f"{ckpt_id}.pt"
-        if path.is_file():
-            saved = torch.load(path, map_location="cpu", weights_only=False)
-            return ckpt_id, saved["backbone"], {**saved["info"], "cached": True}
+        saved = safe_torch_load(path, self._warn_once) if path.is_file() else None
+        if saved is not None:
+            if isinstance(saved, dict) and isinstance(saved.get("backbone"), dict) \
+                    and isinstance(saved.get("info"), dict):
+                return ckpt_id, saved["backbone"], {**saved["info"], "cached": True}
+            self._warn_once(f"ignoring cache file {str(path)!r} (recomputing it): not a "
+                            "checkpoint of this sslbench")
         backbone = to_device(backbone, self.device)
         seed_everything(seed, f"pretrain:{task.name}")
         result = pretrain(task, backbone, placed.pretraining, self.settings,
