@@ -6,11 +6,9 @@ the same files alone, the pass a run makes anyway to place a data set on the dev
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 import torch
 from conftest import FIGURES, FLOWERS, record
-from PIL import Image
 
 from sslbench.data import DatasetRequest, ImageData
 from sslbench.hygiene import find_duplicates
@@ -20,19 +18,13 @@ WORKERS = 2
 
 
 @pytest.fixture(scope="module")
-def data(tmp_path_factory) -> ImageData:
+def data(jpeg_paths) -> ImageData:
     from sslbench.plugins import PluginHost
     if FLOWERS.is_dir():
         spec, _ = PluginHost.from_environment().dataset("imagefolder:x")
         return spec.load(DatasetRequest(str(FLOWERS), 32, "data"))
-    folder = tmp_path_factory.mktemp("jpegs")
-    rng = np.random.default_rng(0)
-    paths = []
-    for i in range(1024):
-        path = folder / f"{i:04d}.jpg"
-        Image.fromarray(rng.integers(0, 256, (128, 128, 3), dtype=np.uint8)).save(path)
-        paths.append(str(path))
-    files = ImageFiles(paths, 32)
+    files = ImageFiles(jpeg_paths, 32)
+    paths = files.paths
     labels = torch.zeros(len(paths), dtype=torch.int64)
     return ImageData("random", ["a"], files.subset(range(800)), labels[:800],
                      files.subset(range(800, 1024)), labels[800:])

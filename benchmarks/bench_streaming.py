@@ -17,12 +17,11 @@ from __future__ import annotations
 
 import random
 
-import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 import torchvision.transforms.functional as TF
-from conftest import FIGURES, FLOWERS, record
+from conftest import FIGURES, record
 from PIL import Image
 from sslbench_plugins.backbones.smallcnn import SmallCNN
 from sslbench_plugins.tasks.rotation import Rotation
@@ -36,18 +35,8 @@ BATCH, STEPS, RES, WORKERS, CPU = 128, 12, 32, 2, torch.device("cpu")
 
 
 @pytest.fixture(scope="module")
-def files(tmp_path_factory) -> ImageFiles:
-    if FLOWERS.is_dir():
-        paths = sorted(str(p) for p in FLOWERS.rglob("*.jpg"))
-    else:
-        folder = tmp_path_factory.mktemp("jpegs")
-        rng = np.random.default_rng(0)
-        paths = []
-        for i in range(1024):
-            path = folder / f"{i:04d}.jpg"
-            Image.fromarray(rng.integers(0, 256, (128, 128, 3), dtype=np.uint8)).save(path)
-            paths.append(str(path))
-    return ImageFiles(paths, RES)
+def files(jpeg_paths) -> ImageFiles:
+    return ImageFiles(jpeg_paths, RES)
 
 
 def _rotation_steps(images, gen):

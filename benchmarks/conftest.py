@@ -33,6 +33,23 @@ def flowers32():
             torch.randint(0, 5, (3453,), generator=g), "random")
 
 
+@pytest.fixture(scope="session")
+def jpeg_paths(tmp_path_factory) -> list[str]:
+    """The flowers JPEG files, or 1,024 random 128 px JPEGs written to a temporary folder."""
+    if FLOWERS.is_dir():
+        return sorted(str(p) for p in FLOWERS.rglob("*.jpg"))
+    import numpy as np
+    from PIL import Image
+    folder = tmp_path_factory.mktemp("jpegs")
+    rng = np.random.default_rng(0)
+    paths = []
+    for i in range(1024):
+        path = folder / f"{i:04d}.jpg"
+        Image.fromarray(rng.integers(0, 256, (128, 128, 3), dtype=np.uint8)).save(path)
+        paths.append(str(path))
+    return paths
+
+
 def record(benchmark, name: str, images_per_round: int) -> float:
     """Store images/s of the benchmark just run (from its mean round time); nothing when
     benchmarking is disabled (``--benchmark-disable`` runs the code once, as a smoke test)."""

@@ -125,7 +125,6 @@ def test_colour_channels_are_shifted_apart():
 
 
 def test_shuffled_pixel_control_keeps_each_tiles_pixels():
-    task = Jigsaw(permutations=10, grayscale=0.0, shuffle_pixels=True)
     images = torch.rand(4, 3, 32, 32)
     plain, _, _ = Jigsaw(permutations=10, grayscale=0.0).cut(images, make_generator(0, "s"))
     shuffled = shuffle_pixels(plain, make_generator(1, "s"))
@@ -133,6 +132,8 @@ def test_shuffled_pixel_control_keeps_each_tiles_pixels():
     assert torch.equal(plain.flatten(-2).sort(-1).values, shuffled.flatten(-2).sort(-1).values)
     control = Jigsaw(permutations=10).control()
     assert control.task.options["shuffle_pixels"] and not control.retrain
+    tiles, _, _ = control.task.make_puzzles(images, make_generator(2, "s"))
+    assert tiles.shape == (4, 9, 3, 7, 7)
 
 
 def test_loss_and_recorded_hamming_stats():

@@ -5,8 +5,7 @@ import pytest
 import torch
 from conftest import FAST
 from sslbench_plugins.tasks.relpatch import (NEIGHBOURS, RelativePatch, drop_colours,
-                                             oracle_accuracy, pair_table, patch_geometry,
-                                             pixelate)
+                                             oracle_accuracy, pair_table, pixelate)
 
 from sslbench.errors import SSLBenchError
 from sslbench.seeding import make_generator

@@ -3,7 +3,6 @@ import math
 
 import pytest
 import torch
-from conftest import FAST
 from sslbench_plugins.tasks.uda import UDA, consistency_loss, sharpen, tsa_threshold
 
 from sslbench.errors import SSLBenchError
