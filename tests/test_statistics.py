@@ -142,3 +142,38 @@ def test_every_format_carries_the_statistics():
         assert column in header.split(",")
     assert "p_boot" in header and "n.s." in host.report_format("markdown").render(
         two_row_board(gain=0.005, flip=0.05))
+
+
+def test_reaching_scratch_at_100_percent_needs_a_converged_reference():
+    from sslbench.leaderboard import Publication
+    rng = np.random.default_rng(0)
+    recs = []
+    for fraction, acc in ((0.5, 0.70), (1.0, 0.65)):
+        for r in rows("rotation", [acc] * 3, rng):
+            recs.append({**r, "fraction": fraction})
+    for r in rows("scratch", [0.66] * 3, rng):
+        recs.append({**r, "fraction": 1.0})
+    eff = Publication(Leaderboard(recs)).label_efficiency().set_index("task")
+    assert eff.loc["rotation", "reaches scratch@100% at"] == "50%"
+    recs[-1] = {**recs[-1], "details": {"converged": False}}
+    eff = Publication(Leaderboard(recs)).label_efficiency().set_index("task")
+    assert "not converged" in eff.loc["rotation", "reaches scratch@100% at"]
+
+
+def test_resampled_splits_are_replicates_of_their_own(fast_run, image_folder, tmp_path):
+    """--split-seeds 0,1: a second train/test split, its cells, ids and split files apart;
+    the leaderboard pairs cells within a split and counts both splits in n."""
+    import json
+    status, out, err = fast_run("--dataset", f"imagefolder:{image_folder}", "--tasks",
+                                "rotation", "--fractions", "1.0", "--protocols", "linear",
+                                "--split-seeds", "0,1")
+    assert status == 0, err
+    records = {p.name: json.loads(p.read_text())
+               for p in (tmp_path / "results" / "records").glob("*.json")}
+    assert len(records) == 4 and sum(name.endswith("__p1.json") for name in records) == 2
+    splits = {p.name for p in (tmp_path / "results" / "splits").glob("*.json")}
+    assert {"imgs.json", "imgs-p1.json", "imgs-seed0.json", "imgs-p1-seed0.json"} <= splits
+    tests = [json.loads((tmp_path / "results" / "splits" / f).read_text())["provenance"]
+             ["test_files"] for f in ("imgs.json", "imgs-p1.json")]
+    assert tests[0] != tests[1]
+    assert "linear 100% (n=2)" in out and "2 train/test splits" in out
