@@ -53,18 +53,32 @@ def _extras(board: Leaderboard) -> tuple:
     return pub, eff, pub.provenance()
 
 
+def _md(text) -> str:
+    """A name or cell for markdown: no raw HTML (a class or task name may hold any text),
+    no pipe that would split a table cell."""
+    return (html.escape(str(text), quote=False).replace("|", "\\|")
+            .replace("*", "\\*").replace("`", "\\`"))
+
+
+def _md_table(frame, **kwargs) -> str:
+    frame = frame.map(_md)
+    frame.index = [_md(i) for i in frame.index]
+    frame.columns = [_md(c) for c in frame.columns]
+    text = tabulate(frame, headers="keys", tablefmt="pipe", disable_numparse=True, **kwargs)
+    return text.replace(_BEST_OPEN, "**").replace(_BEST_CLOSE, "**")
+
+
 def render_markdown(board: Leaderboard) -> str:
     parts = [f"Produced by `{run_command(board.records)}`; rendered by `sslbench report`.\n"]
-    for dataset, backbone, table, caption in _tables(board, lambda s: f"**{s}**"):
-        parts.append(f"### {dataset} · {backbone}\n\n"
-                     + tabulate(table, headers="keys", tablefmt="pipe", disable_numparse=True,
-                                colalign=("left",) + ("right",) * len(table.columns))
-                     + f"\n\n{caption}\n")
+    for dataset, backbone, table, caption in _tables(
+            board, lambda s: f"{_BEST_OPEN}{s}{_BEST_CLOSE}"):
+        parts.append(f"### {_md(dataset)} · {_md(backbone)}\n\n"
+                     + _md_table(table, colalign=("left",) + ("right",) * len(table.columns))
+                     + f"\n\n{_md(caption)}\n")
         gains = board.gains(dataset, backbone)
         if len(gains):
             parts.append(f"#### Gains over scratch\n\n{_GAINS_NOTE}\n\n"
-                         + tabulate(gains, headers="keys", tablefmt="pipe", showindex=False,
-                                    disable_numparse=True) + "\n")
+                         + _md_table(gains, showindex=False) + "\n")
     pub, eff, prov = _extras(board)
     if board.asset_stem:
         parts.append(f"![test accuracy against label fraction]({board.asset_stem}-accuracy.png)\n\n"
@@ -73,25 +87,21 @@ def render_markdown(board: Leaderboard) -> str:
         parts.append("### Label efficiency\n\nGain over scratch (points, same protocol and "
                      "labels; \"n.s.\": not significant), and the smallest label fraction whose "
                      "mean reaches scratch fine-tuned on 100% of the labels (only when that "
-                     "reference converged).\n\n"
-                     + tabulate(eff, headers="keys", tablefmt="pipe", showindex=False,
-                               disable_numparse=True) + "\n")
+                     "reference converged).\n\n" + _md_table(eff, showindex=False) + "\n")
     hygiene = pub.hygiene()
     if len(hygiene):
         parts.append("### Duplicated images\n\nFound when the data set was loaded (exact: "
                      "identical files; near: perceptual hash); the split file lists them.\n\n"
-                     + tabulate(hygiene, headers="keys", tablefmt="pipe", showindex=False,
-                                disable_numparse=True) + "\n")
+                     + _md_table(hygiene, showindex=False) + "\n")
     refs = pub.references()
     if len(refs):
-        parts.append("### Published reference numbers\n\n"
-                     + tabulate(refs, headers="keys", tablefmt="pipe", showindex=False,
-                                disable_numparse=True) + "\n")
+        parts.append("### Published reference numbers\n\n" + _md_table(refs, showindex=False)
+                     + "\n")
     parts.append("### Where each number comes from\n\nPer leaderboard cell: the seeds of its "
                  "records, what each seed's protocol chose on validation (layer, fine-tuning "
                  "step; † not converged), and the split files (under the results directory) "
                  "that list the validation images and the labeled subset.\n\n"
-                 + tabulate(prov, headers="keys", tablefmt="pipe", showindex=False) + "\n")
+                 + _md_table(prov, showindex=False) + "\n")
     return "\n".join(parts)
 
 
@@ -150,10 +160,10 @@ def render_html(board: Leaderboard) -> str:
 
 
 _LATEX_MARKS = (("±", "PLUSMINUS"), ("▲", "UPMARK"), ("▼", "DOWNMARK"), ("†", "DAGGER"),
-                ("≈", "APPROX"), ("—", "--"))
+                ("≈", "APPROX"), ("·", "CDOT"), ("—", "--"))
 _LATEX_BACK = (("PLUSMINUS", r"$\pm$"), ("UPMARK", r"$\blacktriangle$"),
                ("DOWNMARK", r"$\blacktriangledown$"), ("DAGGER", r"$^\dagger$"),
-               ("APPROX", r"$\approx$"))
+               ("APPROX", r"$\approx$"), ("CDOT", r"$\cdot$"))
 
 
 def render_latex(board: Leaderboard) -> str:
@@ -164,9 +174,11 @@ def render_latex(board: Leaderboard) -> str:
             for a, b in _LATEX_MARKS:
                 v = v.replace(a, b)
             return v
+        # tabulate escapes LaTeX's special characters; the markers it does not know are
+        # protected as words and turned into LaTeX after
         table = table.map(protect)
-        table.index = [_latex_escape(str(i)) for i in table.index]
-        table.columns = [_latex_escape(str(c)) for c in table.columns]
+        table.index = [protect(str(i)) for i in table.index]
+        table.columns = [protect(str(c)) for c in table.columns]
         body = tabulate(table, headers="keys", tablefmt="latex_booktabs", disable_numparse=True)
         body = body.replace(_BEST_OPEN, r"\textbf{").replace(_BEST_CLOSE, "}")
         for a, b in _LATEX_BACK:
@@ -176,13 +188,17 @@ def render_latex(board: Leaderboard) -> str:
     return "% requires \\usepackage{booktabs,amssymb}\n" + "\n".join(parts)
 
 
+_LATEX_CHARS = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#",
+                "_": r"\_", "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}",
+                "^": r"\textasciicircum{}", "<": r"$<$", ">": r"$>$", "±": r"$\pm$",
+                "▲": r"$\blacktriangle$", "▼": r"$\blacktriangledown$", "†": r"$^\dagger$",
+                "≈": r"$\approx$", "·": r"$\cdot$"}
+
+
 def _latex_escape(text: str) -> str:
-    for a, b in (("\\", r"\textbackslash{}"), ("&", r"\&"), ("%", r"\%"), ("$", r"\$"),
-                 ("#", r"\#"), ("_", r"\_"), ("{", r"\{"), ("}", r"\}"), ("±", r"$\pm$"),
-                 ("▲", r"$\blacktriangle$"), ("▼", r"$\blacktriangledown$"),
-                 ("†", r"$^\dagger$"), ("≈", r"$\approx$"), ("·", r"$\cdot$")):
-        text = text.replace(a, b)
-    return text
+    """Text for LaTeX's text mode, one character at a time (so that one replacement's output
+    is never escaped again)."""
+    return "".join(_LATEX_CHARS.get(ch, ch) for ch in text)
 
 
 def render_csv(board: Leaderboard) -> str:
