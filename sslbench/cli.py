@@ -166,7 +166,7 @@ def report(results_dirs, fmt, output, plugins) -> None:
     for d in results_dirs:
         if not Path(d).is_dir():
             raise SSLBenchError(f"results directory {d!r} does not exist")
-        found = load_records(d)
+        found = load_records(d, warn=lambda m: click.echo(f"sslbench: warning: {m}", err=True))
         if not found:
             raise SSLBenchError(f"no result records in {d!r}")
         records += found

@@ -186,6 +186,7 @@ def build_config(file_values: dict[str, Any] | None = None, **overrides: Any) ->
     validate what needs no plugin (fractions, seeds, settings keys and types)."""
     merged: dict[str, Any] = {}
     for source in (file_values or {}, {k: v for k, v in overrides.items() if v is not None}):
+        _check_tables(source)
         for key, value in source.items():
             key = _TOML_ALIASES.get(key, key)
             if key in ("settings", "task_options") and key in merged:
@@ -237,8 +238,19 @@ def resolve_settings(preset: str, overrides: dict[str, Any]) -> dict[str, Any]:
         if key not in settings:
             raise SSLBenchError(f"unknown setting {key!r}; settings: {', '.join(sorted(settings))}")
         settings[key] = coerce_like(f"setting {key}", value, settings[key])
-    if settings["resolution"] < 8:
-        raise SSLBenchError(f"resolution {settings['resolution']} is too small (8 px at least)")
+    if not 8 <= settings["resolution"] <= 2048:
+        raise SSLBenchError(f"resolution {settings['resolution']} is outside 8..2048 px")
+    for key in ("pretrain_lr", "finetune_lr"):
+        if not settings[key] > 0:
+            raise SSLBenchError(f"setting {key} must be > 0, got {settings[key]}")
+    if not settings["weight_decay"] >= 0:
+        raise SSLBenchError(f"setting weight_decay must be >= 0, got {settings['weight_decay']}")
+    if not settings["probe_l2"] or any(not v >= 0 for v in settings["probe_l2"]):
+        raise SSLBenchError("setting probe_l2 must be a non-empty list of values >= 0, got "
+                            f"{settings['probe_l2']}")
+    if not settings["knn_k"] or any(k < 1 for k in settings["knn_k"]):
+        raise SSLBenchError(f"setting knn_k must be a non-empty list of k >= 1, got "
+                            f"{settings['knn_k']}")
     if not 0 < settings["val_fraction"] < 1:
         raise SSLBenchError("val_fraction must be in (0, 1)")
     if not 0 < settings["val_share"] < 1:
@@ -250,7 +262,7 @@ def resolve_settings(preset: str, overrides: dict[str, Any]) -> dict[str, Any]:
         if settings[key] < 0:
             raise SSLBenchError(f"setting {key} must be >= 0, got {settings[key]}")
     for key in ("pretrain_batch_size", "finetune_batch_size", "finetune_evals",
-                "finetune_min_steps"):
+                "finetune_min_steps", "probe_max_iter", "unlabeled_batch_size"):
         if settings[key] < 1:
             raise SSLBenchError(f"setting {key} must be positive, got {settings[key]}")
     return settings
@@ -284,6 +296,17 @@ def coerce_like(what: str, value: Any, default: Any) -> Any:
     except (TypeError, ValueError, SSLBenchError):
         raise SSLBenchError(f"{what}: {value!r} is not a valid "
                             f"{type(default).__name__}") from None
+
+
+def _check_tables(source: dict[str, Any]) -> None:
+    """``settings`` and ``task_options`` (and each task's options) must be tables."""
+    for key in ("settings", "task_options"):
+        if key in source and not isinstance(source[key], dict):
+            raise SSLBenchError(f"{key} must be a table of KEY = VALUE, not "
+                                f"{type(source[key]).__name__} {source[key]!r}")
+    for task, options in (source.get("task_options") or {}).items():
+        if not isinstance(options, dict):
+            raise SSLBenchError(f"task_options.{task} must be a table of OPTION = VALUE")
 
 
 def _deep_merge(a: dict, b: dict) -> dict:

@@ -1,5 +1,6 @@
 """Bad input: one line on stderr naming the problem, exit status 2, no traceback."""
 
+import json
 import subprocess
 import sys
 
@@ -106,3 +107,46 @@ def test_task_option_of_the_wrong_type_fails_before_the_sweep(fast_run, option, 
 def test_show_rejects_a_tiny_resolution(cli, tmp_path):
     status, _, err = cli("show", "rotation", "--resolution", "0", "-o", str(tmp_path / "p.png"))
     assert_one_line_error(status, err, "--resolution")
+
+
+@pytest.mark.parametrize("flag, message", [
+    (("--set", "probe_l2=[]"), "probe_l2 must be a non-empty list"),
+    (("--set", "finetune_lr=-1"), "finetune_lr must be > 0"),
+    (("--set", "knn_k=[0]"), "knn_k must be a non-empty list"),
+    (("--resolution", "100000"), "resolution 100000 is outside 8..2048 px"),
+    (("--split-seeds", "-1"), "seed -1 is negative"),
+])
+def test_out_of_range_settings_are_one_line_before_anything_runs(fast_run, tmp_path, flag,
+                                                                  message):
+    status, _, err = fast_run(*flag)
+    assert status == 2 and message in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "results").exists()
+
+
+@pytest.mark.parametrize("toml, message", [
+    ("settings = 5\n", "settings must be a table"),
+    ("[task_options]\nrotation = 3\n", "task_options.rotation must be a table"),
+])
+def test_malformed_toml_structure_is_one_line(fast_run, tmp_path, toml, message):
+    config = tmp_path / "sweep.toml"
+    config.write_text(toml)
+    status, _, err = fast_run("--config", str(config))
+    assert status == 2 and message in err and len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("content", [b"\xff\xfe not utf-8", b"[1, 2, 3]", b'{"schema": 1}',
+                                     b"{truncated"])
+def test_a_bad_record_file_is_skipped_by_report_and_rerun_by_run(cli, fast_run, tmp_path,
+                                                                  content):
+    args = ("--tasks", "rotation", "--fractions", "1.0", "--protocols", "linear")
+    status, _, err = fast_run(*args)
+    assert status == 0, err
+    records = tmp_path / "results" / "records"
+    victim = sorted(records.glob("*.json"))[0]
+    victim.write_bytes(content)
+    status, out, err = cli("report", str(tmp_path / "results"))
+    assert status == 0 and "Traceback" not in err
+    assert f"skipping '{victim}'" in err
+    status, _, err = fast_run(*args)                      # the bad file is an unfinished cell
+    assert status == 0, err
+    assert json.loads(victim.read_text())["status"] == "ok"
