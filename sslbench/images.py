@@ -60,9 +60,31 @@ class DecodeFailure:
     message: str
 
 
+def _to_rgb(image: Image.Image) -> Image.Image:
+    """RGB with 8 bits per channel, whatever the file held. PIL's own conversion clips 16- and
+    32-bit greyscale to 255 (a 16-bit PNG comes out white) and floats likewise: those are
+    rescaled from their range instead (16 bits: /257; 32-bit integers holding 16-bit values
+    likewise; floats in [0, 1] or [0, 255]). Palette images with transparency go through RGBA
+    (PIL asks for that) and lose the alpha channel, like every other mode with one."""
+    mode = image.mode
+    if mode.startswith("I;16") or mode in ("I", "F"):
+        values = np.asarray(image, dtype=np.float64)
+        if mode == "F":
+            top = 1.0 if values.size and np.nanmax(values) <= 1.0 else 255.0
+        elif mode == "I" and values.size and values.max() <= 255:
+            top = 255.0
+        else:
+            top = 65535.0
+        grey = np.clip(np.nan_to_num(values) / top * 255 + 0.5, 0, 255).astype(np.uint8)
+        return Image.fromarray(grey, mode="L").convert("RGB")
+    if mode == "P" and "transparency" in image.info:
+        image = image.convert("RGBA")
+    return image.convert("RGB")
+
+
 def pil_to_uint8(image: Image.Image, resolution: int) -> torch.Tensor:
     """One PIL image to a (3, R, R) uint8 tensor: RGB, shorter side to R, centre crop."""
-    image = image.convert("RGB")
+    image = _to_rgb(image)
     w, h = image.size
     scale = resolution / min(w, h)
     nw, nh = max(resolution, round(w * scale)), max(resolution, round(h * scale))

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torchvision.datasets.folder import IMG_EXTENSIONS, find_classes, make_dataset
+from torchvision.datasets.folder import IMG_EXTENSIONS
 
 import sslbench
 from sslbench.data import DatasetRequest, DatasetSpec, ImageData, stratified_split
@@ -23,14 +23,52 @@ from sslbench.errors import SSLBenchError
 from sslbench.images import ImageFiles
 
 
+def _inside(path: str, folder: str) -> bool:
+    return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
+
+
+def _images_below(folder: Path, root: Path) -> list[str]:
+    """Image files of one class folder, each once. Hidden files and folders are skipped;
+    symbolic links are followed, except back up into the data set (a loop such as
+    ``daisy/up -> ..``) or into another class's folder (those files are that class's); a
+    folder reached twice is walked once, and two paths to one file count once."""
+    top, here = os.path.realpath(root), os.path.realpath(folder)
+    seen_dirs: set[str] = set()
+    seen_files: set[str] = set()
+    found = []
+    for current, dirs, files in os.walk(folder, followlinks=True):
+        real = os.path.realpath(current)
+        elsewhere = _inside(real, top) and not _inside(real, here)
+        if real in seen_dirs or elsewhere or _inside(top, real) and real != here:
+            dirs[:] = []
+            continue
+        seen_dirs.add(real)
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        for name in sorted(files):
+            if name.startswith(".") or not name.lower().endswith(IMG_EXTENSIONS):
+                continue
+            path = os.path.join(current, name)
+            key = os.path.realpath(path)
+            if (key in seen_files or not os.path.isfile(path)
+                    or _inside(key, top) and not _inside(key, here)):
+                continue
+            seen_files.add(key)
+            found.append(path)
+    return found
+
+
 def _scan(root: Path) -> tuple[list[str], list[tuple[str, int]]]:
+    """(classes, [(path, class index)]): one class per visible sub-folder of ``root``."""
     try:
-        classes, class_to_idx = find_classes(str(root))
-    except FileNotFoundError:
+        classes = sorted(e.name for e in os.scandir(root)
+                         if e.is_dir() and not e.name.startswith("."))
+    except OSError as exc:
+        raise SSLBenchError(f"cannot read folder {str(root)!r}: {exc.strerror}") from None
+    if not classes:
         raise SSLBenchError(f"folder {str(root)!r} has no class sub-folders "
-                            "(expected one sub-folder of images per class)") from None
-    samples = make_dataset(str(root), class_to_idx, extensions=IMG_EXTENSIONS,
-                           allow_empty=True)
+                            "(expected one sub-folder of images per class)")
+    samples = [(path, c) for c, name in enumerate(classes)
+               for path in _images_below(root / name, root)]
     if not samples:
         raise SSLBenchError(f"folder {str(root)!r} has class sub-folders but no images "
                             f"({', '.join(IMG_EXTENSIONS)})")
