@@ -20,7 +20,7 @@ from .errors import SSLBenchError
 from .leaderboard import Leaderboard
 from .plugins import KINDS, PluginHost
 from .progress import Reporter, RichReporter
-from .records import load_records
+from .records import load_records, merge_records
 from .runner import Sweep
 
 plugin_option = click.option(
@@ -162,14 +162,15 @@ def report(results_dirs, fmt, output, plugins) -> None:
     """Render the leaderboard of one or more results directories."""
     host = _host(list(plugins))
     renderer = host.report_format(fmt)
-    records = []
+    sources = []
     for d in results_dirs:
         if not Path(d).is_dir():
             raise SSLBenchError(f"results directory {d!r} does not exist")
         found = load_records(d, warn=lambda m: click.echo(f"sslbench: warning: {m}", err=True))
         if not found:
             raise SSLBenchError(f"no result records in {d!r}")
-        records += found
+        sources.append((d, found))
+    records = merge_records(sources)
     board = Leaderboard(records, host)
     if output:
         board.asset_stem = Path(output).stem

@@ -107,3 +107,39 @@ def load_records(directory: str | Path,
         elif warn is not None:
             warn(f"skipping {str(path)!r}: {problem}")
     return records
+
+
+def merge_records(sources: list[tuple[str, list[dict[str, Any]]]]) -> list[dict[str, Any]]:
+    """The records of several results directories as one leaderboard's: the same record
+    found twice (same cell id and configuration hash: a folder given twice, or copied)
+    counts once; one cell run with two configurations, or one table whose records were made
+    with different settings, is an error naming the folders (their means would be averaged
+    under one caption that is true of neither)."""
+    from .errors import SSLBenchError
+    by_cell: dict[str, tuple[str, dict[str, Any]]] = {}
+    for folder, records in sources:
+        for record in records:
+            key = record.get("cell_id") or repr(sorted(
+                (k, record.get(k)) for k in ("dataset", "backbone", "task", "protocol",
+                                            "fraction", "seed", "split_seed")))
+            if key in by_cell:
+                other, kept = by_cell[key]
+                if kept.get("config_hash") != record.get("config_hash"):
+                    raise SSLBenchError(
+                        f"cell {key} was run with different configurations in {other!r} and "
+                        f"{folder!r}; report them separately")
+                continue
+            by_cell[key] = (folder, record)
+    groups: dict[tuple, tuple[str, dict]] = {}
+    for folder, record in by_cell.values():
+        group = (record["dataset"], record["backbone"])
+        settings = record.get("settings") or {}
+        if group in groups and groups[group][1] != settings:
+            first, theirs = groups[group]
+            differ = sorted(k for k in set(theirs) | set(settings)
+                            if theirs.get(k) != settings.get(k))
+            raise SSLBenchError(
+                f"the records of {group[0]} · {group[1]} in {first!r} and {folder!r} were "
+                f"made with different settings ({', '.join(differ)}); report them separately")
+        groups.setdefault(group, (folder, settings))
+    return [record for _, record in by_cell.values()]

@@ -163,3 +163,29 @@ def test_markdown_and_latex_escape_names():
     assert any("&lt;img src=x onerror=alert(1)&gt;\\|x" in line for line in rows)
     tex = render("latex", Leaderboard([{**r, "dataset": "a_b%c"} for r in recs]))
     assert "a\\_b\\%c" in tex and "a_b%c" not in tex
+
+
+def test_a_folder_reported_twice_counts_once(cli, fast_run, tmp_path):
+    status, _, err = fast_run("--tasks", "rotation", "--fractions", "1.0", "--protocols",
+                              "linear", "--seeds", "0,1")
+    assert status == 0, err
+    folder = str(tmp_path / "results")
+    status, out, err = cli("report", folder, folder, "--format", "csv")
+    assert status == 0, err
+    assert {r["n"] for r in csv.DictReader(io.StringIO(out))} == {"2"}
+
+
+def test_folders_with_different_settings_are_not_averaged(cli, fast_run, tmp_path):
+    args = ("--tasks", "rotation", "--fractions", "1.0", "--protocols", "linear")
+    status, _, err = fast_run(*args, "--seeds", "0", out=tmp_path / "a")
+    assert status == 0, err
+    status, _, err = fast_run(*args, "--seeds", "1", "--set", "probe_max_iter=7",
+                              out=tmp_path / "b")
+    assert status == 0, err
+    status, _, err = cli("report", str(tmp_path / "a"), str(tmp_path / "b"))
+    assert status == 2 and "different settings (probe_max_iter)" in err
+    assert len(err.strip().splitlines()) == 1
+    status, _, err = fast_run(*args, "--seeds", "0", "--set", "probe_max_iter=7",
+                              out=tmp_path / "c")
+    status, _, err = cli("report", str(tmp_path / "a"), str(tmp_path / "c"))
+    assert status == 2 and "run with different configurations" in err
