@@ -14,7 +14,8 @@ in exactly this way (see sslbench's own pyproject.toml); the core imports none o
 Contribution hooks return a list; every implementation is called and the lists are merged. A
 name contributed by two plugins is an error that names both. Lifecycle hooks are called for
 their side effects (logging, notifications, experiment trackers); their return values are
-ignored, and an exception raised in one fails the sweep, so keep them robust.
+ignored, and an exception raised in one is reported (one line naming the plugin, once per
+plugin and hook) while the sweep goes on.
 """
 
 from __future__ import annotations

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import re
 import sys
 from dataclasses import dataclass
 from importlib import metadata
@@ -22,6 +23,17 @@ from . import hookspecs
 from .errors import SSLBenchError, unknown_name
 
 ENTRY_POINT_GROUP = "sslbench"
+# what a contributed name may look like: it becomes part of file names (checkpoints, records)
+NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")
+
+
+def check_name(kind: str, name: object, plugin: str) -> str:
+    """``name`` if it is a safe name for a file (letters, digits, ``_ . + -``, no ``..``),
+    else a one-line error naming the plugin."""
+    if not isinstance(name, str) or not NAME.match(name) or ".." in name:
+        raise SSLBenchError(f"plugin {plugin!r} contributes a {kind} named {name!r}; names are "
+                            "letters, digits, '_', '.', '+' and '-'")
+    return name
 
 # kind -> (hook name, attribute holding the name on each contributed object)
 KINDS = {
@@ -132,6 +144,17 @@ class PluginHost:
     def failed(self) -> list[PluginInfo]:
         return [p for p in self.plugins if p.error]
 
+    def notify(self, hook: str, warn, **kwargs: Any) -> None:
+        """Call a lifecycle hook's every implementation. One that raises is reported through
+        ``warn`` (one line naming the plugin, once per plugin and hook) and the others, and the
+        sweep, go on: an observer (a logger, a notifier) must not cost a night's results."""
+        for impl in getattr(self.pm.hook, hook).get_hookimpls():
+            try:
+                impl.function(**{k: v for k, v in kwargs.items() if k in impl.argnames})
+            except Exception as exc:  # noqa: BLE001
+                warn(f"plugin {impl.plugin_name!r} failed in {hook}: "
+                     f"{type(exc).__name__}: {exc}")
+
     # ------------------------------------------------------------------ contributions
     def registry(self, kind: str) -> dict[str, Contribution]:
         """Every contribution of one kind, by name. Two plugins contributing one name is an
@@ -140,8 +163,13 @@ class PluginHost:
             found: dict[str, Contribution] = {}
             caller = getattr(self.pm.hook, KINDS[kind])
             for impl in caller.get_hookimpls():   # in registration order
-                for obj in impl.function() or []:
-                    name = obj.name
+                try:
+                    contributed = impl.function() or []
+                except Exception as exc:  # noqa: BLE001 - a broken plugin is one line, naming it
+                    raise SSLBenchError(f"plugin {impl.plugin_name!r} failed in "
+                                        f"{KINDS[kind]}(): {type(exc).__name__}: {exc}") from None
+                for obj in contributed:
+                    name = check_name(kind, getattr(obj, "name", None), impl.plugin_name)
                     if name in found:
                         raise SSLBenchError(
                             f"{kind} {name!r} is contributed by two plugins: "

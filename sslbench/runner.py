@@ -210,8 +210,8 @@ class Sweep:
 
     # ------------------------------------------------------------------ running
     def run(self) -> list[dict[str, Any]]:
-        hook = self.host.hook
-        hook.sslbench_sweep_start(config=self.config, cells=self.cells)
+        notify = lambda hook, **kw: self.host.notify(hook, self._warn_once, **kw)  # noqa: E731
+        notify("sslbench_sweep_start", config=self.config, cells=self.cells)
         self.reporter.sweep_started(len(self.cells))
         for cell in self.cells:
             if cell.done:
@@ -240,7 +240,7 @@ class Sweep:
                                 self._run_group(group, plan, bb, seed, splits, placed, hygiene)
         records = [read_record(self.out, c.id) for c in self.cells]
         records = [r for r in records if r is not None]
-        hook.sslbench_sweep_finish(config=self.config, records=records)
+        notify("sslbench_sweep_finish", config=self.config, records=records)
         return records
 
     def _load(self, name: str, split_seed: int) -> tuple[ImageData, HygieneReport]:
@@ -407,7 +407,7 @@ class Sweep:
             return
         features = _FeatureSource(self, ckpt_id, state, bb, seed, placed)
         for cell in cells:
-            self.host.hook.sslbench_cell_start(cell=cell)
+            self.host.notify("sslbench_cell_start", self._warn_once, cell=cell)
             record = self._base_record(cell, plan, splits, placed, hygiene)
             record["pretraining"] = info or None
             if self.device.type == "cuda":
@@ -505,7 +505,7 @@ class Sweep:
         if error:
             self.reporter.warn(f"cell {cell.id} failed: {error}")
         self.reporter.cell_done(cell.id)
-        self.host.hook.sslbench_cell_finish(cell=cell, record=record)
+        self.host.notify("sslbench_cell_finish", self._warn_once, cell=cell, record=record)
 
 
 class _FeatureSource:

@@ -176,3 +176,37 @@ def test_lifecycle_hooks_see_the_sweep(fast_run, tmp_path, monkeypatch):
     assert fast_run(*args)[0] == 0          # resumed: nothing runs, start and finish still told
     events = [json.loads(line)["event"] for line in log.read_text().splitlines()]
     assert events == ["sweep_start", "sweep_finish"]
+
+
+RAISING_OBSERVER = '''
+import sslbench
+
+@sslbench.hookimpl
+def sslbench_cell_finish(cell, record):
+    raise RuntimeError("notifier is down")
+'''
+
+
+def test_a_raising_observer_is_reported_and_the_sweep_goes_on(fast_run, tmp_path):
+    plugin = tmp_path / "notifier.py"
+    plugin.write_text(RAISING_OBSERVER)
+    status, _, err = fast_run("--plugin", str(plugin), "--fractions", "1.0",
+                              "--protocols", "linear")
+    assert status == 0, err
+    assert err.count("plugin 'notifier' failed in sslbench_cell_finish: RuntimeError: "
+                     "notifier is down") == 1
+    assert len(list((tmp_path / "results" / "records").glob("*.json"))) == 2
+
+
+@pytest.mark.parametrize("body, message", [
+    ("    raise ValueError('boom')", "plugin 'broken' failed in sslbench_tasks(): ValueError: boom"),
+    ("    class T(PretextTask):\n        name = '../../../tmp/x'\n    return [T]",
+     "plugin 'broken' contributes a task named '../../../tmp/x'"),
+])
+def test_a_broken_contribution_is_one_line_naming_the_plugin(fast_run, tmp_path, body, message):
+    plugin = tmp_path / "broken.py"
+    plugin.write_text("import sslbench\nfrom sslbench.task import PretextTask\n\n"
+                      "@sslbench.hookimpl\ndef sslbench_tasks():\n" + body + "\n")
+    status, _, err = fast_run("--plugin", str(plugin))
+    assert status == 2 and message in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "tmp").exists()
