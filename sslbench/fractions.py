@@ -22,6 +22,22 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 
+def fraction_key(fraction: float) -> str:
+    """A fraction as it appears in file names: ``0.1``, ``1``, and exactly where ``:g`` would
+    round (``0.5000001``), so that two fractions never share a record."""
+    short = f"{fraction:g}"
+    return short if float(short) == fraction else repr(float(fraction))
+
+
+def percent(fraction: float) -> str:
+    """``10%``; as many digits as it takes for two fractions never to read alike."""
+    for digits in (6, 10, 17):
+        text = f"{fraction * 100:.{digits}g}"
+        if float(text) / 100 == fraction or digits == 17:
+            return f"{text}%"
+    return f"{fraction * 100}%"
+
+
 def _class_orders(labels: np.ndarray, seed: int) -> list[np.ndarray]:
     """Each class's positions in the seed's random order."""
     rng = np.random.default_rng([seed, 0x5EED])

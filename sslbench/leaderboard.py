@@ -27,6 +27,7 @@ from typing import Any
 
 import pandas as pd
 
+from .fractions import fraction_key, percent
 from .stats import ALPHA, PairedResult, compare, correct_family
 
 SCRATCH = "scratch"
@@ -266,7 +267,7 @@ class Leaderboard:
                     if row["n_failed"]:
                         text += f" ({row['n_failed']} failed)"
                     cells[task] = mark_best(text) if row["winner"] else text
-                name = f"{proto} {frac * 100:g}% (n={top_n})"
+                name = f"{proto} {percent(frac)} (n={top_n})"
                 columns[name] = cells
                 budget_row[name] = _budget(col)
         index = [t for t in self.tasks if t in set(summary["task"])]
@@ -349,7 +350,7 @@ class Leaderboard:
         rows = []
         comp = self.comparisons(dataset, backbone)["vs_scratch"]
         for (task, proto, frac), r in sorted(comp.items()):
-            rows.append({"task": task, "protocol": proto, "labels": f"{frac * 100:g}%",
+            rows.append({"task": task, "protocol": proto, "labels": percent(frac),
                          "n": r.n, "gain": f"{r.mean:+.1f}",
                          "95% CI (t)": (f"[{r.ci_low:+.1f}, {r.ci_high:+.1f}]"
                                         if math.isfinite(r.ci_low) else "—"),
@@ -379,7 +380,7 @@ def run_command(records: list[dict[str, Any]]) -> str:
     parts = ["sslbench run", f"--dataset {','.join(sorted({r['dataset'] for r in records}))}",
              f"--backbone {','.join(sorted({r['backbone'] for r in records}))}",
              f"--tasks {','.join(tasks)}" if tasks else "",
-             f"--fractions {','.join(f'{f:g}' for f in sorted({float(r['fraction']) for r in records}))}",
+             f"--fractions {','.join(fraction_key(f) for f in sorted({float(r['fraction']) for r in records}))}",
              f"--protocols {','.join(sorted({r['protocol'] for r in records}))}",
              f"--seeds {','.join(str(s) for s in sorted({r['seed'] for r in records}))}",
              f"--split-seeds {','.join(map(str, splits))}" if splits != [0] else "",
@@ -412,7 +413,7 @@ class Publication:
                 row = {"dataset": ds, "backbone": bb, "task": task, "protocol": proto}
                 for _, r in g.sort_values("fraction").iterrows():
                     gain = r["gain"]
-                    label = f"gain {r['fraction'] * 100:g}%"
+                    label = f"gain {percent(r['fraction'])}"
                     if pd.isna(gain):
                         row[label] = "—"
                     else:
@@ -423,7 +424,7 @@ class Publication:
                     row["reaches scratch@100% at"] = "— (scratch@100% not converged)"
                 else:
                     reached = g[g["mean"] >= reference].sort_values("fraction")
-                    row["reaches scratch@100% at"] = (f"{reached['fraction'].iloc[0] * 100:g}%"
+                    row["reaches scratch@100% at"] = (percent(reached["fraction"].iloc[0])
                                                       if len(reached) else "not reached")
                 rows.append(row)
         return pd.DataFrame(rows)
@@ -456,7 +457,7 @@ class Publication:
             row["split files"] = ", ".join(sorted(row["split files"]))
             out.append(row)
         frame = pd.DataFrame(out).sort_values(["task", "protocol", "fraction"])
-        frame["fraction"] = [f"{f * 100:g}%" for f in frame["fraction"]]
+        frame["fraction"] = [percent(f) for f in frame["fraction"]]
         return frame.reset_index(drop=True)
 
     def hygiene(self) -> pd.DataFrame:
@@ -532,7 +533,7 @@ class Publication:
                             capsize=3, label=task, **style)
             ax.set_xscale("log")
             ticks = [f * 100 for f in self.board.fractions]
-            ax.set_xticks(ticks, [f"{t:g}%" for t in ticks])
+            ax.set_xticks(ticks, [percent(t / 100) for t in ticks])
             ax.minorticks_off()
             ax.set_title(proto)
             ax.set_xlabel("labels used (%)")
@@ -568,7 +569,7 @@ class Publication:
                         bar.set_alpha(0.5)
             ax.axhline(0, color="black", linewidth=0.8)
             ax.set_xticks([j + 0.4 - width / 2 for j in range(len(fractions))])
-            ax.set_xticklabels([f"{f * 100:g}%" for f in fractions])
+            ax.set_xticklabels([percent(f) for f in fractions])
             ax.set_title(proto)
             ax.set_xlabel("labels used (hatched: not significant)")
             ax.grid(alpha=0.3, axis="y")

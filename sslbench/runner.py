@@ -30,7 +30,7 @@ from .config import SweepConfig
 from .data import DatasetRequest, ImageData, Splits, make_splits
 from .errors import SSLBenchError
 from .features import FeatureCache, extract_features
-from .fractions import labeled_split, labeled_subset
+from .fractions import fraction_key, labeled_split, labeled_subset
 from .hygiene import HygieneReport, deduplicate, find_duplicates
 from .images import Images, default_workers
 from .placement import PlacedData, place
@@ -100,7 +100,7 @@ class Cell:
     @property
     def id(self) -> str:
         return (f"{slug(self.dataset)}__{self.backbone}__{self.task}__{self.protocol}"
-                f"__f{self.fraction:g}__s{self.seed}"
+                f"__f{fraction_key(self.fraction)}__s{self.seed}"
                 + (f"__p{self.split_seed}" if self.split_seed else ""))
 
     def describe(self) -> dict[str, Any]:
@@ -176,6 +176,13 @@ class Sweep:
         self.backbone_specs: dict[str, BackboneSpec] = {
             name: host.backbone(name) for name in config.backbones}
         self.dataset_specs = {name: host.dataset(name) for name in config.datasets}
+        names: dict[str, str] = {}
+        for name in config.datasets:
+            other = names.setdefault(slug(name), name)
+            if other != name:
+                raise SSLBenchError(f"data sets {other!r} and {name!r} would share the name "
+                                    f"{slug(name)!r} in the results; give their folders "
+                                    "different names or run them with different --out")
         self.features = FeatureCache(self.cache_dir / "features", warn=self._warn_once)
         self.checkpoints_trained = 0
         self.workers = config.workers if config.workers is not None else default_workers()
@@ -198,6 +205,11 @@ class Sweep:
                                                 split_seed)
                                     cell.config_hash = self._cell_hash(cell, plan)
                                     rec = read_record(self.out, cell.id)
+                                    if rec is not None and rec.get("dataset") != ds:
+                                        raise SSLBenchError(
+                                            f"{str(self.out)!r} holds results of data set "
+                                            f"{rec.get('dataset')!r} under the name "
+                                            f"{slug(ds)!r}; use another --out for {ds!r}")
                                     cell.done = bool(rec and rec.get("status") == "ok"
                                                      and rec.get("config_hash") == cell.config_hash)
                                     cells.append(cell)
@@ -288,8 +300,8 @@ class Sweep:
             subsets, vals = {}, {}
             for f in self.config.fractions:
                 train, val = self._labeled(splits, f, seed)
-                subsets[f"{f:g}"] = splits.pool_index[train].tolist()
-                vals[f"{f:g}"] = splits.pool_index[val].tolist()
+                subsets[fraction_key(f)] = splits.pool_index[train].tolist()
+                vals[fraction_key(f)] = splits.pool_index[val].tolist()
             atomic_write_json(base / f"{stem}-seed{seed}.json", {
                 "dataset": ds, "seed": seed, "split_seed": splits.seed,
                 "note": ("training-split indices per fraction (nested, stratified): "

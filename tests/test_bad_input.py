@@ -150,3 +150,28 @@ def test_a_bad_record_file_is_skipped_by_report_and_rerun_by_run(cli, fast_run, 
     status, _, err = fast_run(*args)                      # the bad file is an unfinished cell
     assert status == 0, err
     assert json.loads(victim.read_text())["status"] == "ok"
+
+
+def test_two_folders_of_one_name_never_share_records(fast_run, tmp_path):
+    """imagefolder:/a/base and imagefolder:/b/base would both be "base" in file names: one
+    line in one sweep, and one line when a second sweep points another one at the same --out."""
+    from conftest import write_image_folder
+    a = write_image_folder(tmp_path / "a" / "base")
+    b = write_image_folder(tmp_path / "b" / "base", seed=1)
+    args = ("--tasks", "rotation", "--fractions", "1.0", "--protocols", "linear")
+    status, _, err = fast_run("--dataset", f"imagefolder:{a},imagefolder:{b}", *args)
+    assert status == 2 and "would share the name 'base'" in err
+    assert fast_run("--dataset", f"imagefolder:{a}", *args)[0] == 0
+    status, _, err = fast_run("--dataset", f"imagefolder:{b}", *args)
+    assert status == 2 and "holds results of data set" in err and "another --out" in err
+
+
+def test_fractions_that_round_alike_keep_their_own_records(cli, fast_run, tmp_path):
+    status, _, err = fast_run("--tasks", "rotation", "--fractions", "0.5,0.5000001",
+                              "--protocols", "linear")
+    assert status == 0, err
+    names = sorted(p.name for p in (tmp_path / "results" / "records").glob("*.json"))
+    assert len(names) == 4
+    assert any("__f0.5__" in n for n in names) and any("__f0.5000001__" in n for n in names)
+    status, out, err = cli("report", str(tmp_path / "results"), "--format", "markdown")
+    assert "linear 50% (n=1)" in out and "linear 50.00001% (n=1)" in out
