@@ -31,11 +31,12 @@ def fraction_key(fraction: float) -> str:
 
 def percent(fraction: float) -> str:
     """``10%``; as many digits as it takes for two fractions never to read alike."""
-    for digits in (6, 10, 17):
-        text = f"{fraction * 100:.{digits}g}"
-        if float(text) / 100 == fraction or digits == 17:
+    value = fraction * 100
+    for digits in range(3, 17):
+        text = f"{value:.{digits}g}"
+        if abs(float(text) - value) <= 1e-9 * max(1.0, abs(value)):
             return f"{text}%"
-    return f"{fraction * 100}%"
+    return f"{value!r}%"
 
 
 def _class_orders(labels: np.ndarray, seed: int) -> list[np.ndarray]:
