@@ -6,10 +6,13 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
+
+from .errors import SSLBenchError
 
 
 def _umask() -> int:
@@ -26,7 +29,25 @@ def _umask() -> int:
 
 
 def _atomic(path: Path, write: Callable[[IO[bytes]], None]) -> None:
+    """Write through a temporary file and a rename. An operating-system error (a read-only
+    folder, a full disk, a path through a file) is an :class:`SSLBenchError` naming the path
+    and the cause: the CLI shows one line and exits 2, and no file is left half-written."""
     path = Path(path)
+    try:
+        _write_atomically(path, write)
+    except OSError as exc:
+        raise SSLBenchError(f"cannot write {str(path)!r}: {exc.strerror or exc}") from None
+    except RuntimeError as exc:
+        # torch.save reports a full disk as "PytorchStreamWriter failed writing file ...":
+        # say what it means when the disk is indeed (nearly) full
+        free = shutil.disk_usage(path.parent).free if path.parent.exists() else None
+        if free is not None and free < 64 * 2**20:
+            raise SSLBenchError(f"cannot write {str(path)!r}: no space left on the device "
+                                f"({free // 2**10} KiB free)") from None
+        raise
+
+
+def _write_atomically(path: Path, write: Callable[[IO[bytes]], None]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:

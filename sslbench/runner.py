@@ -267,6 +267,14 @@ class Sweep:
         if data.num_classes < 2:
             raise SSLBenchError(f"data set {name!r} has {data.num_classes} class; "
                                 "classification needs at least 2")
+        train = torch.bincount(data.train_labels, minlength=data.num_classes).tolist()
+        test = torch.bincount(data.test_labels, minlength=data.num_classes).tolist()
+        for c, (n_train, n_test) in enumerate(zip(train, test)):
+            if n_train < 2 or n_test < 1:
+                raise SSLBenchError(
+                    f"data set {name!r}: class {data.classes[c]!r} has {n_train} training and "
+                    f"{n_test} test images; each class needs at least 2 to train and choose "
+                    "with and 1 to test (3 images in a folder split 80/20)")
         if len(self.config.split_seeds) > 1 and "split_seed" not in data.provenance:
             self._warn_once(f"{name} has a fixed test split: its split seeds differ only in "
                             "the pretext hold-out (and a fixed validation split)")

@@ -175,3 +175,11 @@ def test_fractions_that_round_alike_keep_their_own_records(cli, fast_run, tmp_pa
     assert any("__f0.5__" in n for n in names) and any("__f0.5000001__" in n for n in names)
     status, out, err = cli("report", str(tmp_path / "results"), "--format", "markdown")
     assert "linear 50% (n=1)" in out and "linear 50.00001% (n=1)" in out
+
+
+def test_too_few_images_per_class_says_how_many_are_needed(fast_run, tmp_path):
+    from conftest import write_image_folder
+    root = write_image_folder(tmp_path / "tiny", per_class=1)
+    status, _, err = fast_run("--dataset", f"imagefolder:{root}", "--fractions", "1.0")
+    assert status == 2 and len(err.strip().splitlines()) == 1
+    assert "has 1 training and 0 test images" in err and "3 images" in err
