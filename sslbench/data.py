@@ -3,10 +3,12 @@
 A dataset plugin returns an :class:`ImageData`: train and test images at the run's
 resolution, either decoded as uint8 (N, 3, R, R) tensors (a 50,000-image 32 px set is 150 MB)
 or as :class:`~sslbench.images.ImageFiles` decoded on demand, and an optional extra unlabeled
-split. The core then carves a stratified, seeded validation split out of the training images
-(:func:`carve_validation`), which is what every choice made during training looks at; the
-test split is evaluated once per cell. Where the images then live (on the device, or streamed)
-is :mod:`sslbench.placement`'s decision, not the plugin's.
+split. The core then makes the run's splits of the training images (:func:`make_splits`): the
+pool that may be labeled and pretrained on, a fixed validation split only when asked for
+(each cell otherwise holds its validation images out of its own labels), and the pretext
+hold-out on which pretraining is checked; the test split is evaluated once per cell. Where
+the images then live (on the device, or streamed) is :mod:`sslbench.placement`'s decision,
+not the plugin's.
 """
 
 from __future__ import annotations
