@@ -48,3 +48,23 @@ def test_a_read_only_results_folder_is_one_line(fast_run, tmp_path):
     finally:
         out.chmod(0o755)
     assert status == 2 and "Permission denied" in err
+
+
+def test_torchs_out_of_space_message_is_translated(fast_run, tmp_path, monkeypatch):
+    """torch.save on a full disk says "PytorchStreamWriter failed writing file ... unexpected
+    pos"; with the disk indeed full, the user reads that there is no space left."""
+    import collections
+
+    import torch
+
+    import sslbench.atomic as atomic
+
+    def save(obj, f):
+        raise RuntimeError("[enforce fail at inline_container.cc:664] . unexpected pos 6336 vs 6224")
+
+    usage = collections.namedtuple("usage", "total used free")
+    monkeypatch.setattr(torch, "save", save)
+    monkeypatch.setattr(atomic.shutil, "disk_usage", lambda p: usage(10 ** 9, 10 ** 9, 8192))
+    status, _, err = fast_run("--tasks", "rotation", "--fractions", "1.0", "--protocols", "linear")
+    assert status == 2 and "no space left on the device (8 KiB free)" in err
+    assert "checkpoints" in err and "Traceback" not in err
