@@ -67,4 +67,4 @@ def test_torchs_out_of_space_message_is_translated(fast_run, tmp_path, monkeypat
     monkeypatch.setattr(atomic.shutil, "disk_usage", lambda p: usage(10 ** 9, 10 ** 9, 8192))
     status, _, err = fast_run("--tasks", "rotation", "--fractions", "1.0", "--protocols", "linear")
     assert status == 2 and "no space left on the device (8 KiB free)" in err
-    assert "checkpoints" in err and "Traceback" not in err
+    assert "cache" in err and "Traceback" not in err
