@@ -189,3 +189,11 @@ def test_folders_with_different_settings_are_not_averaged(cli, fast_run, tmp_pat
                               out=tmp_path / "c")
     status, _, err = cli("report", str(tmp_path / "a"), str(tmp_path / "c"))
     assert status == 2 and "run with different configurations" in err
+
+
+def test_terminal_table_shows_brackets_as_text():
+    """Rich reads "[n=1]" as markup and would drop it: cells are plain text."""
+    recs = [record("[bold]odd[/bold]", "linear", 0.1, 0, 0.5),
+            record("scratch", "linear", 0.1, 0, 0.4), record("scratch", "linear", 0.1, 1, 0.4)]
+    text = render("table", Leaderboard(recs))
+    assert "[n=1]" in text and "[bold]odd[/bold]" in text

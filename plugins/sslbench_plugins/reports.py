@@ -10,6 +10,7 @@ import io
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 from tabulate import tabulate
 
 import sslbench
@@ -34,13 +35,14 @@ def render_table(board: Leaderboard) -> str:
     buffer = io.StringIO()
     console = Console(file=buffer, width=200, force_terminal=False, color_system=None)
     for dataset, backbone, table, caption in _tables(board, lambda s: f"{s} *"):
-        t = Table(title=f"{dataset} · {backbone}", title_justify="left", caption=caption,
-                  caption_justify="left")
-        t.add_column("task")
+        # every string as Text: "[n=3]" or a name in brackets is not rich markup
+        t = Table(title=Text(f"{dataset} · {backbone}"), title_justify="left",
+                  caption=Text(caption), caption_justify="left")
+        t.add_column(Text("task"))
         for col in table.columns:
-            t.add_column(col, justify="right")
+            t.add_column(Text(str(col)), justify="right")
         for task, row in table.iterrows():
-            t.add_row(task, *row.tolist())
+            t.add_row(Text(str(task)), *(Text(str(v)) for v in row.tolist()))
         console.print(t)
     return buffer.getvalue()
 
