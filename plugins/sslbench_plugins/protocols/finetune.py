@@ -7,10 +7,9 @@ The budget scales with the labeled set (:func:`sslbench.config.finetune_budget`)
 ``finetune_min_steps`` steps, so that 100% of the labels is trained to convergence as 10% is
 (a fixed step count, ``finetune_steps``, remains available). The model is checked on the
 cell's validation images ``finetune_evals`` times; the checkpoint with the best validation
-accuracy is the one that predicts on test. The record says whether the run looks converged:
-a run whose best check is the last one, or whose validation accuracy was still rising over
-the last quarter of checks (by more than one binomial standard error of the validation set),
-is flagged, and every report marks it.
+accuracy is the one that predicts on test. The record says whether the run looks converged
+(:func:`convergence`): a run whose best check is at the very end and better than every
+earlier check by more than the validation set's noise is flagged, and every report marks it.
 
 Consistency tasks of the row (``rotation+uda``) add their loss on a batch of unlabeled images
 at every step; a task that provides :meth:`~sslbench.task.PretextTask.consistency_batch` has
@@ -161,18 +160,23 @@ class FineTune(EvaluationProtocol):
 
 
 def convergence(curve: list[dict], n_val: int) -> dict:
-    """Whether a fine-tuning run looks converged, from its validation curve: flagged when the
-    best check is the last one, or when the best accuracy of the last quarter of checks beats
-    the best before it by more than one binomial standard error of the validation set."""
+    """Whether a fine-tuning run looks converged, from its validation curve.
+
+    ``chosen_at_last_check``: the best check is the last one (recorded as it is).
+    ``still_improving``: the best check is among the last ones (the last tenth of the checks,
+    at least the last two) and beats every earlier check by more than one binomial standard
+    error of the validation set: the curve was still rising when the budget ran out.
+    ``converged`` is not ``still_improving``. A last check that is best only within noise is a
+    plateau: with a cosine schedule the last checks are nearly the same model, and one of them
+    is best by a few images as often as not."""
     accs = [p["val_accuracy"] for p in curve]
     best = max(range(len(accs)), key=lambda i: (accs[i], -i))
-    k = max(1, len(accs) // 4)
-    before, last = accs[:-k], accs[-k:]
+    tail = max(2, len(accs) // 10)
     p = accs[best]
     se = math.sqrt(max(p * (1 - p), 1e-12) / max(1, n_val))
-    rising = bool(before) and max(last) - max(before) > se
-    at_end = best == len(accs) - 1 and len(accs) > 1
-    return {"converged": not (rising or at_end), "chosen_at_last_check": at_end,
+    earlier = accs[:len(accs) - tail]
+    rising = best >= len(accs) - tail and bool(earlier) and p - max(earlier) > se
+    return {"converged": not rising, "chosen_at_last_check": best == len(accs) - 1,
             "still_improving": rising}
 
 
