@@ -191,7 +191,8 @@ def report(results_dirs, fmt, output, plugins) -> None:
 @cli.command()
 @click.argument("task_name", metavar="TASK")
 @click.option("--dataset", default="digits", show_default=True, help="Where the images come from.")
-@click.option("--resolution", type=click.IntRange(8, 1024), default=64, show_default=True)
+@click.option("--resolution", type=click.IntRange(8, 1024), default=None,
+              help="Image side (default: 64 to draw, the preset's to --check).")
 @click.option("--count", type=click.IntRange(1, 16), default=4, show_default=True,
               help="How many images (rows).")
 @click.option("--seed", type=int, default=0, show_default=True)
@@ -199,21 +200,32 @@ def report(results_dirs, fmt, output, plugins) -> None:
 @click.option("--data-dir", default="data", show_default=True, type=click.Path(file_okay=False))
 @click.option("-o", "--output", default="preview.png", show_default=True,
               type=click.Path(dir_okay=False), help="PNG (or SVG/PDF) to write.")
+@click.option("--check", is_flag=True,
+              help="Instead of drawing: pretrain the task on the data set and print its "
+                   "pretext accuracy on held-out images and its shortcut control, against "
+                   "chance.")
+@click.option("--preset", default="quick", show_default=True, help="Settings for --check.")
+@click.option("--epochs", type=click.IntRange(1, 10000), default=None,
+              help="Pretraining epochs for --check (default: the preset's).")
 @plugin_option
-def show(task_name, dataset, resolution, count, seed, task_opts, data_dir, output,
-         plugins) -> None:
-    """Draw the inputs a task builds from a few images, with their targets."""
+def show(task_name, dataset, resolution, count, seed, task_opts, data_dir, output, check,
+         preset, epochs, plugins) -> None:
+    """Draw the inputs a task builds from a few images, with their targets (or, with
+    --check, pretrain it and check it)."""
+    host = _host(list(plugins))
+    options = parse_task_options(list(task_opts)).get(task_name, {})
+    task = host.task(task_name)(**options)
+    if check:
+        _check_task(host, task, dataset, resolution, seed, data_dir, preset, epochs)
+        return
     import torch
 
     from .data import DatasetRequest
     from .images import ImageFiles, StreamedImages, as_images, default_workers
     from .preview import draw_preview, preview_task
     from .seeding import make_generator
-    host = _host(list(plugins))
-    options = parse_task_options(list(task_opts)).get(task_name, {})
-    task = host.task(task_name)(**options)
     spec, argument = host.dataset(dataset)
-    data = spec.load(DatasetRequest(argument, resolution, data_dir))
+    data = spec.load(DatasetRequest(argument, resolution or 64, data_dir))
     try:
         images = data.train_images
         images = (StreamedImages(images, torch.device("cpu"), default_workers())
@@ -223,6 +235,71 @@ def show(task_name, dataset, resolution, count, seed, task_opts, data_dir, outpu
         raise SSLBenchError(str(exc)) from None
     draw_preview(rows, f"{task_name} on {dataset}: inputs and targets", Path(output))
     click.echo(f"wrote {output}")
+
+
+def _check_task(host: PluginHost, task, dataset: str, resolution: int | None, seed: int,
+                data_dir: str, preset: str, epochs: int | None) -> None:
+    """``sslbench show TASK --check``: one pretraining and its two checks (sslbench.checks)."""
+    import math
+
+    from .checks import pretraining_checks
+    from .config import resolve_settings
+    from .data import DatasetRequest, make_splits
+    from .images import default_workers
+    from .placement import place
+    from .seeding import derive_seed, seed_everything
+    from .training import autocast_dtype_for, pretrain, resolve_device, to_device
+    if not task.pretrains:
+        raise SSLBenchError(f"task {task.name!r} has no pretraining to check")
+    settings = resolve_settings(preset, {k: v for k, v in (("resolution", resolution),
+                                                           ("pretrain_epochs", epochs))
+                                         if v is not None})
+    res = int(settings["resolution"])
+    task.validate(res)
+    spec, argument = host.dataset(dataset)
+    data = spec.load(DatasetRequest(argument, res, data_dir, split_seed=0))
+    splits = make_splits(data, "labeled", settings["val_fraction"],
+                         settings["pretext_holdout"], 0)
+    device = resolve_device("auto")
+    dtype = autocast_dtype_for(device)
+    placed = place(splits, device, "auto", default_workers())
+    backbone_spec = host.backbone(settings["backbone"])
+
+    def fresh():
+        import torch
+        torch.manual_seed(derive_seed(seed, f"init:{settings['backbone']}"))
+        backbone = backbone_spec.create(res)
+        backbone.set_input_stats(*placed.channel_stats)
+        return backbone
+
+    reporter = RichReporter()
+    try:
+        backbone = to_device(fresh(), device)
+        seed_everything(seed, f"pretrain:{task.name}")
+        result = pretrain(task, backbone, placed.pretraining, settings, device, dtype, seed,
+                          reporter, label=f"pretrain {task.name}")
+        checks = pretraining_checks(task, backbone, result["head"], result["prepared"],
+                                    placed.heldout, placed.pretraining, fresh, settings,
+                                    device, dtype, seed, reporter)
+    finally:
+        reporter.close()
+    held, control = checks["heldout"], checks["control"]
+    click.echo(f"{task.name} on {dataset} ({res} px, {settings['backbone']}, "
+               f"{settings['pretrain_epochs']} epochs, seed {seed}):")
+    if held:
+        click.echo(f"  held-out pretext accuracy {100 * held['accuracy']:.1f}% (chance "
+                   f"{100 * held['chance']:.1f}%, {held['n']} targets)"
+                   + ("; near chance: it learned next to nothing" if held["near_chance"] else ""))
+    if control is None:
+        click.echo("  no shortcut control")
+        return
+    acc, chance, n = control.get("accuracy"), control.get("chance"), control.get("n", 0)
+    noise = 2 * math.sqrt(max(chance * (1 - chance), 1e-12) / max(1, n)) if n else 0
+    verdict = ("at chance" if acc is not None and acc <= chance + noise else
+               f"ABOVE chance by {100 * (acc - chance):.1f} points: something other than "
+               "what the task is about gives the answer")
+    click.echo(f"  control '{control['name']}' ({control['description']}): {100 * acc:.1f}% "
+               f"(chance {100 * chance:.1f}%): {verdict}")
 
 
 @cli.command("new-plugin")

@@ -41,8 +41,8 @@ from .records import (RECORD_SCHEMA, device_description, library_versions, peak_
                       read_record, write_record)
 from .seeding import derive_seed, seed_everything
 from .task import PretextTask
-from .training import (autocast_dtype_for, evaluate_pretext, pretrain, resolve_device,
-                       to_device)
+from .checks import pretraining_checks
+from .training import autocast_dtype_for, pretrain, resolve_device, to_device
 
 SCRATCH = "scratch"
 
@@ -380,38 +380,16 @@ class Sweep:
                           self.device, self.dtype, seed, self.reporter,
                           label=f"pretrain {task.name} s{seed}", compile=self.config.compile)
         self.checkpoints_trained += 1
-        head, prepared = result["head"], result["prepared"]
-        images, uses_index = task.evaluation_images(placed.heldout, prepared)
-        heldout = evaluate_pretext(task, backbone, head, images, uses_index, self.device,
-                                   self.dtype, seed)
+        checks = pretraining_checks(
+            task, backbone, result["head"], result["prepared"], placed.heldout,
+            placed.pretraining, lambda: self._new_backbone(bb, seed, placed), self.settings,
+            self.device, self.dtype, seed, self.reporter)
         info = {"checkpoint": ckpt_id, "seconds": result["seconds"],
                 "images_per_s": result["images_per_s"], "history": result["history"],
-                "n_images": result["n_images"], "heldout": heldout,
-                "control": self._control(task, bb, seed, placed, backbone, head, prepared),
-                "cached": False}
+                "n_images": result["n_images"], **checks, "cached": False}
         state = {k: v.detach().cpu() for k, v in backbone.state_dict().items()}
         atomic_torch_save({"backbone": state, "info": info}, path)
         return ckpt_id, state, info
-
-    def _control(self, task: PretextTask, bb: str, seed: int, placed: PlacedData,
-                 backbone: Backbone, head, prepared: Images) -> dict[str, Any] | None:
-        """The task's shortcut control (:meth:`PretextTask.control`): held-out accuracy of
-        the trained network on the control variant, or of a fresh network trained on it."""
-        control = task.control()
-        if control is None:
-            return None
-        if control.retrain:
-            fresh = to_device(self._new_backbone(bb, seed, placed), self.device)
-            seed_everything(seed, f"control:{task.name}")
-            result = pretrain(control.task, fresh, placed.pretraining, self.settings,
-                              self.device, self.dtype, seed, self.reporter,
-                              label=f"control {task.name} s{seed}")
-            backbone, head, prepared = fresh, result["head"], result["prepared"]
-        images, uses_index = control.task.evaluation_images(placed.heldout, prepared)
-        measured = evaluate_pretext(control.task, backbone, head, images, uses_index,
-                                    self.device, self.dtype, seed)
-        return {"name": control.name, "description": control.description,
-                "retrained": control.retrain, "expect": control.expect, **(measured or {})}
 
     def _run_group(self, cells: list[Cell], plan: TaskPlan, bb: str, seed: int,
                    splits: Splits, placed: PlacedData, hygiene: HygieneReport) -> None:

@@ -71,3 +71,13 @@ def test_jigsaw_control_is_at_chance_when_only_content_solves_the_puzzle():
                                None, 0)
     assert solved["accuracy"] > solved["chance"] + 0.3         # content solves the puzzle
     assert control["accuracy"] < control["chance"] + 0.06      # shuffled pixels do not
+
+
+def test_show_check_prints_the_held_out_accuracy_and_the_control(cli):
+    status, out, err = cli("show", "rotation", "--check", "--dataset", "digits",
+                           "--resolution", "16", "--epochs", "1")
+    assert status == 0, err
+    assert "held-out pretext accuracy" in out
+    assert "control 'symmetric input'" in out and "25.0% (chance 25.0%): at chance" in out
+    status, _, err = cli("show", "uda", "--check")
+    assert status == 2 and "has no pretraining to check" in err
