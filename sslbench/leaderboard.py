@@ -229,7 +229,8 @@ class Leaderboard:
         """The leaderboard as strings: index = task, columns = "protocol f% (n=N)", then the
         pretext columns. Cells read "mean ± std", then ▲/▼ where the task is significantly
         better/worse than scratch, † with a count where seeds did not converge, [n=k] where a
-        cell has fewer seeds than its column; "n/a" where a protocol does not apply, "failed"
+        cell has fewer seeds than its column; "n/a" where a protocol does not apply, "—" where
+        a cell of the grid has no record yet, "failed"
         where every seed failed. The column's winner goes through ``mark_best`` only when it is
         significantly better than the runner-up. ``dataset``/``backbone`` pick one group
         (default: the first)."""
@@ -249,7 +250,10 @@ class Leaderboard:
                 for task in self.tasks:
                     row = col[col["task"] == task]
                     if row.empty:
-                        cells[task] = "n/a"
+                        # not run at this fraction: "—" where the task has this protocol at
+                        # another fraction (a cell still missing), "n/a" where it has none
+                        ran = ((summary["task"] == task) & (summary["protocol"] == proto)).any()
+                        cells[task] = "—" if ran else "n/a"
                         continue
                     row = row.iloc[0]
                     if row["n"] == 0:
@@ -411,13 +415,15 @@ class Publication:
             unconverged = bool(len(ref)) and int(ref["n_unconverged"].iloc[0]) > 0
             for (task, proto), g in group[group["task"] != SCRATCH].groupby(["task", "protocol"]):
                 row = {"dataset": ds, "backbone": bb, "task": task, "protocol": proto}
-                for _, r in g.sort_values("fraction").iterrows():
-                    gain = r["gain"]
-                    label = f"gain {percent(r['fraction'])}"
+                for fraction in self.board.fractions:   # every column, "—" where not run
+                    at = g[g["fraction"] == fraction]
+                    gain = at["gain"].iloc[0] if len(at) else float("nan")
+                    label = f"gain {percent(fraction)}"
                     if pd.isna(gain):
                         row[label] = "—"
                     else:
-                        row[label] = f"{gain:+.1f}" + ("" if r["significant"] else " n.s.")
+                        row[label] = (f"{gain:+.1f}"
+                                      + ("" if at["significant"].iloc[0] else " n.s."))
                 if not len(ref):
                     row["reaches scratch@100% at"] = "—"
                 elif unconverged:
@@ -427,7 +433,7 @@ class Publication:
                     row["reaches scratch@100% at"] = (percent(reached["fraction"].iloc[0])
                                                       if len(reached) else "not reached")
                 rows.append(row)
-        return pd.DataFrame(rows)
+        return pd.DataFrame(rows).fillna("—")     # a fraction a task has not run at
 
     def provenance(self) -> pd.DataFrame:
         """Per leaderboard cell: the records behind it, what each seed's protocol chose on

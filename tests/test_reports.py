@@ -197,3 +197,21 @@ def test_terminal_table_shows_brackets_as_text():
             record("scratch", "linear", 0.1, 0, 0.4), record("scratch", "linear", 0.1, 1, 0.4)]
     text = render("table", Leaderboard(recs))
     assert "[n=1]" in text and "[bold]odd[/bold]" in text
+
+
+def test_a_cell_not_run_yet_is_a_dash_and_a_protocol_that_does_not_apply_is_na():
+    """uda has fine-tuning records at 10% only: its 100% cell is missing ("—", and "—" in the
+    label-efficiency table), its linear cells do not apply ("n/a")."""
+    from sslbench.leaderboard import Publication
+    recs = []
+    for seed in (0, 1):
+        for frac in (0.1, 1.0):
+            recs += [record("scratch", "linear", frac, seed, 0.5 + frac / 10),
+                     record("scratch", "finetune", frac, seed, 0.6 + frac / 10)]
+        recs.append(record("uda", "finetune", 0.1, seed, 0.65))
+    board = Leaderboard(recs)
+    table = board.display()
+    assert table.loc["uda", "finetune 100% (n=2)"] == "—"
+    assert table.loc["uda", "linear 10% (n=2)"] == "n/a"
+    eff = Publication(board).label_efficiency().set_index("task")
+    assert eff.loc["uda", "gain 100%"] == "—"
