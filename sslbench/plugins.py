@@ -21,6 +21,7 @@ import pluggy
 
 from . import hookspecs
 from .errors import SSLBenchError, unknown_name
+from .identity import defining_module, source_hash
 
 ENTRY_POINT_GROUP = "sslbench"
 # what a contributed name may look like: it becomes part of file names (checkpoints, records)
@@ -73,6 +74,8 @@ class PluginHost:
         self.pm.add_hookspecs(hookspecs)
         self.plugins: list[PluginInfo] = []
         self._registries: dict[str, dict[str, Contribution]] = {}
+        self._resolved: dict[str, Contribution] = {}   # backbones found by a resolve hook
+        self._identities: dict[tuple[str, str], dict[str, Any]] = {}
 
     # ------------------------------------------------------------------ loading
     @classmethod
@@ -205,11 +208,36 @@ class PluginHost:
         reg = self.registry("backbone")
         if name in reg:
             return reg[name].obj
+        if name in self._resolved:
+            return self._resolved[name].obj
         for impl in self.pm.hook.sslbench_resolve_backbone.get_hookimpls():
             spec = impl.function(name=name)
             if spec is not None:
+                self._resolved[name] = Contribution("backbone", name, spec, impl.plugin_name)
                 return spec
         raise self._unknown("backbone", name)
+
+    # ------------------------------------------------------------------ code identity
+    def identity(self, kind: str, name: str) -> dict[str, Any]:
+        """What code a contribution is: the plugin that gave it, that plugin's distribution
+        and version, and a hash of its source (:mod:`sslbench.identity`). It enters every
+        cache key and cell hash the contribution affects, and every record."""
+        base = name.partition(":")[0] if kind == "dataset" else name
+        if (kind, base) in self._identities:
+            return self._identities[(kind, base)]
+        if kind == "backbone":
+            self.backbone(base)
+        c = self.registry(kind).get(base) or (self._resolved.get(base)
+                                              if kind == "backbone" else None)
+        if c is None:
+            raise self._unknown(kind, base)
+        info = self._info(c.plugin)
+        module = getattr(self.pm.get_plugin(c.plugin), "__name__", None)
+        found = {"name": base, "plugin": c.plugin, "distribution": info.distribution,
+                 "version": info.version,
+                 "source": source_hash(module, defining_module(c.obj))}
+        self._identities[(kind, base)] = found
+        return found
 
     def dataset(self, name: str):
         """``(spec, argument)`` for ``NAME`` or ``NAME:ARGUMENT``."""

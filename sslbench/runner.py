@@ -176,6 +176,7 @@ class Sweep:
         self.backbone_specs: dict[str, BackboneSpec] = {
             name: host.backbone(name) for name in config.backbones}
         self.dataset_specs = {name: host.dataset(name) for name in config.datasets}
+        self.code = self._code_identities()
         names: dict[str, str] = {}
         for name in config.datasets:
             other = names.setdefault(slug(name), name)
@@ -218,7 +219,29 @@ class Sweep:
     def _cell_hash(self, cell: Cell, plan: TaskPlan) -> str:
         return _hash({"cell": cell.describe(), "plan": plan.config(), "settings": self.settings,
                       "dedup": self.config.dedup, "device": self.device.type,
-                      "stream": self.config.stream, "sslbench": __version__})
+                      "stream": self.config.stream, "sslbench": __version__,
+                      "code": self._plugins_of(cell.dataset, cell.backbone, plan, cell.protocol)})
+
+    def _code_identities(self) -> dict[tuple[str, str], dict[str, Any]]:
+        """(kind, name) -> the code identity of every contribution this sweep uses."""
+        used = [("dataset", d) for d in self.config.datasets]
+        used += [("backbone", b) for b in self.config.backbones]
+        used += [("protocol", p) for p in self.config.protocols]
+        used += [("task", t.name) for plan in self.plans
+                 for t in ([plan.pretext] if plan.pretext else []) + plan.consistency]
+        return {(kind, name): self.host.identity(kind, name) for kind, name in used}
+
+    def _plugins_of(self, dataset: str, backbone: str, plan: TaskPlan,
+                    protocol: str | None = None) -> dict[str, Any]:
+        """The code identities behind one cell (or, without a protocol, one checkpoint):
+        in cache keys, cell hashes and records, so that edited code is never reused."""
+        tasks = ([plan.pretext] if plan.pretext else []) + plan.consistency
+        out = {"dataset": self.code[("dataset", dataset)],
+               "backbone": self.code[("backbone", backbone)],
+               "tasks": [self.code[("task", t.name)] for t in tasks]}
+        if protocol is not None:
+            out["protocol"] = self.code[("protocol", protocol)]
+        return out
 
     # ------------------------------------------------------------------ running
     def run(self) -> list[dict[str, Any]]:
@@ -344,7 +367,7 @@ class Sweep:
         backbone.set_input_stats(mean, std)
         return backbone
 
-    def _checkpoint(self, plan: TaskPlan, bb: str, seed: int, splits: Splits,
+    def _checkpoint(self, ds: str, plan: TaskPlan, bb: str, seed: int, splits: Splits,
                     placed: PlacedData) -> tuple[str, dict[str, Any], dict[str, Any]]:
         """(checkpoint id, backbone state dict, pretraining info): from the cache, or trained.
         The info holds the per-epoch history, the pretext accuracy on held-out pool images
@@ -354,9 +377,10 @@ class Sweep:
                     "validation": self.settings["validation"],
                     "val_fraction": self.settings["val_fraction"],
                     "holdout": self.settings["pretext_holdout"]}
+        code = self._plugins_of(ds, bb, TaskPlan("", plan.pretext))
         if plan.pretext is None:
             key = _hash({"scratch": bb, "seed": seed, "res": self.settings["resolution"],
-                         **data_key})
+                         **data_key, "code": code})
             return f"scratch-{key}", backbone.state_dict(), {}
         task = plan.pretext
         keys = ("resolution", "pretrain_epochs", "pretrain_batch_size", "pretrain_lr",
@@ -364,7 +388,8 @@ class Sweep:
         key = _hash({"task": task.config(), "backbone": bb, "seed": seed,
                      "settings": {k: self.settings[k] for k in keys}, **data_key,
                      "device": self.device.type, "dtype": str(self.dtype),
-                     "streamed": placed.pretraining.streamed, "sslbench": __version__})
+                     "streamed": placed.pretraining.streamed, "sslbench": __version__,
+                     "code": code})
         ckpt_id = f"{task.name}-{key}"
         path = self.cache_dir / "checkpoints" / f"{ckpt_id}.pt"
         saved = safe_torch_load(path, self._warn_once) if path.is_file() else None
@@ -394,7 +419,8 @@ class Sweep:
     def _run_group(self, cells: list[Cell], plan: TaskPlan, bb: str, seed: int,
                    splits: Splits, placed: PlacedData, hygiene: HygieneReport) -> None:
         try:
-            ckpt_id, state, info = self._checkpoint(plan, bb, seed, splits, placed)
+            ckpt_id, state, info = self._checkpoint(cells[0].dataset, plan, bb, seed, splits,
+                                                   placed)
         except (KeyboardInterrupt, SSLBenchError):
             raise
         except Exception as exc:  # noqa: BLE001 - a failed pretraining fails its cells only
@@ -478,7 +504,10 @@ class Sweep:
         return {
             "schema": RECORD_SCHEMA, "cell_id": cell.id, "config_hash": cell.config_hash,
             **cell.describe(), "preset": self.config.preset, "task_plan": plan.config(),
-            "settings": self.settings, "sweep": self.config.to_dict(),
+            # the settings that ran: the preset names a default backbone, the cell its own
+            "settings": {**self.settings, "backbone": cell.backbone},
+            "sweep": self.config.to_dict(),
+            "plugins": self._plugins_of(cell.dataset, cell.backbone, plan, cell.protocol),
             "data": {"classes": splits.data.classes, "fingerprint": splits.data.fingerprint(),
                      "n_pool": len(splits.pool_index), "n_val_fixed": len(splits.val_index),
                      "n_pretext_holdout": len(splits.holdout),

@@ -1,0 +1,120 @@
+"""Caches and records that know the code: a task's checkpoint and cells are reused only while
+the task's distribution, version and source are the ones that produced them.
+
+The plugin is a real installed distribution (a ``.dist-info`` with its entry point, written
+by the test), found by sslbench through ``importlib.metadata`` as any third-party plugin is.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+TASK_SOURCE = '''
+from sslbench_plugins.tasks.rotation import Rotation
+import sslbench
+
+
+class Edited(Rotation):
+    name = "edited"
+    description = "rotation under another name, for the code-identity test"
+    SCALE = {scale}
+
+    def pretext_loss(self, backbone, head, images, generator, **kw):
+        step = super().pretext_loss(backbone, head, images, generator, **kw)
+        step.loss = step.loss * self.SCALE
+        return step
+
+
+@sslbench.hookimpl
+def sslbench_tasks():
+    return [Edited]
+'''
+
+
+def install(site: Path, version: str, scale: float) -> None:
+    """Write package ``sslbench_edited`` and its dist-info (version ``version``) into ``site``."""
+    for old in site.glob("sslbench_edited-*.dist-info"):
+        for f in old.iterdir():
+            f.unlink()
+        old.rmdir()
+    pkg = site / "sslbench_edited"
+    pkg.mkdir(parents=True, exist_ok=True)
+    (pkg / "__init__.py").write_text(TASK_SOURCE.format(scale=scale))
+    info = site / f"sslbench_edited-{version}.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: sslbench-edited\n"
+                                   f"Version: {version}\n")
+    (info / "entry_points.txt").write_text("[sslbench]\nedited = sslbench_edited\n")
+    sys.modules.pop("sslbench_edited", None)
+    importlib.invalidate_caches()
+
+
+@pytest.fixture
+def site(tmp_path, monkeypatch):
+    root = tmp_path / "site"
+    root.mkdir()
+    monkeypatch.syspath_prepend(str(root))
+    yield root
+    sys.modules.pop("sslbench_edited", None)
+
+
+def record(out: Path, protocol: str = "linear") -> dict:
+    path = out / "records" / f"imgs__smallcnn__edited__{protocol}__f1__s0.json"
+    return json.loads(path.read_text())
+
+
+def test_editing_or_bumping_a_task_retrains_it_and_reruns_its_cells(fast_run, image_folder,
+                                                                     site, tmp_path):
+    args = ("--dataset", f"imagefolder:{image_folder}", "--tasks", "edited",
+            "--fractions", "1.0", "--protocols", "linear")
+    out = tmp_path / "results"
+    install(site, "1.0", scale=1.0)
+    assert fast_run(*args)[0] == 0
+    first = record(out)
+    assert first["pretraining"]["cached"] is False
+    identity = first["plugins"]["tasks"][0]
+    assert identity["distribution"] == "sslbench-edited" and identity["version"] == "1.0"
+    assert identity["plugin"] == "edited" and identity["source"]
+
+    # nothing changed: the cell is skipped, its record untouched
+    assert fast_run(*args)[0] == 0
+    assert record(out) == first
+
+    # the source changed, the version did not: a new checkpoint and a new cell
+    install(site, "1.0", scale=2.0)
+    assert fast_run(*args)[0] == 0
+    edited = record(out)
+    assert edited["pretraining"]["cached"] is False
+    assert edited["plugins"]["tasks"][0]["source"] != identity["source"]
+    assert edited["config_hash"] != first["config_hash"]
+
+    # the version changed, the source did not: again
+    install(site, "1.1", scale=2.0)
+    assert fast_run(*args)[0] == 0
+    bumped = record(out)
+    assert bumped["pretraining"]["cached"] is False
+    assert bumped["plugins"]["tasks"][0]["version"] == "1.1"
+    assert bumped["config_hash"] != edited["config_hash"]
+
+
+def test_records_name_every_plugin_and_the_backbone_that_ran(fast_run, image_folder, tmp_path):
+    out = tmp_path / "results"
+    status, _, err = fast_run("--dataset", f"imagefolder:{image_folder}", "--tasks", "rotation",
+                              "--fractions", "1.0", "--protocols", "linear",
+                              "--backbone", "resnet18")
+    assert status == 0, err
+    rec = json.loads((out / "records" / "imgs__resnet18__rotation__linear__f1__s0.json")
+                     .read_text())
+    assert rec["settings"]["backbone"] == "resnet18"
+    plugins = rec["plugins"]
+    assert [plugins[k]["name"] for k in ("dataset", "backbone", "protocol")] == [
+        "imagefolder", "resnet18", "linear"]
+    assert plugins["tasks"][0]["name"] == "rotation"
+    for identity in (plugins["dataset"], plugins["backbone"], plugins["protocol"],
+                     *plugins["tasks"]):
+        assert identity["distribution"] == "sslbench" and identity["source"]
