@@ -317,8 +317,11 @@ def new_plugin_command(name, kind, directory) -> None:
 
 def _host(plugins: list[str]) -> PluginHost:
     host = PluginHost.from_environment(plugins)
+    host.registry("task")          # calls every contribution hook: malformed plugins show now
     for p in host.failed:
-        click.echo(f"sslbench: warning: plugin {p.name!r} ({p.module}) failed to load: "
+        if p.source == "--plugin":     # asked for by name: its failure is the user's error
+            raise SSLBenchError(f"plugin {host.describe_plugin(p.name)}: {p.error}")
+        click.echo(f"sslbench: warning: plugin {host.describe_plugin(p.name)} is not used: "
                    f"{p.error}", err=True)
     return host
 

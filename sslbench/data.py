@@ -22,7 +22,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .errors import SSLBenchError
+from .errors import MalformedPlugin, SSLBenchError
 from .images import ImageFiles, pil_to_uint8  # noqa: F401 (re-exported for loaders)
 
 
@@ -61,9 +61,12 @@ class ImageData:
         for split in ("train", "test"):
             images, labels = getattr(self, f"{split}_images"), getattr(self, f"{split}_labels")
             if images.dtype != torch.uint8 or images.ndim != 4 or images.shape[1] != 3:
-                raise ValueError(f"{self.name}: {split} images must be uint8 (N, 3, H, W)")
+                raise MalformedPlugin(
+                    f"{split} images must be uint8 (N, 3, H, W) (got {images.dtype} "
+                    f"{tuple(images.shape)}); see sslbench.data.ImageData")
             if len(images) != len(labels):
-                raise ValueError(f"{self.name}: {split} images and labels differ in length")
+                raise MalformedPlugin(f"{split} images and labels differ in length "
+                                      f"({len(images)} and {len(labels)})")
         if len(self.train_images) == 0:
             raise SSLBenchError(f"data set {self.name!r} has no training images")
 

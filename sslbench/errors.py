@@ -15,6 +15,11 @@ class SSLBenchError(Exception):
     """Bad input: an unknown name, a missing folder, an unreadable file, ..."""
 
 
+class MalformedPlugin(SSLBenchError):
+    """A plugin gave something sslbench cannot use (float images, a 2-D stage map, a hook
+    returning a string). The core adds which plugin, and which distribution, it was."""
+
+
 class NonFiniteLoss(RuntimeError):
     """Training produced a NaN or infinite loss; the cell is marked failed."""
 

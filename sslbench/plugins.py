@@ -20,6 +20,7 @@ from typing import Any
 import pluggy
 
 from . import hookspecs
+from .door import HOOKS, returned_problem
 from .errors import SSLBenchError, unknown_name
 from .identity import defining_module, source_hash
 
@@ -28,22 +29,8 @@ ENTRY_POINT_GROUP = "sslbench"
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")
 
 
-def check_name(kind: str, name: object, plugin: str) -> str:
-    """``name`` if it is a safe name for a file (letters, digits, ``_ . + -``, no ``..``),
-    else a one-line error naming the plugin."""
-    if not isinstance(name, str) or not NAME.match(name) or ".." in name:
-        raise SSLBenchError(f"plugin {plugin!r} contributes a {kind} named {name!r}; names are "
-                            "letters, digits, '_', '.', '+' and '-'")
-    return name
-
-# kind -> (hook name, attribute holding the name on each contributed object)
-KINDS = {
-    "task": "sslbench_tasks",
-    "backbone": "sslbench_backbones",
-    "dataset": "sslbench_datasets",
-    "protocol": "sslbench_protocols",
-    "format": "sslbench_report_formats",
-}
+# kind -> the hook that contributes it
+KINDS = {kind: hook for kind, (hook, _) in HOOKS.items()}
 
 
 @dataclass
@@ -162,30 +149,66 @@ class PluginHost:
     def registry(self, kind: str) -> dict[str, Contribution]:
         """Every contribution of one kind, by name. Two plugins contributing one name is an
         error naming both."""
-        if kind not in self._registries:
-            found: dict[str, Contribution] = {}
-            caller = getattr(self.pm.hook, KINDS[kind])
-            for impl in caller.get_hookimpls():   # in registration order
-                try:
-                    contributed = impl.function() or []
-                except Exception as exc:  # noqa: BLE001 - a broken plugin is one line, naming it
-                    raise SSLBenchError(f"plugin {impl.plugin_name!r} failed in "
-                                        f"{KINDS[kind]}(): {type(exc).__name__}: {exc}") from None
-                for obj in contributed:
-                    name = check_name(kind, getattr(obj, "name", None), impl.plugin_name)
-                    if name in found:
-                        raise SSLBenchError(
-                            f"{kind} {name!r} is contributed by two plugins: "
-                            f"{found[name].plugin!r} and {impl.plugin_name!r}")
-                    found[name] = Contribution(kind, name, obj, impl.plugin_name)
-            self._registries[kind] = found
+        if not self._registries:
+            self._collect()
         return self._registries[kind]
+
+    def _collect(self) -> None:
+        """Call every contribution hook of every plugin once and check what it returns
+        (:mod:`sslbench.door`). A plugin whose hook raises, returns something that is not a
+        list of the right objects, or names one unsafely is marked failed with one line
+        saying why, and none of its contributions is used: the other plugins, and runs that
+        do not need it, work on. Using a name only it could give is then a one-line error
+        that names it (:meth:`_unknown`)."""
+        returned: dict[str, list[tuple[str, list]]] = {}
+        for kind, (hook, _) in HOOKS.items():
+            for impl in getattr(self.pm.hook, hook).get_hookimpls():   # registration order
+                info = self._info(impl.plugin_name)
+                if info.error:
+                    continue
+                try:
+                    got = impl.function()
+                except Exception as exc:  # noqa: BLE001 - a broken plugin is one line
+                    info.error = f"{hook}() raised {type(exc).__name__}: {exc}"
+                    continue
+                problem = returned_problem(kind, got)
+                if problem is None:
+                    for obj in got or []:
+                        name = getattr(obj, "name", None)
+                        if not isinstance(name, str) or not NAME.match(name) or ".." in name:
+                            problem = (f"contributes a {kind} named {name!r}; names are "
+                                       "letters, digits, '_', '.', '+' and '-'")
+                            break
+                if problem:
+                    info.error = problem
+                    continue
+                returned.setdefault(kind, []).append((impl.plugin_name, list(got or [])))
+        for kind in HOOKS:
+            found: dict[str, Contribution] = {}
+            for plugin, objs in returned.get(kind, []):
+                if self._info(plugin).error:
+                    continue       # failed in another of its hooks
+                for obj in objs:
+                    if obj.name in found:
+                        raise SSLBenchError(
+                            f"{kind} {obj.name!r} is contributed by two plugins: "
+                            f"{found[obj.name].plugin!r} and {plugin!r}")
+                    found[obj.name] = Contribution(kind, obj.name, obj, plugin)
+            self._registries[kind] = found
+
+    def describe_plugin(self, name: str) -> str:
+        """``'NAME' (distribution DIST VERSION)``, or ``'NAME' (FILE)`` for ``--plugin``."""
+        info = self._info(name)
+        where = (f"distribution {info.distribution} {info.version}" if info.distribution
+                 else info.module)
+        return f"{name!r} ({where})"
 
     def _unknown(self, kind: str, name: str) -> SSLBenchError:
         err = unknown_name(kind, name, self.registry(kind))
         if self.failed:
-            broken = "; ".join(f"{p.name} ({p.error})" for p in self.failed)
-            err = SSLBenchError(f"{err} Plugins that failed to load, which may provide it: {broken}")
+            broken = "; ".join(f"{self.describe_plugin(p.name)}: {p.error}"
+                               for p in self.failed)
+            err = SSLBenchError(f"{err} Plugins not used because they are broken, which may provide it: {broken}")
         return err
 
     def get(self, kind: str, name: str) -> Any:
@@ -213,6 +236,11 @@ class PluginHost:
         for impl in self.pm.hook.sslbench_resolve_backbone.get_hookimpls():
             spec = impl.function(name=name)
             if spec is not None:
+                problem = returned_problem("backbone", [spec])
+                if problem:
+                    raise SSLBenchError(
+                        f"backbone {name!r} from plugin {self.describe_plugin(impl.plugin_name)}"
+                        f": sslbench_resolve_backbone() {problem.split('() ', 1)[1]}")
                 self._resolved[name] = Contribution("backbone", name, spec, impl.plugin_name)
                 return spec
         raise self._unknown("backbone", name)

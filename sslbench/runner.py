@@ -28,7 +28,8 @@ from .atomic import atomic_torch_save, atomic_write_json, safe_torch_load
 from .backbone import Backbone, BackboneSpec
 from .config import SweepConfig
 from .data import DatasetRequest, ImageData, Splits, make_splits
-from .errors import SSLBenchError
+from .door import backbone_problem, dataset_problem
+from .errors import MalformedPlugin, SSLBenchError
 from .features import FeatureCache, extract_features
 from .fractions import fraction_key, labeled_split, labeled_subset
 from .hygiene import HygieneReport, deduplicate, find_duplicates
@@ -177,6 +178,9 @@ class Sweep:
             name: host.backbone(name) for name in config.backbones}
         self.dataset_specs = {name: host.dataset(name) for name in config.datasets}
         self.code = self._code_identities()
+        for name, spec in self.backbone_specs.items():
+            self._door("backbone", name, backbone_problem(
+                name, spec.create, int(self.settings["resolution"])))
         names: dict[str, str] = {}
         for name in config.datasets:
             other = names.setdefault(slug(name), name)
@@ -221,6 +225,13 @@ class Sweep:
                       "dedup": self.config.dedup, "device": self.device.type,
                       "stream": self.config.stream, "sslbench": __version__,
                       "code": self._plugins_of(cell.dataset, cell.backbone, plan, cell.protocol)})
+
+    def _door(self, kind: str, name: str, problem: str | None) -> None:
+        """A contribution that cannot be used: one line naming it and its plugin, exit 2."""
+        if problem:
+            plugin = self.host.describe_plugin(self.code[(kind, name)]["plugin"])
+            label = {"dataset": "data set"}.get(kind, kind)
+            raise SSLBenchError(f"{label} {name!r} from plugin {plugin}: {problem}")
 
     def _code_identities(self) -> dict[tuple[str, str], dict[str, Any]]:
         """(kind, name) -> the code identity of every contribution this sweep uses."""
@@ -286,7 +297,11 @@ class Sweep:
         request = DatasetRequest(argument=argument, resolution=self.settings["resolution"],
                                  data_dir=self.config.data_dir, download=self.config.download,
                                  split_seed=split_seed)
-        data = spec.load(request)
+        try:
+            data = spec.load(request)
+        except MalformedPlugin as exc:
+            self._door("dataset", name, str(exc))
+        self._door("dataset", name, dataset_problem(data, int(self.settings["resolution"])))
         if data.num_classes < 2:
             raise SSLBenchError(f"data set {name!r} has {data.num_classes} class; "
                                 "classification needs at least 2")

@@ -18,6 +18,7 @@ from typing import Any
 import torch
 
 from .backbone import Backbone, BackboneSpec
+from .door import backbone_problem, dataset_problem
 from .data import DatasetRequest, DatasetSpec, ImageData
 from .images import ImageFiles, ResidentImages, StreamedImages, decode_all
 from .protocol import EvaluationProtocol
@@ -198,6 +199,10 @@ def check_backbone(spec: BackboneSpec, *, resolutions: tuple[int, ...] = (32, 64
     r = _Report(f"backbone {spec.name!r}")
     r.check(bool(NAME.match(spec.name)), "the backbone's name must be a word")
     for res in resolutions:
+        problem = backbone_problem(spec.name, spec.create, res)   # what the runner checks
+        if problem:
+            r.fail(f"at {res} px: {problem}")
+            continue
         try:
             b = spec.create(res)
         except Exception as exc:  # noqa: BLE001
@@ -221,6 +226,10 @@ def check_dataset(spec: DatasetSpec, request: DatasetRequest) -> ImageData:
     r = _Report(f"data set {spec.name!r}")
     data = spec.load(request)
     res = request.resolution
+    problem = dataset_problem(data, res)                          # what the runner checks
+    if problem:
+        r.fail(problem)
+        r.finish()
     for split in ("train", "test"):
         images = getattr(data, f"{split}_images")
         labels = getattr(data, f"{split}_labels")
@@ -245,4 +254,59 @@ def check_protocol(cls: type[EvaluationProtocol]) -> None:
     r.check(bool(NAME.match(cls.name or "")), "set `name`, the word users pass to --protocols")
     r.check(bool(cls.description), "set `description` for `sslbench list protocols`")
     r.check(cls.evaluate is not EvaluationProtocol.evaluate, "implement evaluate(ctx)")
+    r.finish()
+
+
+def check_plugin(plugin: Any, *, backbones: tuple[str, ...] = ("smallcnn", "resnet18"),
+                 resolutions: tuple[int, ...] = (32, 48),
+                 dataset_request: DatasetRequest | None = None) -> None:
+    """Check a whole plugin as sslbench will load it: what each of its hooks returns (types,
+    names), then every contribution with the per-kind check above.
+
+    ``plugin`` is a module, a module's name, or an installed distribution's name (whose
+    ``sslbench`` entry points are all checked). Data sets are loaded only when a
+    ``dataset_request`` is given (loading may need files or a download); report formats are
+    checked for what they declare. Raises :class:`ConformanceError` listing every problem.
+    """
+    from importlib import import_module, metadata
+
+    from .plugins import PluginHost, PluginInfo
+
+    host = PluginHost()
+    if isinstance(plugin, str):
+        wanted = plugin.replace("_", "-").lower()
+        eps = [ep for ep in metadata.entry_points(group="sslbench")
+               if getattr(ep, "dist", None) is not None
+               and ep.dist.name.replace("_", "-").lower() == wanted]
+        if eps:
+            for ep in eps:
+                host.register(ep.load(), PluginInfo(ep.name, ep.value, "entry point",
+                                                    ep.dist.name, ep.dist.version))
+        else:
+            host.register(import_module(plugin), PluginInfo(plugin, plugin, "--plugin"))
+        subject = plugin
+    else:
+        name = getattr(plugin, "__name__", type(plugin).__name__)
+        host.register(plugin, PluginInfo(name, name, "--plugin"))
+        subject = name
+    r = _Report(f"plugin {subject!r}")
+    host.registry("task")
+    for info in host.failed:
+        r.fail(info.error)
+    r.finish()
+    checks = {
+        "task": lambda obj: check_task(obj, backbones=backbones, resolutions=resolutions),
+        "backbone": lambda obj: check_backbone(obj, resolutions=resolutions),
+        "protocol": check_protocol,
+        "dataset": lambda obj: (check_dataset(obj, dataset_request) if dataset_request
+                                else None),
+        "format": lambda obj: r.check(callable(obj.render),
+                                      f"report format {obj.name!r}: render must be callable"),
+    }
+    for kind, check in checks.items():
+        for contribution in host.registry(kind).values():
+            try:
+                check(contribution.obj)
+            except ConformanceError as exc:
+                r.fail(str(exc).replace("\n- ", "\n  - "))
     r.finish()

@@ -77,7 +77,7 @@ def test_a_plugin_that_fails_to_import_is_reported_and_the_rest_load(monkeypatch
     assert [p.name for p in host.failed] == ["broken"]
     assert "ModuleNotFoundError" in host.failed[0].error
     assert "rotation" in host.registry("task")          # the others still load
-    with pytest.raises(SSLBenchError, match="failed to load.*broken"):
+    with pytest.raises(SSLBenchError, match="not used because they are broken.*broken"):
         host.task("broken_task")
 
 
@@ -199,9 +199,9 @@ def test_a_raising_observer_is_reported_and_the_sweep_goes_on(fast_run, tmp_path
 
 
 @pytest.mark.parametrize("body, message", [
-    ("    raise ValueError('boom')", "plugin 'broken' failed in sslbench_tasks(): ValueError: boom"),
+    ("    raise ValueError('boom')", "broken.py): sslbench_tasks() raised ValueError: boom"),
     ("    class T(PretextTask):\n        name = '../../../tmp/x'\n    return [T]",
-     "plugin 'broken' contributes a task named '../../../tmp/x'"),
+     "broken.py): contributes a task named '../../../tmp/x'"),
 ])
 def test_a_broken_contribution_is_one_line_naming_the_plugin(fast_run, tmp_path, body, message):
     plugin = tmp_path / "broken.py"
