@@ -131,6 +131,16 @@ def parse_value(text: str) -> Any:
         return text
 
 
+def format_value(value: Any) -> str:
+    """The text :func:`parse_value` reads back as ``value``: ``[0.1,1]``, ``true``, ``3``."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (list, tuple)):
+        return "[" + ",".join(format_value(v) for v in value) + "]"
+    return str(value) if isinstance(value, (int, float)) else (
+        value if parse_value(str(value)) == value else repr(value))
+
+
 def parse_assignments(items: list[str], what: str) -> dict[str, Any]:
     """``["a=1", "b=x"]`` -> ``{"a": 1, "b": "x"}``."""
     out = {}

@@ -390,7 +390,30 @@ def run_command(records: list[dict[str, Any]]) -> str:
              f"--split-seeds {','.join(map(str, splits))}" if splits != [0] else "",
              "--dedup" if sweep.get("dedup") else "",
              f"--preset {sweep.get('preset', 'quick')}"]
+    parts += _overrides(sweep)
     return " ".join(p for p in parts if p)
+
+
+def _overrides(sweep: dict[str, Any]) -> list[str]:
+    """The flags that changed what ran beyond the grid's axes: every setting that differs
+    from the preset (``--set``), every task option (``--task-opt``), every ``--plugin``."""
+    from .config import PRESETS, format_value
+    preset = PRESETS.get(sweep.get("preset", "quick"), {})
+    settings = sweep.get("settings") or {}
+    out = [f"--set {k}={format_value(v)}" for k, v in sorted(settings.items())
+           if k != "backbone" and k in preset and preset[k] != v]
+    out += [f"--task-opt {task}.{k}={format_value(v)}"
+            for task, opts in sorted((sweep.get("task_options") or {}).items())
+            for k, v in sorted(opts.items())]
+    out += [f"--plugin {p}" for p in sweep.get("plugins") or []]
+    return [_quoted(flag) for flag in out]
+
+
+def _quoted(flag: str) -> str:
+    """``--set probe_l2=[0.1, 1]`` -> ``--set 'probe_l2=[0.1, 1]'``: a shell reads it back."""
+    import shlex
+    option, _, value = flag.partition(" ")
+    return f"{option} {shlex.quote(value)}"
 
 
 class Publication:

@@ -118,3 +118,48 @@ def test_records_name_every_plugin_and_the_backbone_that_ran(fast_run, image_fol
     for identity in (plugins["dataset"], plugins["backbone"], plugins["protocol"],
                      *plugins["tasks"]):
         assert identity["distribution"] == "sslbench" and identity["source"]
+
+
+PLUGIN_TASK = '''
+import sslbench
+from sslbench_plugins.tasks.rotation import Rotation
+
+
+class Turned(Rotation):
+    name = "turned"
+    description = "rotation under another name, loaded with --plugin"
+
+
+@sslbench.hookimpl
+def sslbench_tasks():
+    return [Turned]
+'''
+
+
+def test_produced_by_reproduces_the_run(cli, fast_run, image_folder, tmp_path):
+    """The report's "Produced by" command, run again, computes the very same cells: every
+    --set, --task-opt and --plugin that changed a setting is in it."""
+    import shlex
+
+    from sslbench.leaderboard import run_command
+    from sslbench.records import load_records
+
+    plugin = tmp_path / "turned_task.py"
+    plugin.write_text(PLUGIN_TASK)
+    status, _, err = fast_run("--dataset", f"imagefolder:{image_folder}", "--plugin",
+                              str(plugin), "--tasks", "turned", "--fractions", "1.0",
+                              "--protocols", "linear", "--task-opt", "turned.crop=0.0",
+                              "--set", "probe_l2=[0.01,1.0]")
+    assert status == 0, err
+    first = load_records(tmp_path / "results")
+    command = run_command(first)
+    for flag in ("--task-opt turned.crop=0.0", "--set 'probe_l2=[0.01,1.0]'",
+                 "--set resolution=16", f"--plugin {plugin}"):
+        assert flag in command, command
+    args = shlex.split(command)[2:]          # drop "sslbench run"
+    again = tmp_path / "again"
+    status, _, err = cli("run", "--quiet", "--out", str(again), "--cache-dir",
+                         str(tmp_path / "cache"), *args)
+    assert status == 0, err
+    second = load_records(again)
+    assert sorted(r["config_hash"] for r in second) == sorted(r["config_hash"] for r in first)
