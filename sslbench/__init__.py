@@ -14,6 +14,14 @@ __version__ = "0.4.0"
 hookimpl = pluggy.HookimplMarker("sslbench")
 
 from .errors import SSLBenchError  # noqa: E402
-from .api import run_sweep  # noqa: E402
 
 __all__ = ["hookimpl", "run_sweep", "SSLBenchError", "__version__"]
+
+
+def __getattr__(name: str):
+    """``sslbench.run_sweep`` is imported when first used: ``import sslbench`` (which every
+    plugin does) must not import torch, pandas and the runner."""
+    if name == "run_sweep":
+        from .api import run_sweep
+        return run_sweep
+    raise AttributeError(f"module 'sslbench' has no attribute {name!r}")

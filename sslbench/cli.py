@@ -17,11 +17,9 @@ from rich.table import Table
 from .atomic import atomic_write_bytes, atomic_write_text
 from .config import build_config, load_toml, parse_assignments, parse_task_options
 from .errors import SSLBenchError
-from .leaderboard import Leaderboard
 from .plugins import KINDS, PluginHost
 from .progress import Reporter, RichReporter
 from .records import load_records, merge_records
-from .runner import Sweep
 
 plugin_option = click.option(
     "--plugin", "plugins", multiple=True, metavar="MODULE_OR_FILE",
@@ -103,11 +101,13 @@ def run(config_file, datasets, backbones, tasks, fractions, protocols, seeds, pr
     host = _host(config.plugins)
     reporter = Reporter() if quiet else RichReporter()
     try:
+        from .runner import Sweep   # torch and the runner: imported when a sweep runs
         sweep = Sweep(config, host, reporter)
         records = sweep.run()
     finally:
         reporter.close()
     if records:
+        from .leaderboard import Leaderboard
         click.echo(host.report_format("table").render(Leaderboard(records, host)))
     failed = [r for r in records if r["status"] != "ok"]
     click.echo(f"{len(records)} records in {sweep.out}/records"
@@ -171,6 +171,7 @@ def report(results_dirs, fmt, output, plugins) -> None:
             raise SSLBenchError(f"no result records in {d!r}")
         sources.append((d, found))
     records = merge_records(sources)
+    from .leaderboard import Leaderboard   # pandas and scipy: imported when a report is made
     board = Leaderboard(records, host)
     if output:
         board.asset_stem = Path(output).stem

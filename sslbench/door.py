@@ -18,8 +18,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import torch
-
 # kind -> (hook, what the hook's list must hold)
 HOOKS = {
     "task": ("sslbench_tasks", "PretextTask subclasses (classes, not instances)"),
@@ -44,7 +42,7 @@ def _base(kind: str) -> type:
     if kind == "protocol":
         from .protocol import EvaluationProtocol
         return EvaluationProtocol
-    from .leaderboard import ReportFormat
+    from .formats import ReportFormat
     return ReportFormat
 
 
@@ -76,6 +74,8 @@ def returned_problem(kind: str, returned: Any) -> str | None:
 def backbone_problem(name: str, create, resolution: int) -> str | None:
     """Build backbone ``name`` with ``create(resolution)`` and run two images through it;
     the first thing the runner would trip over, or ``None``."""
+    import torch
+
     from .backbone import Backbone
     try:
         with torch.random.fork_rng(devices=[]):   # the check draws no number a run would
@@ -115,6 +115,8 @@ def backbone_problem(name: str, create, resolution: int) -> str | None:
 
 def dataset_problem(data: Any, resolution: int) -> str | None:
     """Why a loaded data set cannot be used at ``resolution``, or ``None``."""
+    import torch
+
     from .data import ImageData
     if not isinstance(data, ImageData):
         return f"load() returned {_what(data)}, not a sslbench.data.ImageData"

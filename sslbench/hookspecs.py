@@ -28,7 +28,7 @@ if TYPE_CHECKING:  # pragma: no cover - imports for annotations only
     from .backbone import BackboneSpec
     from .config import SweepConfig
     from .data import DatasetSpec
-    from .leaderboard import ReportFormat
+    from .formats import ReportFormat
     from .protocol import EvaluationProtocol
     from .runner import Cell
     from .task import PretextTask
@@ -87,7 +87,7 @@ def sslbench_protocols() -> list[type[EvaluationProtocol]]:
 
 @hookspec
 def sslbench_report_formats() -> list[ReportFormat]:
-    """Return :class:`sslbench.leaderboard.ReportFormat` objects: a name for
+    """Return :class:`sslbench.formats.ReportFormat` objects: a name for
     ``sslbench report --format NAME`` and a function rendering a leaderboard to text."""
 
 

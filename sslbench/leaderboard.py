@@ -27,22 +27,13 @@ from typing import Any
 
 import pandas as pd
 
+from .formats import ReportFormat  # noqa: F401 (its old home; plugins may import it here)
 from .fractions import fraction_key, percent
 from .stats import ALPHA, PairedResult, compare, correct_family
 
 SCRATCH = "scratch"
 UP, DOWN, UNCONVERGED = "▲", "▼", "†"
 
-
-@dataclass
-class ReportFormat:
-    """A way to render a leaderboard, offered by a plugin through
-    :func:`~sslbench.hookspecs.sslbench_report_formats`."""
-
-    name: str
-    render: Callable[["Leaderboard"], str]
-    description: str = ""
-    plots: bool = False   # ``sslbench report -o`` writes the plots (PNG, SVG) beside the file
 
 
 def format_seconds(seconds: float | None) -> str:

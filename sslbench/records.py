@@ -7,28 +7,38 @@ import platform
 import resource
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
-
-import torch
+from typing import TYPE_CHECKING, Any
 
 from .atomic import atomic_write_json
+
+if TYPE_CHECKING:  # pragma: no cover
+    import torch
 
 RECORD_SCHEMA = 1
 RECORDS_DIR = "records"
 
 
 def library_versions() -> dict[str, str]:
-    import numpy
-    import timm
-    import torchvision
+    """Versions of what computed a record (read from the installed metadata: looking a
+    version up imports nothing)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    import torch
 
     from . import __version__
+
+    def installed(name: str) -> str:
+        try:
+            return version(name)
+        except PackageNotFoundError:
+            return "not installed"
     return {"sslbench": __version__, "python": platform.python_version(),
-            "torch": torch.__version__, "torchvision": torchvision.__version__,
-            "timm": timm.__version__, "numpy": numpy.__version__}
+            "torch": torch.__version__, "torchvision": installed("torchvision"),
+            "timm": installed("timm"), "numpy": installed("numpy")}
 
 
 def device_description(device: torch.device) -> str:
+    import torch
     if device.type == "cuda":
         return f"cuda: {torch.cuda.get_device_name(device)}"
     return f"cpu: {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads"
@@ -38,6 +48,7 @@ def peak_memory_mib(device: torch.device) -> float:
     """Peak memory of the cell on CUDA (allocator peak since the cell started); on the CPU the
     process's peak resident set size, which spans the run up to this cell."""
     if device.type == "cuda":
+        import torch
         return torch.cuda.max_memory_allocated(device) / 2**20
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 

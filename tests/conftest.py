@@ -4,6 +4,7 @@ runs the CLI in-process and returns (exit status, stdout, stderr)."""
 from __future__ import annotations
 
 import os
+from importlib import metadata
 from pathlib import Path
 
 import numpy as np
@@ -38,6 +39,34 @@ def write_image_folder(root: Path, classes=("cat", "dog", "fox"), per_class=10, 
             pixels = np.clip(base + rng.normal(0, 40, base.shape), 0, 255).astype(np.uint8)
             Image.fromarray(pixels).save(root / name / f"{i:03d}.png")
     return root
+
+
+@pytest.fixture(autouse=True)
+def only_our_plugins(monkeypatch, tmp_path_factory):
+    """The suite sees sslbench's own plugins and those its tests install (under pytest's
+    temporary folder), never what else the environment holds: a half-deleted scaffold or a
+    user's plugin must not change expected output. (Tests that start a fresh process see the
+    environment as it is.)"""
+    base = tmp_path_factory.getbasetemp().resolve()
+    everything = metadata.entry_points
+
+    def ours(dist) -> bool:
+        if dist is None:
+            return True
+        if dist.name.replace("_", "-").lower() == "sslbench":
+            return True
+        try:
+            return Path(dist.locate_file("")).resolve().is_relative_to(base)
+        except (OSError, ValueError, NotImplementedError):
+            return False
+
+    def entry_points(**params):
+        found = everything(**params)
+        if params.get("group") != "sslbench":
+            return found
+        return [ep for ep in found if ours(getattr(ep, "dist", None))]
+
+    monkeypatch.setattr(metadata, "entry_points", entry_points)
 
 
 @pytest.fixture

@@ -207,3 +207,20 @@ def test_every_scaffold_passes_check_plugin_in_its_own_test(cli, tmp_path, monke
     namespace["test_conforms"]()                     # raises ConformanceError if it does not
     sys.modules.pop(f"sslbench_door_{kind}.plugin", None)
     sys.modules.pop(f"sslbench_door_{kind}", None)
+
+
+def test_the_suite_ignores_plugins_the_environment_holds(cli, monkeypatch):
+    """A broken distribution installed outside the tests' own folders (as a user's deleted
+    scaffold would be) changes no expected output: conftest's ``only_our_plugins``."""
+    import shutil
+    import tempfile
+    elsewhere = Path(tempfile.mkdtemp(prefix="sslbench-env-"))
+    try:
+        install(elsewhere, "sslbench-door-stray", "stray",
+                "raise ImportError('the package was deleted')\n")
+        monkeypatch.syspath_prepend(str(elsewhere))
+        importlib.invalidate_caches()
+        status, _, err = cli("list", "tasks")
+        assert status == 0 and err == ""
+    finally:
+        shutil.rmtree(elsewhere)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import html
 import io
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.table import Table
@@ -14,7 +15,10 @@ from rich.text import Text
 from tabulate import tabulate
 
 import sslbench
-from sslbench.leaderboard import Leaderboard, Publication, ReportFormat, run_command
+from sslbench.formats import ReportFormat
+
+if TYPE_CHECKING:  # pragma: no cover
+    from sslbench.leaderboard import Leaderboard
 
 # Marks the best value of a column in formats whose escaping would mangle markup.
 _BEST_OPEN, _BEST_CLOSE = "\x02", "\x03"
@@ -48,6 +52,7 @@ def render_table(board: Leaderboard) -> str:
 
 
 def _extras(board: Leaderboard) -> tuple:
+    from sslbench.leaderboard import Publication
     pub = Publication(board)
     eff = pub.label_efficiency()
     if len(eff):
@@ -71,6 +76,7 @@ def _md_table(frame, **kwargs) -> str:
 
 
 def render_markdown(board: Leaderboard) -> str:
+    from sslbench.leaderboard import run_command
     parts = [f"Produced by `{run_command(board.records)}`; rendered by `sslbench report`.\n"]
     for dataset, backbone, table, caption in _tables(
             board, lambda s: f"{_BEST_OPEN}{s}{_BEST_CLOSE}"):
@@ -119,6 +125,7 @@ def _html_table(frame, **kwargs) -> str:
 
 
 def render_html(board: Leaderboard) -> str:
+    from sslbench.leaderboard import run_command
     body = [f"<p>Produced by <code>{html.escape(run_command(board.records))}</code>.</p>"]
     for dataset, backbone, table, caption in _tables(
             board, lambda s: f"{_BEST_OPEN}{s}{_BEST_CLOSE}"):

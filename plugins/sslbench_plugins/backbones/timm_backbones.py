@@ -9,7 +9,6 @@ measures what pretext tasks learn, so no ImageNet weights are ever loaded.
 
 from __future__ import annotations
 
-import timm
 import torch
 from torch import nn
 
@@ -27,6 +26,7 @@ class TimmBackbone(Backbone):
         super().__init__()
         self.model_name = name
         self.stem_adapted = False
+        import timm   # here, not when sslbench starts: importing timm takes seconds
         try:
             self.net = timm.create_model(name, pretrained=False, features_only=True)
             self.multi_stage = True
@@ -71,4 +71,5 @@ def sslbench_backbones():
 
 @sslbench.hookimpl
 def sslbench_resolve_backbone(name: str):
+    import timm
     return _spec(name) if name in timm.list_models() else None

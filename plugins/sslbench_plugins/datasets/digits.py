@@ -7,13 +7,13 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from sklearn.datasets import load_digits
 
 import sslbench
 from sslbench.data import DatasetRequest, DatasetSpec, ImageData, resize_uint8, stratified_split
 
 
 def load(request: DatasetRequest) -> ImageData:
+    from sklearn.datasets import load_digits   # here, not when sslbench starts
     digits = load_digits()
     pixels = np.round(digits.images * (255.0 / 16.0)).astype(np.uint8)        # (N, 8, 8)
     images = torch.from_numpy(pixels)[:, None].expand(-1, 3, -1, -1).contiguous()

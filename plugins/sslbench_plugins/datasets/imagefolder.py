@@ -15,7 +15,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torchvision.datasets.folder import IMG_EXTENSIONS
 
 import sslbench
 from sslbench.data import DatasetRequest, DatasetSpec, ImageData, stratified_split
@@ -45,7 +44,7 @@ def _images_below(folder: Path, root: Path) -> list[str]:
         seen_dirs.add(real)
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
         for name in sorted(files):
-            if name.startswith(".") or not name.lower().endswith(IMG_EXTENSIONS):
+            if name.startswith(".") or not name.lower().endswith(_extensions()):
                 continue
             path = os.path.join(current, name)
             key = os.path.realpath(path)
@@ -55,6 +54,13 @@ def _images_below(folder: Path, root: Path) -> list[str]:
             seen_files.add(key)
             found.append(path)
     return found
+
+
+def _extensions() -> tuple[str, ...]:
+    """The image extensions torchvision's ImageFolder accepts (torchvision is imported when
+    a folder is read, not when sslbench starts)."""
+    from torchvision.datasets.folder import IMG_EXTENSIONS
+    return IMG_EXTENSIONS
 
 
 def _scan(root: Path) -> tuple[list[str], list[tuple[str, int]]]:
@@ -71,7 +77,7 @@ def _scan(root: Path) -> tuple[list[str], list[tuple[str, int]]]:
                for path in _images_below(root / name, root)]
     if not samples:
         raise SSLBenchError(f"folder {str(root)!r} has class sub-folders but no images "
-                            f"({', '.join(IMG_EXTENSIONS)})")
+                            f"({', '.join(_extensions())})")
     return classes, samples
 
 

@@ -14,7 +14,6 @@ import os
 
 import numpy as np
 import torch
-import torchvision.datasets as tvd
 from torch.utils.data import DataLoader
 
 import sslbench
@@ -23,8 +22,12 @@ from sslbench.data import (DatasetRequest, DatasetSpec, ImageData, hwc_to_tensor
 from sslbench.errors import SSLBenchError
 
 
-def _open(name: str, factory, request: DatasetRequest, **kwargs):
+def _open(name: str, factory: str, request: DatasetRequest, **kwargs):
+    """``torchvision.datasets.<factory>`` under ``--data-dir`` (torchvision is imported here,
+    when a set is loaded, not when sslbench starts)."""
+    import torchvision.datasets as tvd
     try:
+        factory = getattr(tvd, factory)
         return factory(root=request.data_dir, download=request.download, **kwargs)
     except RuntimeError as exc:
         if "download=True" in str(exc) or "not found" in str(exc).lower():
@@ -48,15 +51,15 @@ def _cifar(name: str, factory):
         return ImageData(name, list(train.classes),
                          resize_uint8(hwc_to_tensor(train.data), res), _labels(train.targets),
                          resize_uint8(hwc_to_tensor(test.data), res), _labels(test.targets),
-                         provenance={"source": f"torchvision.datasets.{factory.__name__}"})
+                         provenance={"source": f"torchvision.datasets.{factory}"})
     return load
 
 
 def load_stl10(request: DatasetRequest) -> ImageData:
     res = request.resolution
-    train = _open("stl10", tvd.STL10, request, split="train")
-    test = _open("stl10", tvd.STL10, request, split="test")
-    unlabeled = _open("stl10", tvd.STL10, request, split="unlabeled")
+    train = _open("stl10", "STL10", request, split="train")
+    test = _open("stl10", "STL10", request, split="test")
+    unlabeled = _open("stl10", "STL10", request, split="unlabeled")
     return ImageData("stl10", list(train.classes),
                      resize_uint8(torch.from_numpy(train.data), res), _labels(train.labels),
                      resize_uint8(torch.from_numpy(test.data), res), _labels(test.labels),
@@ -67,8 +70,8 @@ def load_stl10(request: DatasetRequest) -> ImageData:
 
 def load_svhn(request: DatasetRequest) -> ImageData:
     res = request.resolution
-    train = _open("svhn", tvd.SVHN, request, split="train")
-    test = _open("svhn", tvd.SVHN, request, split="test")
+    train = _open("svhn", "SVHN", request, split="train")
+    test = _open("svhn", "SVHN", request, split="test")
     return ImageData("svhn", [str(i) for i in range(10)],
                      resize_uint8(torch.from_numpy(train.data), res), _labels(train.labels),
                      resize_uint8(torch.from_numpy(test.data), res), _labels(test.labels),
@@ -88,8 +91,9 @@ def _decode_split(dataset, resolution: int) -> tuple[torch.Tensor, torch.Tensor]
 
 def load_flowers102(request: DatasetRequest) -> ImageData:
     res = request.resolution
-    parts = [_decode_split(_open("flowers102", tvd.Flowers102, request, split=s), res)
+    parts = [_decode_split(_open("flowers102", "Flowers102", request, split=s), res)
              for s in ("train", "val", "test")]
+    import torchvision.datasets as tvd
     classes = list(getattr(tvd.Flowers102, "classes", [])) or [str(i) for i in range(102)]
     return ImageData("flowers102", classes,
                      torch.cat([parts[0][0], parts[1][0]]), torch.cat([parts[0][1], parts[1][1]]),
@@ -101,8 +105,8 @@ def load_flowers102(request: DatasetRequest) -> ImageData:
 @sslbench.hookimpl
 def sslbench_datasets():
     return [
-        DatasetSpec("cifar10", _cifar("cifar10", tvd.CIFAR10), "CIFAR-10 (torchvision; --download)"),
-        DatasetSpec("cifar100", _cifar("cifar100", tvd.CIFAR100), "CIFAR-100 (torchvision; --download)"),
+        DatasetSpec("cifar10", _cifar("cifar10", "CIFAR10"), "CIFAR-10 (torchvision; --download)"),
+        DatasetSpec("cifar100", _cifar("cifar100", "CIFAR100"), "CIFAR-100 (torchvision; --download)"),
         DatasetSpec("stl10", load_stl10, "STL-10 with its 100k unlabeled split (torchvision; --download)"),
         DatasetSpec("svhn", load_svhn, "SVHN train/test (torchvision; --download)"),
         DatasetSpec("flowers102", load_flowers102, "Oxford Flowers-102 (torchvision; --download)"),
