@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pluggy
 
-__version__ = "0.4.0"
+__version__ = "0.5.0.dev0"
 
 hookimpl = pluggy.HookimplMarker("sslbench")
 

@@ -43,7 +43,8 @@ from .records import (RECORD_SCHEMA, device_description, library_versions, peak_
 from .seeding import derive_seed, seed_everything
 from .task import PretextTask
 from .checks import pretraining_checks
-from .training import autocast_dtype_for, pretrain, resolve_device, to_device
+from .training import (autocast_dtype_for, effective_schedule, pretrain, resolve_device,
+                       to_device)
 
 SCRATCH = "scratch"
 
@@ -172,6 +173,8 @@ class Sweep:
         for plan in self.plans:
             for task in ([plan.pretext] if plan.pretext else []) + plan.consistency:
                 task.validate(int(self.settings["resolution"]))
+            if plan.pretext is not None:
+                effective_schedule(plan.pretext, self.settings)   # a bad schedule: one line now
         self.protocols: dict[str, EvaluationProtocol] = {
             name: host.protocol(name)() for name in config.protocols}
         self.backbone_specs: dict[str, BackboneSpec] = {
@@ -402,6 +405,7 @@ class Sweep:
                 "weight_decay")
         key = _hash({"task": task.config(), "backbone": bb, "seed": seed,
                      "settings": {k: self.settings[k] for k in keys}, **data_key,
+                     "schedule": effective_schedule(task, self.settings),
                      "device": self.device.type, "dtype": str(self.dtype),
                      "streamed": placed.pretraining.streamed, "sslbench": __version__,
                      "code": code})
@@ -426,7 +430,8 @@ class Sweep:
             self.device, self.dtype, seed, self.reporter)
         info = {"checkpoint": ckpt_id, "seconds": result["seconds"],
                 "images_per_s": result["images_per_s"], "history": result["history"],
-                "n_images": result["n_images"], **checks, "cached": False}
+                "n_images": result["n_images"], "schedule": result["schedule"], **checks,
+                "cached": False}
         state = {k: v.detach().cpu() for k, v in backbone.state_dict().items()}
         atomic_torch_save({"backbone": state, "info": info}, path)
         return ckpt_id, state, info

@@ -41,6 +41,30 @@ class TaskStep:
     targets: torch.Tensor | None = None
 
 
+@dataclass(frozen=True)
+class PretrainSchedule:
+    """How a task wants to be pretrained, where it differs from the sweep's settings.
+
+    ``None`` keeps the sweep's value (``pretrain_epochs``, ``pretrain_lr``,
+    ``pretrain_batch_size``, ``weight_decay``). ``lr_per_256`` gives the learning rate per 256
+    images of the batch instead (the linear scaling rule of Goyal et al. 2017, which BYOL,
+    SimCLR and MoCo state their rates in): ``lr = lr_per_256 * batch_size / 256``. ``optimizer`` is ``"sgd"`` (Nesterov momentum
+    0.9, the default), ``"adamw"`` or ``"lars"`` (You et al. 2017, as BYOL and SimCLR use it:
+    momentum 0.9 with a layer-wise trust ratio of 0.001, biases and normalisation weights
+    left out of the adaptation and of weight decay). ``warmup_epochs`` is the linear warm-up
+    before the cosine decay (``None``: a tenth of training, at most five epochs). The schedule
+    that ran is written into the pretraining record; the checkpoint key holds the task's
+    options and code, from which the schedule follows."""
+
+    epochs: int | None = None
+    lr: float | None = None
+    batch_size: int | None = None
+    weight_decay: float | None = None
+    optimizer: str = "sgd"
+    lr_per_256: float | None = None
+    warmup_epochs: int | None = None
+
+
 @dataclass
 class PreviewRow:
     """One row of ``sslbench show``: the inputs a task builds from one image, each a float
@@ -172,6 +196,19 @@ class PretextTask:
     def control(self) -> ShortcutControl | None:
         """The task's shortcut control (:class:`ShortcutControl`), or None."""
         return None
+
+    def schedule(self) -> PretrainSchedule:
+        """The task's own pretraining schedule (:class:`PretrainSchedule`); the default keeps
+        the sweep's settings. A method with its own recipe (BYOL: LARS, a large learning rate,
+        many epochs) returns it here, usually from its options."""
+        return PretrainSchedule()
+
+    def after_step(self, backbone: nn.Module, head: nn.Module | None, step: int,
+                   total_steps: int) -> None:
+        """Called after every pretraining optimiser step (``step`` counts from 1 to
+        ``total_steps``), under ``torch.no_grad()``: the place for a momentum (EMA) teacher's
+        update, as in BYOL, MoCo or DINO, or for anything else a method does between steps.
+        The default does nothing."""
 
     def supervised_loss(self, logits: torch.Tensor, labels: torch.Tensor,
                         ctx: ConsistencyContext) -> torch.Tensor | None:

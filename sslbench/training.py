@@ -63,19 +63,69 @@ def maybe_compile(module: nn.Module, enabled: bool) -> nn.Module:
     return torch.compile(module) if enabled else module
 
 
+OPTIMIZERS = ("sgd", "adamw", "lars")
+
+
 def make_optimizer(modules: list[nn.Module], lr: float, weight_decay: float,
-                   device: torch.device) -> torch.optim.Optimizer:
-    """SGD with Nesterov momentum 0.9; no weight decay on biases and normalisation weights;
-    the fused kernel on CUDA."""
+                   device: torch.device, kind: str = "sgd") -> torch.optim.Optimizer:
+    """The optimiser ``kind`` over the trainable parameters of ``modules``; no weight decay on
+    biases and normalisation weights (one-dimensional parameters).
+
+    * ``sgd``: Nesterov momentum 0.9, the fused kernel on CUDA;
+    * ``adamw``: AdamW (betas 0.9, 0.999), fused on CUDA;
+    * ``lars``: :class:`LARS`, for methods whose papers train with it (BYOL, SimCLR).
+    """
     decay, no_decay = [], []
     for m in modules:
         for p in m.parameters():
             if p.requires_grad:
                 (no_decay if p.ndim <= 1 else decay).append(p)
     groups = [{"params": decay, "weight_decay": weight_decay},
-              {"params": no_decay, "weight_decay": 0.0}]
-    kwargs: dict[str, Any] = {"fused": True} if device.type == "cuda" else {}
-    return torch.optim.SGD(groups, lr=lr, momentum=0.9, nesterov=True, **kwargs)
+              {"params": no_decay, "weight_decay": 0.0, "lars_exclude": True}]
+    fused: dict[str, Any] = {"fused": True} if device.type == "cuda" else {}
+    if kind == "sgd":
+        return torch.optim.SGD(groups, lr=lr, momentum=0.9, nesterov=True, **fused)
+    if kind == "adamw":
+        return torch.optim.AdamW(groups, lr=lr, **fused)
+    if kind == "lars":
+        return LARS(groups, lr=lr)
+    raise SSLBenchError(f"unknown optimizer {kind!r}; optimizers: {', '.join(OPTIMIZERS)}")
+
+
+class LARS(torch.optim.Optimizer):
+    """Layer-wise adaptive rate scaling (You, Gitman & Ginsburg 2017) as BYOL's and SimCLR's
+    code apply it: for each parameter tensor, weight decay is added to the gradient, which is
+    then scaled by ``trust * ||w|| / ||g + wd * w||`` (1 where either norm is zero) before
+    heavy-ball momentum. Groups with ``lars_exclude`` (biases, normalisation weights) get
+    plain momentum SGD without decay, as in both papers."""
+
+    def __init__(self, params, lr: float, momentum: float = 0.9, trust: float = 1e-3,
+                 weight_decay: float = 0.0) -> None:
+        super().__init__(params, {"lr": lr, "momentum": momentum, "trust": trust,
+                                  "weight_decay": weight_decay, "lars_exclude": False})
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        loss = closure() if closure is not None else None
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                g = p.grad
+                if not group["lars_exclude"]:
+                    g = g.add(p, alpha=group["weight_decay"])
+                    w_norm, g_norm = torch.linalg.vector_norm(p), torch.linalg.vector_norm(g)
+                    ratio = torch.where((w_norm > 0) & (g_norm > 0),
+                                        group["trust"] * w_norm / g_norm,
+                                        torch.ones_like(w_norm))
+                    g = g.mul(ratio)
+                state = self.state[p]
+                if "momentum" not in state:
+                    state["momentum"] = g.clone()
+                else:
+                    state["momentum"].mul_(group["momentum"]).add_(g)
+                p.add_(state["momentum"], alpha=-group["lr"])
+        return loss
 
 
 def warmup_cosine(optimizer: torch.optim.Optimizer, total_steps: int,
@@ -118,13 +168,17 @@ def pretrain(task: PretextTask, backbone: nn.Module, images: Images | torch.Tens
     order = images.order_generator(gen)
     head = to_device(task.build_head(backbone), device)
     net = maybe_compile(backbone, compile)
-    epochs = int(settings["pretrain_epochs"])
-    batch_size = min(int(settings["pretrain_batch_size"]), len(images))
+    plan = effective_schedule(task, settings)
+    epochs = plan["epochs"]
+    batch_size = min(plan["batch_size"], len(images))
     steps_per_epoch = max(1, len(images) // batch_size)
     total = epochs * steps_per_epoch
-    optimizer = make_optimizer([backbone, head], settings["pretrain_lr"],
-                               settings["weight_decay"], device)
-    schedule = warmup_cosine(optimizer, total, min(total // 10, 5 * steps_per_epoch))
+    optimizer = make_optimizer([m for m in (backbone, head) if m is not None], plan["lr"],
+                               plan["weight_decay"], device, plan["optimizer"])
+    warmup = (min(total // 10, 5 * steps_per_epoch) if plan["warmup_epochs"] is None
+              else min(total, plan["warmup_epochs"] * steps_per_epoch))
+    schedule = warmup_cosine(optimizer, total, warmup)
+    step = 0
     extra = {}
     backbone.train()
     head.train()
@@ -149,6 +203,9 @@ def pretrain(task: PretextTask, backbone: nn.Module, images: Images | torch.Tens
                 out.loss.backward()
                 optimizer.step()
                 schedule.step()
+                step += 1
+                with torch.no_grad():
+                    task.after_step(backbone, head, step, total)
                 loss_sum += out.loss.detach().float()
                 if out.logits is not None:
                     correct += (out.logits.argmax(1) == out.targets).sum()
@@ -168,7 +225,35 @@ def pretrain(task: PretextTask, backbone: nn.Module, images: Images | torch.Tens
                                    if "pretext_accuracy" in row else {}))
     elapsed = time.perf_counter() - started
     return {"history": history, "seconds": elapsed, "images_per_s": seen / max(elapsed, 1e-9),
-            "n_images": len(images), "head": head, "prepared": images}
+            "n_images": len(images), "head": head, "prepared": images,
+            "schedule": {**plan, "steps": total, "warmup_steps": warmup}}
+
+
+def effective_schedule(task: PretextTask, settings: dict[str, Any]) -> dict[str, Any]:
+    """The pretraining schedule that runs: the task's :meth:`~PretextTask.schedule` where it
+    says something, the sweep's settings elsewhere. A bad value is one line naming the task."""
+    own = task.schedule()
+    plan = {"epochs": own.epochs if own.epochs is not None else settings["pretrain_epochs"],
+            "lr": own.lr if own.lr is not None else settings["pretrain_lr"],
+            "batch_size": (own.batch_size if own.batch_size is not None
+                           else settings["pretrain_batch_size"]),
+            "weight_decay": (own.weight_decay if own.weight_decay is not None
+                             else settings["weight_decay"]),
+            "optimizer": own.optimizer, "warmup_epochs": own.warmup_epochs}
+    if own.lr_per_256 is not None:
+        if own.lr is not None:
+            raise SSLBenchError(f"task {task.name!r}: its schedule gives both lr and "
+                                "lr_per_256; give one")
+        plan["lr"] = own.lr_per_256 * plan["batch_size"] / 256
+    if plan["optimizer"] not in OPTIMIZERS:
+        raise SSLBenchError(f"task {task.name!r} asks for optimizer {plan['optimizer']!r}; "
+                            f"optimizers: {', '.join(OPTIMIZERS)}")
+    for key in ("epochs", "batch_size"):
+        if not isinstance(plan[key], int) or plan[key] < 1:
+            raise SSLBenchError(f"task {task.name!r}: its schedule's {key} must be a positive "
+                                f"integer (got {plan[key]!r})")
+    return {**plan, "epochs": int(plan["epochs"]), "batch_size": int(plan["batch_size"]),
+            "lr": float(plan["lr"]), "weight_decay": float(plan["weight_decay"])}
 
 
 NEAR_CHANCE = 0.1   # a held-out loss removing less than this share of the targets' entropy is "near chance"

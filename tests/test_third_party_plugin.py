@@ -6,9 +6,12 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from conftest import FAST_FLAGS, REPO
 
 EXAMPLE = REPO / "examples" / "sslbench-counting"
+BYOL = REPO / "examples" / "sslbench-byol"
 
 
 def test_pip_installed_plugin_gets_a_leaderboard_row(tmp_path):
@@ -36,16 +39,45 @@ def test_pip_installed_plugin_gets_a_leaderboard_row(tmp_path):
     assert record["status"] == "ok" and record["task_plan"]["pretext"]["name"] == "counting"
 
 
-def test_example_plugins_own_tests_pass(tmp_path):
+@pytest.mark.parametrize("example", [EXAMPLE, BYOL], ids=lambda p: p.name)
+def test_example_plugins_own_tests_pass(tmp_path, example):
     site = tmp_path / "site"
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-index",
-                    "--no-build-isolation", "--target", str(site), str(EXAMPLE)],
+                    "--no-build-isolation", "--target", str(site), str(example)],
                    check=True, capture_output=True)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")])}
     result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-                             str(EXAMPLE / "tests")], env=env, capture_output=True, text=True,
+                             str(example / "tests")], env=env, capture_output=True, text=True,
                             cwd=tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
+    assert " passed" in result.stdout
+
+
+def test_byol_example_pretrains_with_its_own_schedule_and_momentum_teacher(tmp_path):
+    """BYOL, pip-installed, gets a leaderboard row; its record shows the schedule it asked
+    for (LARS, 0.2 x batch / 256) rather than the sweep's SGD."""
+    site = tmp_path / "site"
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-index",
+                    "--no-build-isolation", "--target", str(site), str(BYOL)],
+                   check=True, capture_output=True)
+    env = {**os.environ,
+           "PYTHONPATH": os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")])}
+    out = tmp_path / "out"
+    run = subprocess.run([sys.executable, "-m", "sslbench.cli", "run", "--quiet", "--tasks",
+                          "byol", "--fractions", "1.0", "--protocols", "linear",
+                          "--resolution", "16", "--out", str(out), "--cache-dir",
+                          str(tmp_path / "cache"), "--task-opt", "byol.hidden=64",
+                          "--task-opt", "byol.out=32", *FAST_FLAGS],
+                         env=env, capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    rows = [line.split("│")[1].strip() for line in run.stdout.splitlines()
+            if line.startswith("│") and not line.startswith("│ labels")]
+    assert rows == ["byol", "scratch"]
+    record = json.loads(next((out / "records").glob("*byol*")).read_text())
+    schedule = record["pretraining"]["schedule"]
+    assert schedule["optimizer"] == "lars" and schedule["lr"] == 0.2 * 32 / 256
+    assert record["plugins"]["tasks"][0]["distribution"] == "sslbench-byol"
+    assert record["pretraining"]["heldout"]["accuracy"] >= 0
 
 
 def test_new_plugin_skeleton_passes_its_own_test(cli, tmp_path):

@@ -1,0 +1,1 @@
+"""BYOL as an sslbench plugin (see plugin.py)."""
