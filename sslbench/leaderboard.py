@@ -500,10 +500,6 @@ class Publication:
         """Published numbers of the tasks in this leaderboard (their ``references``), with
         sslbench's own mean where the setting matches: same data set, backbone, protocol and
         number of labeled images."""
-        if self.board.host is None:
-            from .plugins import PluginHost
-            self.board.host = PluginHost.from_environment()
-        host = self.board.host
         rows = []
         s = self.board.summary()
         labeled = {}
@@ -512,12 +508,7 @@ class Publication:
                 labeled[(r["dataset"], r["backbone"], r["task"], r["protocol"],
                          r.get("n_labeled"))] = float(r["fraction"])
         for task in self.board.tasks:
-            try:
-                classes = [] if task == SCRATCH else [host.task(task)]  # "a+b": no reference
-            except Exception:  # noqa: BLE001 - a combined row, or a plugin no longer installed
-                classes = []
-            for cls in classes:
-                for ref in getattr(cls, "references", []):
+            for ref in self._references_of(task):
                     frac = labeled.get((ref["dataset"], ref["backbone"], task, ref["protocol"],
                                         ref["labels"]))
                     ours = s[(s["task"] == task) & (s["dataset"] == ref["dataset"])
@@ -528,6 +519,23 @@ class Publication:
                         "sslbench %": f"{ours['mean'].iloc[0]:.1f}" if len(ours) else "— (setting differs)",
                         "source": ref["source"]})
         return pd.DataFrame(rows)
+
+    def _references_of(self, task: str) -> list[dict[str, Any]]:
+        """The published numbers a task's records carry (written at run time, so a report
+        needs the records alone). Records older than sslbench 0.5 carry none: their task's
+        installed plugin is asked instead, if it is still installed."""
+        if task == SCRATCH:
+            return []
+        for r in self.board.records:
+            if r["task"] == task and "references" in r:
+                return list(r["references"] or [])
+        if self.board.host is None:
+            from .plugins import PluginHost
+            self.board.host = PluginHost.from_environment()
+        try:
+            return list(getattr(self.board.host.task(task), "references", []))
+        except Exception:  # noqa: BLE001 - a combined row ("a+b"), or a plugin no longer installed
+            return []
 
     def figures(self) -> dict[str, Any]:
         """matplotlib figures: ``accuracy`` (test accuracy against label fraction, one panel

@@ -155,6 +155,11 @@ def build_plans(config: SweepConfig, host: PluginHost) -> list[TaskPlan]:
     return plans
 
 
+def _references(plan: TaskPlan) -> list[dict[str, Any]]:
+    tasks = ([plan.pretext] if plan.pretext else []) + plan.consistency
+    return [dict(r) for r in tasks[0].references] if len(tasks) == 1 else []
+
+
 class Sweep:
     """Runs one :class:`SweepConfig`. Construct it (which validates every name), then call
     :meth:`run`."""
@@ -528,6 +533,8 @@ class Sweep:
             "settings": {**self.settings, "backbone": cell.backbone},
             "sweep": self.config.to_dict(),
             "plugins": self._plugins_of(cell.dataset, cell.backbone, plan, cell.protocol),
+            # published numbers for this row (a single task's), so reports need no plugin
+            "references": _references(plan),
             "data": {"classes": splits.data.classes, "fingerprint": splits.data.fingerprint(),
                      "n_pool": len(splits.pool_index), "n_val_fixed": len(splits.val_index),
                      "n_pretext_holdout": len(splits.holdout),
