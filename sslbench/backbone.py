@@ -9,9 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 from torch import nn
+
+from .options import resolve_options
 
 
 class Backbone(nn.Module):
@@ -59,9 +62,25 @@ class Backbone(nn.Module):
 @dataclass
 class BackboneSpec:
     """A backbone offered by a plugin: ``create(resolution)`` returns a fresh, randomly
-    initialised :class:`Backbone` for square images of that side."""
+    initialised :class:`Backbone` for square images of that side.
+
+    ``defaults`` declares the backbone's options (:mod:`sslbench.options`; ``presets`` the
+    values that differ per sweep preset): with any, ``create(resolution, **options)`` is
+    called with the resolved ones (``--opt smallcnn.widths=[16,32,64,128]``)."""
 
     name: str
-    create: Callable[[int], Backbone]
+    create: Callable[..., Backbone]
     description: str = ""
-    options: dict = field(default_factory=dict)
+    defaults: dict[str, Any] = field(default_factory=dict)
+    presets: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def resolve(self, preset: str | None, given: dict[str, Any]) -> dict[str, Any]:
+        """The options a run uses: defaults, the preset's values, the user's."""
+        return resolve_options("backbone", self.name, self.defaults, given,
+                               self.presets.get(preset or "", {}))
+
+    def build(self, resolution: int, options: dict[str, Any] | None = None) -> Backbone:
+        """``create(resolution, **options)``, or ``create(resolution)`` for a backbone
+        without options."""
+        return self.create(resolution, **(options or {})) if self.defaults \
+            else self.create(resolution)

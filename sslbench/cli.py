@@ -15,7 +15,8 @@ from rich.console import Console
 from rich.table import Table
 
 from .atomic import atomic_write_bytes, atomic_write_text
-from .config import build_config, load_toml, parse_assignments, parse_task_options
+from .config import (_deep_merge, build_config, load_toml, parse_assignments, parse_options,
+                     parse_task_options)
 from .errors import SSLBenchError
 from .plugins import KINDS, PluginHost
 from .progress import Reporter, RichReporter
@@ -48,11 +49,16 @@ def cli() -> None:
 @click.option("--preset", type=str, help="quick (default; a CPU) or standard (a GPU).")
 @click.option("--resolution", type=int, help="Image side in pixels (preset setting).")
 @click.option("--pretrain-epochs", type=int, help="Pretraining epochs (preset setting).")
-@click.option("--finetune-steps", type=int, help="Fine-tuning steps (preset setting).")
+@click.option("--finetune-steps", type=int,
+              help="Fine-tuning steps (the same as --opt finetune.steps=N).")
 @click.option("--set", "set_items", multiple=True, metavar="KEY=VALUE",
-              help="Override any preset setting (see docs); repeatable.")
+              help="Override a sweep setting (docs/settings.md); repeatable.")
+@click.option("--opt", "opts", multiple=True, metavar="NAME.KEY=VALUE",
+              help="Set an option of a task, protocol, backbone or data set, e.g. "
+                   "linear.l2=[0.01,0.1] or jigsaw.permutations=1000 (sslbench list shows "
+                   "them); repeatable.")
 @click.option("--task-opt", "task_opts", multiple=True, metavar="TASK.KEY=VALUE",
-              help="Set a task option, e.g. jigsaw.permutations=1000; repeatable.")
+              help="A task's option (the same as --opt); repeatable.")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default=None,
               help="auto (default) takes CUDA where present.")
 @click.option("--compile", "compile_", is_flag=True, default=None,
@@ -80,20 +86,23 @@ def cli() -> None:
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 @plugin_option
 def run(config_file, datasets, backbones, tasks, fractions, protocols, seeds, preset,
-        resolution, pretrain_epochs, finetune_steps, set_items, task_opts, device, compile_,
+        resolution, pretrain_epochs, finetune_steps, set_items, opts, task_opts, device,
+        compile_,
         stream, workers, out, cache_dir, data_dir, download, split_seeds, dedup, quiet,
         plugins) -> None:
     """Run (or resume) a sweep and print its leaderboard."""
     file_values = load_toml(config_file) if config_file else None
     settings = parse_assignments(list(set_items), "--set")
-    for key, value in (("resolution", resolution), ("pretrain_epochs", pretrain_epochs),
-                       ("finetune_steps", finetune_steps)):
+    for key, value in (("resolution", resolution), ("pretrain_epochs", pretrain_epochs)):
         if value is not None:
             settings[key] = value
+    options = _deep_merge(parse_task_options(list(task_opts)), parse_options(list(opts)))
+    if finetune_steps is not None:
+        options.setdefault("finetune", {})["steps"] = finetune_steps
     config = build_config(
         file_values, datasets=datasets, backbones=backbones, tasks=tasks, fractions=fractions,
         protocols=protocols, seeds=seeds, preset=preset, settings=settings or None,
-        task_options=parse_task_options(list(task_opts)) or None, device=device,
+        options=options or None, device=device,
         compile=compile_, stream=stream, workers=workers, out=out,
         cache_dir=cache_dir, data_dir=data_dir, download=download, split_seeds=split_seeds,
         dedup=dedup,
@@ -126,7 +135,7 @@ def list_(kind, plugins) -> None:
     kinds = [kind[:-1]] if kind else list(KINDS)
     for k in kinds:
         table = Table(title=f"{k}s", title_justify="left")
-        for col in ("name", "description", "plugin"):
+        for col in ("name", "description", "options (--opt NAME.KEY=VALUE)", "plugin"):
             table.add_column(col)
         for row in host.describe(k):
             table.add_row(*row)
@@ -215,7 +224,7 @@ def show(task_name, dataset, resolution, count, seed, task_opts, data_dir, outpu
     --check, pretrain it and check it)."""
     host = _host(list(plugins))
     options = parse_task_options(list(task_opts)).get(task_name, {})
-    task = host.task(task_name)(**options)
+    task = host.task(task_name).for_preset(preset, **options)
     if check:
         _check_task(host, task, dataset, resolution, seed, data_dir, preset, epochs)
         return
@@ -269,7 +278,7 @@ def _check_task(host: PluginHost, task, dataset: str, resolution: int | None, se
     def fresh():
         import torch
         torch.manual_seed(derive_seed(seed, f"init:{settings['backbone']}"))
-        backbone = backbone_spec.create(res)
+        backbone = backbone_spec.build(res, backbone_spec.resolve(preset, {}))
         backbone.set_input_stats(*placed.channel_stats)
         return backbone
 

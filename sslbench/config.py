@@ -40,18 +40,8 @@ PRESETS: dict[str, dict[str, Any]] = {
         "pretrain_batch_size": 128,  # source images per step (a task may expand each one)
         "pretrain_lr": 0.1,
         "weight_decay": 5e-4,
-        # fine-tuning budget: finetune_epochs passes over the cell's labeled training images,
-        # at least finetune_min_steps steps; finetune_steps > 0 fixes the step count instead
-        "finetune_epochs": 60,
-        "finetune_min_steps": 500,
-        "finetune_steps": 0,
-        "finetune_batch_size": 64,
-        "finetune_lr": 0.05,
-        "finetune_evals": 20,        # validation checks per fine-tuning run (model selection)
-        "unlabeled_batch_size": 128,  # unlabeled images per step for consistency tasks
-        "probe_l2": [1e-5, 1e-4, 1e-3, 1e-2, 1e-1],  # probe weight decay grid, chosen on val
-        "probe_max_iter": 500,       # L-BFGS iterations; a probe that hits it is flagged
-        "knn_k": [1, 5, 10, 20],
+        # the protocols' settings (fine-tuning budget, probe grids) are their options:
+        # --opt finetune.epochs=..., --opt linear.l2=[...] (sslbench list protocols)
     },
     "standard": {
         "backbone": "resnet18",
@@ -64,31 +54,35 @@ PRESETS: dict[str, dict[str, Any]] = {
         "pretrain_batch_size": 256,
         "pretrain_lr": 0.1,
         "weight_decay": 5e-4,
-        "finetune_epochs": 100,
-        "finetune_min_steps": 2000,
-        "finetune_steps": 0,
-        "finetune_batch_size": 128,
-        "finetune_lr": 0.05,
-        "finetune_evals": 40,
-        "unlabeled_batch_size": 448,
-        "probe_l2": [1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1],
-        "probe_max_iter": 1000,
-        "knn_k": [1, 5, 10, 20, 50],
     },
 }
 
 VALIDATION_MODES = ("labeled", "fixed")
 
+# what each sweep setting means (docs/settings.md is generated from this and PRESETS)
+SETTING_HELP = {
+    "backbone": "the backbone when --backbone is not given",
+    "resolution": "image side in pixels (--resolution)",
+    "validation": "where choices are made: 'labeled' (out of each cell's own labels) or "
+                  "'fixed' (one split outside the label budget, the pre-0.4 behaviour)",
+    "val_share": "with validation = labeled: the share of a cell's labels held out to choose",
+    "val_fraction": "with validation = fixed: the share of the training split held out",
+    "pretext_holdout": "pool images kept out of pretraining to measure pretext accuracy "
+                       "(at most 10% of the pool)",
+    "pretrain_epochs": "pretraining epochs (--pretrain-epochs; a task's schedule may differ)",
+    "pretrain_batch_size": "source images per pretraining step (a task may expand each)",
+    "pretrain_lr": "pretraining learning rate (SGD, Nesterov momentum 0.9, warm-up, cosine)",
+    "weight_decay": "pretraining weight decay (not on biases and normalisation weights)",
+}
 
-def finetune_budget(settings: dict[str, Any], n_train: int) -> int:
-    """Fine-tuning steps for a cell with ``n_train`` labeled training images: a fixed
-    ``finetune_steps`` if set, else ``finetune_epochs`` passes over them (at least
-    ``finetune_min_steps``), so that 100% of the labels gets as many epochs as 10% does."""
-    if int(settings["finetune_steps"]) > 0:
-        return int(settings["finetune_steps"])
-    batch = max(1, min(int(settings["finetune_batch_size"]), n_train))
-    return max(int(settings["finetune_min_steps"]),
-               -(-int(settings["finetune_epochs"]) * n_train // batch))
+
+# settings that became options of the built-in protocols (sslbench 0.5): ``--set KEY=...``
+# says where each went, in one line
+MOVED = {"finetune_epochs": "finetune.epochs", "finetune_min_steps": "finetune.min_steps",
+         "finetune_steps": "finetune.steps", "finetune_batch_size": "finetune.batch_size",
+         "finetune_lr": "finetune.lr", "finetune_evals": "finetune.evals",
+         "unlabeled_batch_size": "finetune.unlabeled_batch_size", "probe_l2": "linear.l2",
+         "probe_max_iter": "linear.max_iter", "knn_k": "knn.k"}
 
 
 @dataclass
@@ -103,7 +97,8 @@ class SweepConfig:
     seeds: list[int] = field(default_factory=lambda: [0])
     preset: str = "quick"
     settings: dict[str, Any] = field(default_factory=dict)
-    task_options: dict[str, dict[str, Any]] = field(default_factory=dict)
+    task_options: dict[str, dict[str, Any]] = field(default_factory=dict)   # merged into options
+    options: dict[str, dict[str, Any]] = field(default_factory=dict)  # plugin name -> its options
     device: str = "auto"
     compile: bool = False          # torch.compile the training forward passes (for CUDA)
     stream: str = "auto"           # images on the device or streamed: auto, never, always
@@ -152,15 +147,21 @@ def parse_assignments(items: list[str], what: str) -> dict[str, Any]:
     return out
 
 
-def parse_task_options(items: list[str]) -> dict[str, dict[str, Any]]:
+def parse_task_options(items: list[str], flag: str = "--task-opt",
+                       what: str = "TASK") -> dict[str, dict[str, Any]]:
     """``["jigsaw.permutations=1000"]`` -> ``{"jigsaw": {"permutations": 1000}}``."""
     out: dict[str, dict[str, Any]] = {}
-    for key, value in parse_assignments(items, "--task-opt").items():
+    for key, value in parse_assignments(items, flag).items():
         task, sep, option = key.partition(".")
         if not sep or not option:
-            raise SSLBenchError(f"--task-opt expects TASK.OPTION=VALUE, got {key!r}")
+            raise SSLBenchError(f"{flag} expects {what}.OPTION=VALUE, got {key!r}")
         out.setdefault(task, {})[option] = value
     return out
+
+
+def parse_options(items: list[str]) -> dict[str, dict[str, Any]]:
+    """``--opt NAME.KEY=VALUE`` for any plugin (task, protocol, backbone, data set)."""
+    return parse_task_options(items, "--opt", "NAME")
 
 
 def parse_list(text: str | list | tuple, kind: type, what: str) -> list:
@@ -199,7 +200,7 @@ def build_config(file_values: dict[str, Any] | None = None, **overrides: Any) ->
         _check_tables(source)
         for key, value in source.items():
             key = _TOML_ALIASES.get(key, key)
-            if key in ("settings", "task_options") and key in merged:
+            if key in ("settings", "task_options", "options") and key in merged:
                 merged[key] = _deep_merge(merged[key], value)
             else:
                 merged[key] = value
@@ -220,6 +221,9 @@ def build_config(file_values: dict[str, Any] | None = None, **overrides: Any) ->
         merged["split_seeds"] = parse_list([value] if isinstance(value, int) else value, int,
                                            "--split-seeds")
     cfg = SweepConfig(**merged)
+    # --task-opt and [task_options] are the task part of --opt and [options]
+    cfg.options = _deep_merge(cfg.task_options, cfg.options)
+    cfg.task_options = {}
     if cfg.preset not in PRESETS:
         raise SSLBenchError(f"unknown preset {cfg.preset!r}; known presets: {', '.join(PRESETS)}")
     for f in cfg.fractions:
@@ -245,22 +249,20 @@ def resolve_settings(preset: str, overrides: dict[str, Any]) -> dict[str, Any]:
     """The preset's settings with ``overrides`` applied; keys and types are checked."""
     settings = copy.deepcopy(PRESETS[preset])
     for key, value in overrides.items():
+        if key in MOVED:
+            plugin, _, option = MOVED[key].partition(".")
+            raise SSLBenchError(f"setting {key} is now option {option!r} of the {plugin} "
+                                f"protocol: --opt {MOVED[key]}=VALUE (or [options.{plugin}] "
+                                "in a sweep file)")
         if key not in settings:
             raise SSLBenchError(f"unknown setting {key!r}; settings: {', '.join(sorted(settings))}")
         settings[key] = coerce_like(f"setting {key}", value, settings[key])
     if not 8 <= settings["resolution"] <= 2048:
         raise SSLBenchError(f"resolution {settings['resolution']} is outside 8..2048 px")
-    for key in ("pretrain_lr", "finetune_lr"):
-        if not settings[key] > 0:
-            raise SSLBenchError(f"setting {key} must be > 0, got {settings[key]}")
+    if not settings["pretrain_lr"] > 0:
+        raise SSLBenchError(f"setting pretrain_lr must be > 0, got {settings['pretrain_lr']}")
     if not settings["weight_decay"] >= 0:
         raise SSLBenchError(f"setting weight_decay must be >= 0, got {settings['weight_decay']}")
-    if not settings["probe_l2"] or any(not v >= 0 for v in settings["probe_l2"]):
-        raise SSLBenchError("setting probe_l2 must be a non-empty list of values >= 0, got "
-                            f"{settings['probe_l2']}")
-    if not settings["knn_k"] or any(k < 1 for k in settings["knn_k"]):
-        raise SSLBenchError(f"setting knn_k must be a non-empty list of k >= 1, got "
-                            f"{settings['knn_k']}")
     if not 0 < settings["val_fraction"] < 1:
         raise SSLBenchError("val_fraction must be in (0, 1)")
     if not 0 < settings["val_share"] < 1:
@@ -268,11 +270,10 @@ def resolve_settings(preset: str, overrides: dict[str, Any]) -> dict[str, Any]:
     if settings["validation"] not in VALIDATION_MODES:
         raise SSLBenchError(f"setting validation must be one of {', '.join(VALIDATION_MODES)}, "
                             f"not {settings['validation']!r}")
-    for key in ("pretrain_epochs", "finetune_steps", "pretext_holdout", "finetune_epochs"):
+    for key in ("pretrain_epochs", "pretext_holdout"):
         if settings[key] < 0:
             raise SSLBenchError(f"setting {key} must be >= 0, got {settings[key]}")
-    for key in ("pretrain_batch_size", "finetune_batch_size", "finetune_evals",
-                "finetune_min_steps", "probe_max_iter", "unlabeled_batch_size"):
+    for key in ("pretrain_batch_size",):
         if settings[key] < 1:
             raise SSLBenchError(f"setting {key} must be positive, got {settings[key]}")
     return settings
@@ -309,14 +310,16 @@ def coerce_like(what: str, value: Any, default: Any) -> Any:
 
 
 def _check_tables(source: dict[str, Any]) -> None:
-    """``settings`` and ``task_options`` (and each task's options) must be tables."""
-    for key in ("settings", "task_options"):
+    """``settings``, ``task_options`` and ``options`` (and each plugin's options) must be
+    tables."""
+    for key in ("settings", "task_options", "options"):
         if key in source and not isinstance(source[key], dict):
             raise SSLBenchError(f"{key} must be a table of KEY = VALUE, not "
                                 f"{type(source[key]).__name__} {source[key]!r}")
-    for task, options in (source.get("task_options") or {}).items():
-        if not isinstance(options, dict):
-            raise SSLBenchError(f"task_options.{task} must be a table of OPTION = VALUE")
+    for table in ("task_options", "options"):
+        for name, options in (source.get(table) or {}).items():
+            if not isinstance(options, dict):
+                raise SSLBenchError(f"{table}.{name} must be a table of OPTION = VALUE")
 
 
 def _deep_merge(a: dict, b: dict) -> dict:

@@ -24,6 +24,7 @@ import torch.nn.functional as F
 
 from .errors import MalformedPlugin, SSLBenchError
 from .images import ImageFiles, pil_to_uint8  # noqa: F401 (re-exported for loaders)
+from .options import resolve_options
 
 
 @dataclass
@@ -40,6 +41,7 @@ class DatasetRequest:
     data_dir: str
     download: bool = False
     split_seed: int = 0
+    options: dict[str, Any] = field(default_factory=dict)   # the data set's resolved options
 
 
 @dataclass
@@ -99,12 +101,21 @@ class DatasetSpec:
     """A data set offered by a plugin.
 
     ``takes_argument``: the name is used as ``NAME:ARGUMENT`` (``imagefolder:PATH``).
+    ``defaults`` (and per-preset ``presets``) declare its options (:mod:`sslbench.options`);
+    ``load`` finds the resolved ones in ``request.options``.
     """
 
     name: str
     load: Callable[[DatasetRequest], ImageData]
     description: str = ""
     takes_argument: bool = False
+    defaults: dict[str, Any] = field(default_factory=dict)
+    presets: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def resolve(self, preset: str | None, given: dict[str, Any]) -> dict[str, Any]:
+        """The options a run uses: defaults, the preset's values, the user's."""
+        return resolve_options("data set", self.name, self.defaults, given,
+                               self.presets.get(preset or "", {}))
 
 
 # ----------------------------------------------------------------------------- resizing

@@ -43,7 +43,7 @@ def sslbench_tasks() -> list[type[PretextTask]]:
     """Return pretext-task classes (subclasses of :class:`sslbench.task.PretextTask`).
 
     Each class's ``name`` is what users pass to ``--tasks``; its ``defaults`` are the options
-    settable with ``--task-opt NAME.KEY=VALUE``. The runner instantiates the class with the
+    settable with ``--opt NAME.KEY=VALUE`` (:mod:`sslbench.options`). The runner instantiates the class with the
     user's options once per sweep.
     """
 

@@ -105,6 +105,15 @@ class Leaderboard:
             "control_name", "control_accuracy", "control_chance", "error"])
 
     # ------------------------------------------------------------------ aggregates
+    def trained_protocols(self) -> list[str]:
+        """Protocols that train the whole network (their records say so), in table order:
+        scratch under the first of them on 100% of the labels is the supervised reference
+        of label efficiency. Records before sslbench 0.5 do not say; there it is finetune."""
+        trained = {r["protocol"] for r in self.records
+                   if r.get("protocol_trains_backbone",
+                            r["protocol"] == "finetune")}   # records before 0.5
+        return [p for p in self.protocols if p in trained]
+
     @property
     def protocols(self) -> list[str]:
         """In the order the records' sweeps listed them (then by name)."""
@@ -322,22 +331,43 @@ class Leaderboard:
             validation = (f"every choice made on a fixed validation split of "
                           f"{s.get('val_fraction', 0.1):.0%} of the training data, outside "
                           "the label budget")
-        budget = (f"{s.get('finetune_steps')} fine-tuning steps" if s.get("finetune_steps")
-                  else f"fine-tuning for {s.get('finetune_epochs')} epochs of the labeled "
-                       f"images (at least {s.get('finetune_min_steps')} steps)")
+        protocols = "; ".join(f"{p}: {text}" for p, text in self._protocol_summaries(
+            dataset, backbone).items())
         return (f"Test accuracy (%) on {dataset} ({'/'.join(map(str, n_test)) or '?'} test "
                 f"images), backbone {backbone}, preset {'/'.join(presets) or '?'} "
-                f"({s.get('resolution')} px, {s.get('pretrain_epochs')} pretraining epochs, "
-                f"{budget}); mean ± std over {len(seeds)} seed(s) "
+                f"({s.get('resolution')} px, {s.get('pretrain_epochs')} pretraining epochs); "
+                f"{protocols}; mean ± std over {len(seeds)} seed(s) "
                 f"({', '.join(map(str, seeds))})"
                 + (f" and {len(splits)} train/test splits" if len(splits) > 1 else "")
                 + f"; {validation}. {UP}/{DOWN}: significantly better/worse than scratch "
                 f"(paired t-test over seeds and paired bootstrap over seeds and test images, "
                 f"both p < {ALPHA} after Holm's correction over the table); bold/marked: the "
                 f"column's best, only where significantly better than the runner-up; "
-                f"{UNCONVERGED}k: k seeds not converged. linear: best stage chosen on "
-                "validation; scratch: the same backbone from random initialisation on the "
-                "same labels.")
+                f"{UNCONVERGED}k: k seeds not converged. scratch: the same backbone from "
+                "random initialisation on the same labels.")
+
+    def _protocol_summaries(self, dataset: str, backbone: str) -> dict[str, str]:
+        """Per protocol, in the table's order, what its records say it did
+        (``protocol_summary``). Records older than sslbench 0.5 have none: their settings
+        are described instead."""
+        out: dict[str, str] = {}
+        for proto in self.protocols:
+            rec = next((r for r in self.records if r["dataset"] == dataset
+                        and r["backbone"] == backbone and r["protocol"] == proto), None)
+            if rec is None:
+                continue
+            text = rec.get("protocol_summary")
+            if text is None:
+                s = rec.get("settings", {})
+                text = ({"linear": "best stage chosen on validation",
+                         "finetune": (f"{s.get('finetune_steps')} fine-tuning steps"
+                                      if s.get("finetune_steps") else
+                                      f"fine-tuning for {s.get('finetune_epochs')} epochs of "
+                                      f"the labeled images (at least "
+                                      f"{s.get('finetune_min_steps')} steps)")}
+                        .get(proto, "settings of sslbench < 0.5"))   # records before 0.5
+            out[proto] = text
+        return out
 
     def gains(self, dataset: str, backbone: str) -> pd.DataFrame:
         """Every task-vs-scratch comparison of a table: gain with its 95% t interval, both
@@ -393,9 +423,9 @@ def _overrides(sweep: dict[str, Any]) -> list[str]:
     settings = sweep.get("settings") or {}
     out = [f"--set {k}={format_value(v)}" for k, v in sorted(settings.items())
            if k != "backbone" and k in preset and preset[k] != v]
-    out += [f"--task-opt {task}.{k}={format_value(v)}"
-            for task, opts in sorted((sweep.get("task_options") or {}).items())
-            for k, v in sorted(opts.items())]
+    given = {**(sweep.get("task_options") or {}), **(sweep.get("options") or {})}
+    out += [f"--opt {name}.{k}={format_value(v)}"
+            for name, opts in sorted(given.items()) for k, v in sorted(opts.items())]
     out += [f"--plugin {p}" for p in sweep.get("plugins") or []]
     return [_quoted(flag) for flag in out]
 
@@ -423,8 +453,9 @@ class Publication:
         s = self.board.summary()
         rows = []
         for (ds, bb), group in s.groupby(["dataset", "backbone"]):
-            ref = group[(group["task"] == SCRATCH) & (group["protocol"] == "finetune")
-                        & (group["fraction"] == 1.0)]
+            ref = group[(group["task"] == SCRATCH)
+                        & (group["protocol"].isin(self.board.trained_protocols()))
+                        & (group["fraction"] == 1.0)].head(1)
             reference = float(ref["mean"].iloc[0]) if len(ref) else float("nan")
             unconverged = bool(len(ref)) and int(ref["n_unconverged"].iloc[0]) > 0
             for (task, proto), g in group[group["task"] != SCRATCH].groupby(["task", "protocol"]):

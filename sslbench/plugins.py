@@ -20,6 +20,7 @@ from typing import Any
 import pluggy
 
 from . import hookspecs
+from .config import format_value
 from .door import HOOKS, returned_problem
 from .errors import SSLBenchError, unknown_name
 from .identity import defining_module, source_hash
@@ -280,12 +281,15 @@ class PluginHost:
             raise SSLBenchError(f"data set {base!r} takes no argument (got {name!r})")
         return spec, (argument or None)
 
-    def describe(self, kind: str) -> list[tuple[str, str, str]]:
-        """(name, description, plugin) rows for ``sslbench list``."""
+    def describe(self, kind: str) -> list[tuple[str, str, str, str]]:
+        """(name, description, options, plugin) rows for ``sslbench list``; options as
+        ``key=default`` (set with ``--opt NAME.KEY=VALUE``)."""
         rows = []
         for name, c in sorted(self.registry(kind).items()):
             desc = getattr(c.obj, "description", "") or ""
+            defaults = getattr(c.obj, "defaults", None) or {}
+            options = ", ".join(f"{k}={format_value(v)}" for k, v in defaults.items())
             if kind == "dataset" and c.obj.takes_argument:
                 name = f"{name}:PATH"
-            rows.append((name, desc, c.plugin))
+            rows.append((name, desc, options, c.plugin))
         return rows

@@ -16,6 +16,7 @@ import torch
 
 from .backbone import Backbone
 from .images import Images
+from .options import Configurable
 from .progress import Reporter
 from .seeding import make_generator
 from .task import PretextTask
@@ -86,19 +87,30 @@ class ProtocolResult:
     extra_predictions: dict[str, Callable[[Split], torch.Tensor]] = field(default_factory=dict)
 
 
-class EvaluationProtocol:
+class EvaluationProtocol(Configurable):
     """Base class of every evaluation protocol.
 
     Class attributes:
         name: the name users type (``--protocols NAME``).
         description: one line for ``sslbench list protocols``.
+        defaults, presets: the protocol's options (:mod:`sslbench.options`): its budget,
+            grids and learning rates, set with ``--opt NAME.KEY=VALUE``; read them from
+            ``self.options``.
         trains_backbone: the protocol trains the network, so consistency tasks
             (``rotation+uda``) apply; protocols that do not are shown as "n/a" for them.
+
+    Put what you chose in ``details["chosen"]`` (a few words: "stage 3", "step 900"; reports
+    show it) and whether your training converged in ``details["converged"]``.
     """
 
-    name: ClassVar[str] = ""
+    kind: ClassVar[str] = "protocol"
     description: ClassVar[str] = ""
     trains_backbone: ClassVar[bool] = False
 
     def evaluate(self, ctx: EvalContext) -> ProtocolResult:
         raise NotImplementedError
+
+    def summary(self) -> str:
+        """A few words on how this protocol trains and chooses, from its options, for the
+        caption of every report ("60 epochs of the labeled images, at least 500 steps")."""
+        return ", ".join(f"{k} {v}" for k, v in self.options.items())

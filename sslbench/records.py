@@ -120,6 +120,20 @@ def load_records(directory: str | Path,
     return records
 
 
+def what_ran(record: dict[str, Any]) -> dict[str, Any]:
+    """A record's settings and plugin options, flat: ``resolution``, ``linear.max_iter``,
+    ``rotation.crop``, ... (for comparing records; older records have settings only)."""
+    out = {k: v for k, v in (record.get("settings") or {}).items() if k != "backbone"}
+    options = record.get("options") or {}
+    names = {"protocol": record.get("protocol"), "backbone": record.get("backbone"),
+             "dataset": str(record.get("dataset", "")).partition(":")[0]}
+    for kind, name in names.items():
+        out.update({f"{name}.{k}": v for k, v in (options.get(kind) or {}).items()})
+    for task, opts in (options.get("tasks") or {}).items():
+        out.update({f"{task}.{k}": v for k, v in opts.items()})
+    return out
+
+
 def merge_records(sources: list[tuple[str, list[dict[str, Any]]]]) -> list[dict[str, Any]]:
     """The records of several results directories as one leaderboard's: the same record
     found twice (same cell id and configuration hash: a folder given twice, or copied)
@@ -143,8 +157,9 @@ def merge_records(sources: list[tuple[str, list[dict[str, Any]]]]) -> list[dict[
             by_cell[key] = (folder, record)
     groups: dict[tuple, tuple[str, dict]] = {}
     for folder, record in by_cell.values():
-        group = (record["dataset"], record["backbone"])
-        settings = record.get("settings") or {}
+        # one row of one table: its numbers must come from one set of settings and options
+        group = (record["dataset"], record["backbone"], record["task"], record["protocol"])
+        settings = what_ran(record)
         if group in groups and groups[group][1] != settings:
             first, theirs = groups[group]
             differ = sorted(k for k in set(theirs) | set(settings)

@@ -116,15 +116,41 @@ def split_file_stem(dataset: str, split_seed: int) -> str:
     return slug(dataset) + (f"-p{split_seed}" if split_seed else "")
 
 
-def build_plans(config: SweepConfig, host: PluginHost) -> list[TaskPlan]:
+OPTION_KINDS = ("task", "protocol", "backbone", "dataset")
+
+
+def route_options(config: SweepConfig, host: PluginHost) -> dict[str, dict[str, dict]]:
+    """``--opt NAME.KEY=VALUE`` by kind: kind -> name -> options. ``NAME`` is a task, a
+    protocol, a backbone or a data set (its name before the colon); a name that is none of
+    them, or more than one, is one line saying so."""
+    dataset_names = {d.partition(":")[0] for d in config.datasets}
+    routed: dict[str, dict[str, dict]] = {kind: {} for kind in OPTION_KINDS}
+    for name, opts in config.options.items():
+        kinds = [kind for kind in OPTION_KINDS
+                 if name in host.registry(kind)
+                 or (kind == "backbone" and name in config.backbones)
+                 or (kind == "dataset" and name in dataset_names)]
+        if not kinds:
+            raise SSLBenchError(f"--opt {name}.{next(iter(opts), 'KEY')}: no task, protocol, "
+                                f"backbone or data set is named {name!r}")
+        if len(kinds) > 1:
+            raise SSLBenchError(f"--opt {name}: {name!r} names a {' and a '.join(kinds)}; "
+                                "give those plugins different names")
+        routed[kinds[0]][name] = dict(opts)
+    return routed
+
+
+def build_plans(config: SweepConfig, host: PluginHost,
+                task_options: dict[str, dict] | None = None) -> list[TaskPlan]:
     """Turn ``--tasks`` into task plans, validating names and options (bad input raises)."""
-    for task_name, opts in config.task_options.items():
-        host.task(task_name)  # unknown task in --task-opt is an error too
+    task_options = config.options if task_options is None else task_options
     instances: dict[str, PretextTask] = {}
+    for task_name, opts in task_options.items():   # options of a task not in the grid: checked too
+        instances[task_name] = host.task(task_name).for_preset(config.preset, **opts)
 
     def instance(name: str) -> PretextTask:
         if name not in instances:
-            instances[name] = host.task(name)(**config.task_options.get(name, {}))
+            instances[name] = host.task(name).for_preset(config.preset)
         return instances[name]
 
     plans = [TaskPlan(SCRATCH, None)]
@@ -155,6 +181,10 @@ def build_plans(config: SweepConfig, host: PluginHost) -> list[TaskPlan]:
     return plans
 
 
+def _task_configs(plan: TaskPlan) -> list[dict[str, Any]]:
+    return [t.config() for t in ([plan.pretext] if plan.pretext else []) + plan.consistency]
+
+
 def _references(plan: TaskPlan) -> list[dict[str, Any]]:
     tasks = ([plan.pretext] if plan.pretext else []) + plan.consistency
     return [dict(r) for r in tasks[0].references] if len(tasks) == 1 else []
@@ -173,22 +203,36 @@ class Sweep:
         self.out = Path(config.out) if config.out else default_out(config)
         self.cache_dir = Path(config.cache_dir) if config.cache_dir else default_cache_dir()
         self.settings = config.settings
-        # validate every name before anything runs
-        self.plans = build_plans(config, host)
+        # validate every name and option before anything runs
+        self.routed = route_options(config, host)
+        self.plans = build_plans(config, host, self.routed["task"])
         for plan in self.plans:
             for task in ([plan.pretext] if plan.pretext else []) + plan.consistency:
                 task.validate(int(self.settings["resolution"]))
             if plan.pretext is not None:
                 effective_schedule(plan.pretext, self.settings)   # a bad schedule: one line now
         self.protocols: dict[str, EvaluationProtocol] = {
-            name: host.protocol(name)() for name in config.protocols}
+            name: host.protocol(name).for_preset(config.preset,
+                                                 **self.routed["protocol"].get(name, {}))
+            for name in config.protocols}
+        for name, opts in self.routed["protocol"].items():   # options of a protocol not in
+            if name not in self.protocols:                   # the grid are checked too
+                host.protocol(name).for_preset(config.preset, **opts)
         self.backbone_specs: dict[str, BackboneSpec] = {
             name: host.backbone(name) for name in config.backbones}
+        self.backbone_options = {
+            name: spec.resolve(config.preset, self.routed["backbone"].get(name, {}))
+            for name, spec in self.backbone_specs.items()}
         self.dataset_specs = {name: host.dataset(name) for name in config.datasets}
+        self.dataset_options = {
+            name: spec.resolve(config.preset, self.routed["dataset"].get(name.partition(":")[0],
+                                                                          {}))
+            for name, (spec, _) in self.dataset_specs.items()}
         self.code = self._code_identities()
         for name, spec in self.backbone_specs.items():
             self._door("backbone", name, backbone_problem(
-                name, spec.create, int(self.settings["resolution"])))
+                name, lambda r, spec=spec, name=name: spec.build(r, self.backbone_options[name]),
+                int(self.settings["resolution"])))
         names: dict[str, str] = {}
         for name in config.datasets:
             other = names.setdefault(slug(name), name)
@@ -232,7 +276,15 @@ class Sweep:
         return _hash({"cell": cell.describe(), "plan": plan.config(), "settings": self.settings,
                       "dedup": self.config.dedup, "device": self.device.type,
                       "stream": self.config.stream, "sslbench": __version__,
-                      "code": self._plugins_of(cell.dataset, cell.backbone, plan, cell.protocol)})
+                      "code": self._plugins_of(cell.dataset, cell.backbone, plan, cell.protocol),
+                      "options": self._options_of(cell)})
+
+    def _options_of(self, cell: Cell) -> dict[str, Any]:
+        """The resolved options of a cell's protocol, backbone and data set (its tasks'
+        are in the task plan)."""
+        return {"protocol": dict(self.protocols[cell.protocol].options),
+                "backbone": dict(self.backbone_options[cell.backbone]),
+                "dataset": dict(self.dataset_options[cell.dataset])}
 
     def _door(self, kind: str, name: str, problem: str | None) -> None:
         """A contribution that cannot be used: one line naming it and its plugin, exit 2."""
@@ -304,7 +356,7 @@ class Sweep:
                           + (f" (split seed {split_seed})" if split_seed else ""))
         request = DatasetRequest(argument=argument, resolution=self.settings["resolution"],
                                  data_dir=self.config.data_dir, download=self.config.download,
-                                 split_seed=split_seed)
+                                 split_seed=split_seed, options=self.dataset_options[name])
         try:
             data = spec.load(request)
         except MalformedPlugin as exc:
@@ -385,7 +437,8 @@ class Sweep:
     def _new_backbone(self, bb: str, seed: int, placed: PlacedData) -> Backbone:
         """The seed's random initialisation, identical for scratch and for pretraining."""
         torch.manual_seed(derive_seed(seed, f"init:{bb}"))
-        backbone = self.backbone_specs[bb].create(self.settings["resolution"])
+        backbone = self.backbone_specs[bb].build(self.settings["resolution"],
+                                                 self.backbone_options[bb])
         mean, std = placed.channel_stats
         backbone.set_input_stats(mean, std)
         return backbone
@@ -397,6 +450,8 @@ class Sweep:
         and the task's shortcut control."""
         backbone = self._new_backbone(bb, seed, placed)
         data_key = {"data": splits.data.fingerprint(), "split_seed": splits.seed,
+                    "backbone_options": self.backbone_options[bb],
+                    "dataset_options": self.dataset_options[ds],
                     "validation": self.settings["validation"],
                     "val_fraction": self.settings["val_fraction"],
                     "holdout": self.settings["pretext_holdout"]}
@@ -533,6 +588,10 @@ class Sweep:
             "settings": {**self.settings, "backbone": cell.backbone},
             "sweep": self.config.to_dict(),
             "plugins": self._plugins_of(cell.dataset, cell.backbone, plan, cell.protocol),
+            "options": {"tasks": {t["name"]: t["options"] for t in _task_configs(plan)},
+                        **self._options_of(cell)},
+            "protocol_summary": self.protocols[cell.protocol].summary(),
+            "protocol_trains_backbone": bool(self.protocols[cell.protocol].trains_backbone),
             # published numbers for this row (a single task's), so reports need no plugin
             "references": _references(plan),
             "data": {"classes": splits.data.classes, "fingerprint": splits.data.fingerprint(),

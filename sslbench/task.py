@@ -26,9 +26,9 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from .config import coerce_like
-from .errors import SSLBenchError
+from .errors import SSLBenchError  # noqa: F401 (tasks raise it from validate)
 from .images import Images
+from .options import Configurable
 
 
 @dataclass
@@ -123,15 +123,17 @@ class ConsistencyContext:
     generator: torch.Generator
 
 
-class PretextTask:
+class PretextTask(Configurable):
     """Base class of every pretext task. Subclass it and register the subclass through the
     :func:`~sslbench.hookspecs.sslbench_tasks` hook.
 
     Class attributes:
         name: the name users type (``--tasks NAME``); letters, digits, ``-`` and ``_``.
         description: one line for ``sslbench list tasks``.
-        defaults: every option with its default; ``--task-opt NAME.KEY=VALUE`` overrides
-            them and the final values are written into each result record.
+        defaults: every option with its default; ``--opt NAME.KEY=VALUE`` (or
+            ``--task-opt``) overrides them and the final values are written into each
+            result record (:mod:`sslbench.options`). ``presets`` may give other values per
+            sweep preset.
         pretrains: the task has a pretraining stage.
         consistency: the task can act as an extra loss on unlabeled images during
             fine-tuning (``--tasks rotation+uda``).
@@ -142,25 +144,12 @@ class PretextTask:
             ``accuracy`` (%) and ``source`` (where the number is printed).
     """
 
-    name: ClassVar[str] = ""
+    kind: ClassVar[str] = "task"
     description: ClassVar[str] = ""
-    defaults: ClassVar[dict[str, Any]] = {}
     pretrains: ClassVar[bool] = True
     consistency: ClassVar[bool] = False
     uses_index: ClassVar[bool] = False
     references: ClassVar[list[dict[str, Any]]] = []
-
-    def __init__(self, **options: Any) -> None:
-        unknown = sorted(set(options) - set(self.defaults))
-        if unknown:
-            known = ", ".join(sorted(self.defaults)) or "(none)"
-            raise SSLBenchError(
-                f"task {self.name!r} has no option {unknown[0]!r}; its options: {known}"
-            )
-        # a value of the wrong type fails here, as one line, not hours later in a cell
-        self.options: dict[str, Any] = {**self.defaults, **{
-            key: coerce_like(f"task option {self.name}.{key}", value, self.defaults[key])
-            for key, value in options.items()}}
 
     def validate(self, resolution: int) -> None:
         """Refuse a resolution the task cannot work at (raise :class:`SSLBenchError` with one
@@ -240,10 +229,6 @@ class PretextTask:
         float batch ``images`` (after :meth:`prepare`), showing the inputs the task builds
         and their targets."""
         raise NotImplementedError(f"task {self.name!r} has no preview")
-
-    def config(self) -> dict[str, Any]:
-        """What a result record stores about this task."""
-        return {"name": self.name, "options": dict(self.options)}
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.options})"

@@ -104,7 +104,7 @@ def _step(task, backbone, head, pool, seed):
 def _check_task_once(r: _Report, task: PretextTask, spec: BackboneSpec, res: int, batch: int,
                      where: str) -> None:
     torch.manual_seed(0)
-    backbone = spec.create(res)
+    backbone = spec.build(res, spec.resolve(None, {}))
     images = torch.randint(0, 256, (batch * 2, 3, res, res), dtype=torch.uint8)
     pool = task.prepare(ResidentImages(images), make_generator(0, "prepare"))
     if isinstance(pool, (ResidentImages, StreamedImages)):
@@ -199,12 +199,12 @@ def check_backbone(spec: BackboneSpec, *, resolutions: tuple[int, ...] = (32, 64
     r = _Report(f"backbone {spec.name!r}")
     r.check(bool(NAME.match(spec.name)), "the backbone's name must be a word")
     for res in resolutions:
-        problem = backbone_problem(spec.name, spec.create, res)   # what the runner checks
+        problem = backbone_problem(spec.name, lambda r: spec.build(r, spec.resolve(None, {})), res)   # what the runner checks
         if problem:
             r.fail(f"at {res} px: {problem}")
             continue
         try:
-            b = spec.create(res)
+            b = spec.build(res, spec.resolve(None, {}))
         except Exception as exc:  # noqa: BLE001
             r.fail(f"create({res}) raised {type(exc).__name__}: {exc}")
             continue

@@ -18,11 +18,13 @@ REPO = Path(__file__).resolve().parents[1]
 FLOWERS = Path(os.environ.get("SSLBENCH_FLOWERS", REPO.parent / "shared" / "data" / "flowers"))
 
 # Settings that make a sweep take seconds: the point of these tests is the machinery.
-FAST = {"pretrain_epochs": 1, "pretrain_batch_size": 32, "finetune_steps": 6,
-        "finetune_batch_size": 16, "finetune_evals": 2, "probe_max_iter": 20,
-        "probe_l2": [1e-3, 1e-1], "unlabeled_batch_size": 16}
-FAST_FLAGS = [arg for k, v in FAST.items()
-              for arg in ("--set", f"{k}={','.join(map(str, v)) if isinstance(v, list) else v}")]
+FAST = {"pretrain_epochs": 1, "pretrain_batch_size": 32}                 # sweep settings
+FAST_OPTIONS = {"finetune": {"steps": 6, "batch_size": 16, "evals": 2,   # protocol options
+                             "unlabeled_batch_size": 16},
+                "linear": {"max_iter": 20, "l2": [1e-3, 1e-1]}}
+FAST_FLAGS = ([arg for k, v in FAST.items() for arg in ("--set", f"{k}={v}")]
+              + [arg for name, opts in FAST_OPTIONS.items() for k, v in opts.items()
+                 for arg in ("--opt", f"{name}.{k}={v}".replace(" ", ""))])
 
 torch.set_num_threads(min(2, torch.get_num_threads()))
 

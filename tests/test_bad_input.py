@@ -30,7 +30,12 @@ def assert_one_line_error(status, err, *fragments):
     (["--fractions", "half"], ["--fractions: cannot read 'half'"]),
     (["--preset", "huge"], ["unknown preset 'huge'"]),
     (["--set", "pretrain_epoch=3"], ["unknown setting 'pretrain_epoch'"]),
-    (["--set", "finetune_steps=many"], ["setting finetune_steps: 'many' is not a valid int"]),
+    (["--opt", "finetune.steps=many"], ["protocol option finetune.steps: 'many' is not a valid int"]),
+    (["--set", "finetune_steps=6"], ["setting finetune_steps is now option 'steps' of the finetune "
+                                     "protocol: --opt finetune.steps=VALUE"]),
+    (["--opt", "linear.lr=1"], ["protocol 'linear' has no option 'lr'; its options: l2, max_iter"]),
+    (["--opt", "nothing.x=1"], ["no task, protocol, backbone or data set is named 'nothing'"]),
+    (["--opt", "smallcnn.widths=[8,x]"], ["backbone option smallcnn.widths"]),
     (["--dataset", "imagefolder"], ["needs an argument: imagefolder:PATH"]),
     (["--config", "nope.toml"], ["config file 'nope.toml' does not exist"]),
     (["--plugin", "no_such_plugin_module"], ["cannot load plugin 'no_such_plugin_module'"]),
@@ -110,9 +115,9 @@ def test_show_rejects_a_tiny_resolution(cli, tmp_path):
 
 
 @pytest.mark.parametrize("flag, message", [
-    (("--set", "probe_l2=[]"), "probe_l2 must be a non-empty list"),
-    (("--set", "finetune_lr=-1"), "finetune_lr must be > 0"),
-    (("--set", "knn_k=[0]"), "knn_k must be a non-empty list"),
+    (("--opt", "linear.l2=[]"), "protocol option linear.l2 must be a non-empty list"),
+    (("--opt", "finetune.lr=-1"), "protocol option finetune.lr must be > 0"),
+    (("--opt", "knn.k=[0]"), "protocol option knn.k must be a non-empty list"),
     (("--resolution", "100000"), "resolution 100000 is outside 8..2048 px"),
     (("--split-seeds", "-1"), "seed -1 is negative"),
 ])

@@ -4,21 +4,20 @@ import json
 
 import numpy as np
 import pytest
-from sslbench_plugins.protocols.finetune import convergence
+from sslbench_plugins.protocols.finetune import FineTune, budget, convergence
 
-from sslbench.config import PRESETS, finetune_budget
 from sslbench.fractions import labeled_split, labeled_subset, val_count
 
 LABELS = np.repeat(np.arange(5), [764, 1052, 784, 733, 984]) [: 3453]
 
 
 def test_finetune_budget_scales_with_the_labeled_set():
-    s = PRESETS["quick"]
-    small, large = finetune_budget(s, 276), finetune_budget(s, 2764)
-    assert small == s["finetune_min_steps"]                       # the floor at few labels
-    assert large == -(-s["finetune_epochs"] * 2764 // s["finetune_batch_size"])
-    assert large * s["finetune_batch_size"] / 2764 >= s["finetune_epochs"]
-    assert finetune_budget({**s, "finetune_steps": 300}, 2764) == 300  # explicit fixed budget
+    s = FineTune.for_preset("quick").options
+    small, large = budget(s, 276), budget(s, 2764)
+    assert small == s["min_steps"]                                 # the floor at few labels
+    assert large == -(-s["epochs"] * 2764 // s["batch_size"])
+    assert large * s["batch_size"] / 2764 >= s["epochs"]
+    assert budget({**s, "steps": 300}, 2764) == 300                # explicit fixed budget
 
 
 def curve(accs):

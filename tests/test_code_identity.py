@@ -149,11 +149,11 @@ def test_produced_by_reproduces_the_run(cli, fast_run, image_folder, tmp_path):
     status, _, err = fast_run("--dataset", f"imagefolder:{image_folder}", "--plugin",
                               str(plugin), "--tasks", "turned", "--fractions", "1.0",
                               "--protocols", "linear", "--task-opt", "turned.crop=0.0",
-                              "--set", "probe_l2=[0.01,1.0]")
+                              "--opt", "linear.l2=[0.01,1.0]")
     assert status == 0, err
     first = load_records(tmp_path / "results")
     command = run_command(first)
-    for flag in ("--task-opt turned.crop=0.0", "--set 'probe_l2=[0.01,1.0]'",
+    for flag in ("--opt turned.crop=0.0", "--opt 'linear.l2=[0.01,1.0]'",
                  "--set resolution=16", f"--plugin {plugin}"):
         assert flag in command, command
     args = shlex.split(command)[2:]          # drop "sslbench run"

@@ -52,9 +52,9 @@ def test_digits_rotation_sweep(fast_run, tmp_path):
 
 
 def test_cpu_run_is_deterministic(tmp_path):
-    from conftest import FAST
+    from conftest import FAST, FAST_OPTIONS
     kwargs = dict(tasks=["rotation"], fractions=[0.5], seeds=[1], device="cpu",
-                  settings={**FAST, "resolution": 16})
+                  settings={**FAST, "resolution": 16}, options=FAST_OPTIONS)
     a = sslbench.run_sweep(out=str(tmp_path / "a"), cache_dir=str(tmp_path / "ca"), **kwargs)
     b = sslbench.run_sweep(out=str(tmp_path / "b"), cache_dir=str(tmp_path / "cb"), **kwargs)
     assert a["mean"].tolist() == b["mean"].tolist()
@@ -64,7 +64,7 @@ def test_cpu_run_is_deterministic(tmp_path):
 def test_toml_config_and_flag_precedence(fast_run, tmp_path):
     config = tmp_path / "sweep.toml"
     config.write_text('dataset = "digits"\ntasks = ["rotation"]\nfractions = [0.5]\n'
-                      'protocols = ["linear", "knn"]\n[settings]\nfinetune_steps = 3\n')
+                      'protocols = ["linear", "knn"]\n[options.finetune]\nsteps = 3\n')
     status, out, err = fast_run("--config", str(config), "--fractions", "1.0")
     assert status == 0, err
     assert header(out)[1:3] == ["linear 100% (n=1)", "knn 100% (n=1)"]

@@ -180,13 +180,13 @@ def test_folders_with_different_settings_are_not_averaged(cli, fast_run, tmp_pat
     args = ("--tasks", "rotation", "--fractions", "1.0", "--protocols", "linear")
     status, _, err = fast_run(*args, "--seeds", "0", out=tmp_path / "a")
     assert status == 0, err
-    status, _, err = fast_run(*args, "--seeds", "1", "--set", "probe_max_iter=7",
+    status, _, err = fast_run(*args, "--seeds", "1", "--opt", "linear.max_iter=7",
                               out=tmp_path / "b")
     assert status == 0, err
     status, _, err = cli("report", str(tmp_path / "a"), str(tmp_path / "b"))
-    assert status == 2 and "different settings (probe_max_iter)" in err
+    assert status == 2 and "different settings (linear.max_iter)" in err
     assert len(err.strip().splitlines()) == 1
-    status, _, err = fast_run(*args, "--seeds", "0", "--set", "probe_max_iter=7",
+    status, _, err = fast_run(*args, "--seeds", "0", "--opt", "linear.max_iter=7",
                               out=tmp_path / "c")
     status, _, err = cli("report", str(tmp_path / "a"), str(tmp_path / "c"))
     assert status == 2 and "run with different configurations" in err

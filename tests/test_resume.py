@@ -2,7 +2,7 @@
 
 import json
 
-from conftest import FAST
+from conftest import FAST, FAST_OPTIONS
 
 from sslbench.config import build_config
 from sslbench.plugins import PluginHost
@@ -12,7 +12,8 @@ from sslbench.runner import Sweep
 def make_sweep(tmp_path, **overrides):
     options = dict(datasets=["digits"], tasks=["rotation"], fractions=[0.1, 1.0],
                    protocols=["linear", "finetune"], seeds=[0],
-                   settings={**FAST, "resolution": 16}, out=str(tmp_path / "out"),
+                   settings={**FAST, "resolution": 16}, options=FAST_OPTIONS,
+                   out=str(tmp_path / "out"),
                    cache_dir=str(tmp_path / "cache"), device="cpu")
     options.update(overrides)
     config = build_config(**options)
@@ -58,11 +59,15 @@ def test_new_fraction_reuses_the_pretrained_checkpoint(tmp_path):
 
 def test_changed_settings_rerun_cells_but_reuse_the_checkpoint(tmp_path):
     make_sweep(tmp_path).run()
-    sweep = make_sweep(tmp_path, settings={**FAST, "resolution": 16, "finetune_steps": 7})
-    assert not any(c.done for c in sweep.cells)     # records of other settings are stale
+    sweep = make_sweep(tmp_path, options={**FAST_OPTIONS,
+                                          "finetune": {**FAST_OPTIONS["finetune"], "steps": 7}})
+    # a protocol's option makes that protocol's records stale, and no other's
+    assert not any(c.done for c in sweep.cells if c.protocol == "finetune")
+    assert all(c.done for c in sweep.cells if c.protocol == "linear")
     sweep.run()
     assert sweep.checkpoints_trained == 0           # pretraining settings did not change
     sweep = make_sweep(tmp_path, settings={**FAST, "resolution": 16, "pretrain_epochs": 2})
+    assert not any(c.done for c in sweep.cells)     # a sweep setting: every record is stale
     sweep.run()
     assert sweep.checkpoints_trained == 1
 

@@ -179,14 +179,14 @@ def test_bf16_autocast_path_runs_every_task_and_protocol(monkeypatch, tmp_path):
     also supports bf16: every task and protocol must handle bf16 activations, streamed."""
     import sslbench
     import sslbench.runner as runner
-    from conftest import FAST
+    from conftest import FAST, FAST_OPTIONS
     monkeypatch.setattr(runner, "autocast_dtype_for", lambda device: torch.bfloat16)
     frame = sslbench.run_sweep(
         out=str(tmp_path / "out"), cache_dir=str(tmp_path / "cache"), device="cpu",
         tasks=["rotation", "exemplar", "jigsaw", "relpatch", "rotation+uda"], fractions=[0.5],
         protocols=["linear", "finetune", "knn"], stream="always", workers=0,
         task_options={"exemplar": {"num_exemplars": 50}, "jigsaw": {"permutations": 10}},
-        settings={**FAST, "resolution": 32})
+        settings={**FAST, "resolution": 32}, options=FAST_OPTIONS)
     assert frame["n_failed"].sum() == 0 and len(frame) == 1 + 3 * 5
     record = json.loads(next((tmp_path / "out" / "records").glob("*jigsaw*linear*")).read_text())
     assert record["precision"] == "bfloat16"

@@ -124,8 +124,7 @@ def test_labeled_and_both_unlabeled_views_share_one_batchnorm_batch():
 
     images = torch.randint(0, 256, (40, 3, 16, 16), dtype=torch.uint8)
     labels = torch.arange(40) % 4
-    settings = {**PRESETS["quick"], "finetune_steps": 5, "finetune_evals": 1,
-                "finetune_batch_size": 8}
+    settings = PRESETS["quick"]
     backbone = SmallCNN()
     seen = []
     bn = next(m for m in backbone.modules() if isinstance(m, torch.nn.BatchNorm2d))
@@ -137,7 +136,7 @@ def test_labeled_and_both_unlabeled_views_share_one_batchnorm_batch():
                       consistency_tasks=[UDA(ratio=3)], settings=settings,
                       device=torch.device("cpu"), autocast_dtype=None, seed=0,
                       reporter=Reporter())
-    result = FineTune().evaluate(ctx)
+    result = FineTune(steps=5, evals=1, batch_size=8).evaluate(ctx)
     training = [n for mode, n in seen if mode]
     assert training == [8 + 2 * 3 * 8] * 5               # one forward per step, l + 2u images
     assert all("mask_rate" in point for point in result.details["curve"])

@@ -20,10 +20,13 @@ def _block(cin: int, cout: int, pool: bool) -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
+WIDTHS = (24, 48, 96, 192)
+
+
 class SmallCNN(Backbone):
     min_input_size = 8
 
-    def __init__(self, widths: tuple[int, ...] = (24, 48, 96, 192)) -> None:
+    def __init__(self, widths: tuple[int, ...] = WIDTHS) -> None:
         super().__init__()
         self.stage_dims = list(widths)
         chans = (3,) + tuple(widths)
@@ -43,5 +46,6 @@ class SmallCNN(Backbone):
 
 @sslbench.hookimpl
 def sslbench_backbones():
-    return [BackboneSpec("smallcnn", lambda resolution: SmallCNN(),
-                         "4-stage CNN (24-48-96-192), ~2k img/s training on 2 CPU cores")]
+    return [BackboneSpec("smallcnn", lambda resolution, widths=WIDTHS: SmallCNN(tuple(widths)),
+                         "4-stage CNN (24-48-96-192), ~2k img/s training on 2 CPU cores",
+                         defaults={"widths": list(WIDTHS)})]

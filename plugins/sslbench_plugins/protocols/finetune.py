@@ -2,11 +2,10 @@
 subset with the standard small-image augmentation (random crop with padding, horizontal flip),
 applied on the device to whole batches.
 
-The budget scales with the labeled set (:func:`sslbench.config.finetune_budget`):
-``finetune_epochs`` passes over the cell's labeled training images, at least
-``finetune_min_steps`` steps, so that 100% of the labels is trained to convergence as 10% is
-(a fixed step count, ``finetune_steps``, remains available). The model is checked on the
-cell's validation images ``finetune_evals`` times; the checkpoint with the best validation
+The budget scales with the labeled set (:func:`budget`): ``epochs`` passes over the cell's
+labeled training images, at least ``min_steps`` steps, so that 100% of the labels is trained
+to convergence as 10% is (a fixed step count, ``steps``, remains available). The model is
+checked on the cell's validation images ``evals`` times; the checkpoint with the best validation
 accuracy is the one that predicts on test. The record says whether the run looks converged
 (:func:`convergence`): a run whose best check is at the very end and better than every
 earlier check by more than the validation set's noise is flagged, and every report marks it.
@@ -29,7 +28,6 @@ from torch import nn
 
 import sslbench
 from sslbench.augment import standard_augment, to_float
-from sslbench.config import finetune_budget
 from sslbench.protocol import EvalContext, EvaluationProtocol, ProtocolResult, Split
 from sslbench.task import ConsistencyContext
 from sslbench.training import (accuracy, autocast, check_finite, make_optimizer, maybe_compile,
@@ -48,10 +46,48 @@ class Classifier(nn.Module):
         return self.fc(self.backbone(x))
 
 
+def budget(options: dict, n_train: int) -> int:
+    """Fine-tuning steps for a cell with ``n_train`` labeled training images: a fixed
+    ``steps`` if set, else ``epochs`` passes over them (at least ``min_steps``), so that 100%
+    of the labels gets as many epochs as 10% does."""
+    if int(options["steps"]) > 0:
+        return int(options["steps"])
+    batch = max(1, min(int(options["batch_size"]), n_train))
+    return max(int(options["min_steps"]), -(-int(options["epochs"]) * n_train // batch))
+
+
 class FineTune(EvaluationProtocol):
     name = "finetune"
     description = "train the whole network on the labeled subset (crop+flip), model chosen on val"
     trains_backbone = True
+    defaults = {
+        "epochs": 60,              # passes over the cell's labeled training images...
+        "min_steps": 500,          # ...but at least this many steps
+        "steps": 0,                # > 0: exactly this many steps instead
+        "batch_size": 64,
+        "lr": 0.05,                # SGD, Nesterov momentum 0.9, warm-up then cosine
+        "weight_decay": 5e-4,
+        "evals": 20,               # validation checks (model selection)
+        "unlabeled_batch_size": 128,   # unlabeled images per step for consistency tasks
+    }
+    presets = {"standard": {"epochs": 100, "min_steps": 2000, "batch_size": 128, "evals": 40,
+                            "unlabeled_batch_size": 448}}
+
+    def summary(self) -> str:
+        o = self.options
+        budget = (f"{o['steps']} steps" if o["steps"] else
+                  f"{o['epochs']} epochs of the labeled images, at least {o['min_steps']} steps")
+        return (f"the whole network trained for {budget} (batch {o['batch_size']}, lr "
+                f"{o['lr']:g}), the best of {o['evals']} validation checks kept")
+
+    def check_options(self) -> None:
+        o = self.options
+        for key in ("epochs", "steps"):
+            self.require(key, o[key] >= 0, ">= 0")
+        for key in ("min_steps", "batch_size", "evals", "unlabeled_batch_size"):
+            self.require(key, o[key] >= 1, ">= 1")
+        self.require("lr", o["lr"] > 0, "> 0")
+        self.require("weight_decay", o["weight_decay"] >= 0, ">= 0")
 
     @staticmethod
     def supervised_loss(logits, labels, tasks, contexts) -> torch.Tensor:
@@ -63,7 +99,7 @@ class FineTune(EvaluationProtocol):
         return F.cross_entropy(logits.float(), labels)
 
     def evaluate(self, ctx: EvalContext) -> ProtocolResult:
-        s = ctx.settings
+        o = self.options
         device, dtype = ctx.device, ctx.autocast_dtype
         model = to_device(Classifier(ctx.backbone, ctx.num_classes), device)
         net = maybe_compile(model.backbone, ctx.compile)
@@ -71,19 +107,19 @@ class FineTune(EvaluationProtocol):
                  for t in ctx.consistency_tasks]
         trainable = [model] + [h for h in heads if h is not None]
         images, labels = ctx.labeled.images, ctx.labeled.labels
-        steps = finetune_budget(s, len(labels))
-        optimizer = make_optimizer(trainable, s["finetune_lr"], s["weight_decay"], device)
+        steps = budget(o, len(labels))
+        optimizer = make_optimizer(trainable, o["lr"], o["weight_decay"], device)
         schedule = warmup_cosine(optimizer, steps, max(1, steps // 20))
         gen = ctx.generator("finetune")
-        evals = min(int(s["finetune_evals"]), steps)
+        evals = min(int(o["evals"]), steps)
         checks = {math.ceil(steps * k / evals) for k in range(1, evals + 1)}
-        batch_size = min(int(s["finetune_batch_size"]), len(labels))
+        batch_size = min(int(o["batch_size"]), len(labels))
         batches = images.batches(step_batches(len(labels), batch_size, steps,
                                               images.order_generator(gen), images.index_device))
         # one endless stream of unlabeled batches per consistency task
         unlabeled = ctx.unlabeled
         streams = [unlabeled.batches(random_batches(
-                       len(unlabeled), task.unlabeled_batch_size(batch_size, s["unlabeled_batch_size"]),
+                       len(unlabeled), task.unlabeled_batch_size(batch_size, o["unlabeled_batch_size"]),
                        unlabeled.order_generator(gen), unlabeled.index_device))
                    for task in ctx.consistency_tasks]
         best = {"val_accuracy": -1.0, "step": 0, "state": None}

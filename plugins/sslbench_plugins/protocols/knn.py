@@ -34,13 +34,23 @@ def knn_predict(train: torch.Tensor, labels: torch.Tensor, query: torch.Tensor, 
 class KNNProbe(EvaluationProtocol):
     name = "knn"
     description = "weighted k-nearest neighbours on cached features (k and stage chosen on val)"
+    defaults = {"k": [1, 5, 10, 20]}            # the k grid, chosen on validation with the stage
+    presets = {"standard": {"k": [1, 5, 10, 20, 50]}}
+
+    def summary(self) -> str:
+        return (f"weighted kNN on each stage's features, stage and k "
+                f"({', '.join(map(str, self.options['k']))}) chosen on validation")
+
+    def check_options(self) -> None:
+        self.require("k", bool(self.options["k"]) and all(k >= 1 for k in self.options["k"]),
+                     "a non-empty list of k >= 1")
 
     def evaluate(self, ctx: EvalContext) -> ProtocolResult:
         train_feats, val_feats = ctx.labeled.features(), ctx.val.features()
         y = ctx.labeled.labels
         best = None
         for stage, (ftr, fval) in enumerate(zip(train_feats, val_feats)):
-            for k in ctx.settings["knn_k"]:
+            for k in self.options["k"]:
                 acc = accuracy(knn_predict(ftr, y, fval, k, ctx.num_classes), ctx.val.labels)
                 if best is None or acc > best[0]:
                     best = (acc, stage, k)

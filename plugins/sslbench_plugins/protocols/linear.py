@@ -1,7 +1,7 @@
 """``linear``: a frozen backbone and a multinomial logistic regression on its features.
 
 Features of every stage are extracted once per checkpoint and cached (``Split.features``).
-For each stage and each L2 strength of the ``probe_l2`` grid, the probe is fitted full-batch
+For each stage and each L2 strength of the ``l2`` grid (an option), the probe is fitted full-batch
 with L-BFGS on the standardised features of the labeled subset; the (stage, L2) pair with the
 best validation accuracy is kept. The record keeps every stage's validation and test accuracy;
 the headline number is the test accuracy of the stage chosen on validation.
@@ -54,6 +54,22 @@ def fit_logistic_regression(x: torch.Tensor, y: torch.Tensor, num_classes: int, 
 class LinearProbe(EvaluationProtocol):
     name = "linear"
     description = "frozen backbone, logistic regression on cached features of each stage"
+    defaults = {
+        "l2": [1e-5, 1e-4, 1e-3, 1e-2, 1e-1],   # weight-decay grid, chosen on validation
+        "max_iter": 500,                         # L-BFGS iterations; a probe that hits it is flagged
+    }
+    presets = {"standard": {"l2": [1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1], "max_iter": 1000}}
+
+    def summary(self) -> str:
+        l2 = ", ".join(f"{v:g}" for v in self.options["l2"])
+        return (f"logistic regression on each stage's pooled features, stage and L2 "
+                f"({l2}) chosen on validation, L-BFGS up to {self.options['max_iter']} "
+                "iterations")
+
+    def check_options(self) -> None:
+        self.require("l2", bool(self.options["l2"]) and all(v >= 0 for v in self.options["l2"]),
+                     "a non-empty list of values >= 0")
+        self.require("max_iter", self.options["max_iter"] >= 1, ">= 1")
 
     def evaluate(self, ctx: EvalContext) -> ProtocolResult:
         train_feats, val_feats = ctx.labeled.features(), ctx.val.features()
@@ -64,9 +80,9 @@ class LinearProbe(EvaluationProtocol):
             norm = Standardiser(ftr)
             xtr, xval = norm(ftr), norm(fval)
             stage_best = None
-            for l2 in ctx.settings["probe_l2"]:
+            for l2 in self.options["l2"]:
                 w, b, converged = fit_logistic_regression(xtr, y, ctx.num_classes, l2,
-                                                          ctx.settings["probe_max_iter"])
+                                                          self.options["max_iter"])
                 acc = accuracy((xval @ w + b).argmax(1), y_val)
                 if stage_best is None or acc > stage_best["val_accuracy"]:
                     stage_best = {"stage": stage + 1, "l2": l2, "val_accuracy": acc,
@@ -85,7 +101,7 @@ class LinearProbe(EvaluationProtocol):
             predict=predictor(best), val_accuracy=best["val_accuracy"],
             details={"chosen_stage": best["stage"], "chosen_l2": best["l2"],
                      "chosen": f"stage {best['stage']}",
-                     # the chosen probe's solver reached its tolerance within probe_max_iter
+                     # the chosen probe's solver reached its tolerance within max_iter
                      "converged": bool(best["converged"]),
                      "stages": [{k: s[k] for k in ("stage", "l2", "val_accuracy")}
                                 for s in stages]},
