@@ -71,3 +71,27 @@ class FeatureCache:
         """Drop in-memory entries of one checkpoint once its cells are done."""
         for k in [k for k in self._memory if k.startswith(prefix)]:
             del self._memory[k]
+
+
+class FeatureStore:
+    """The frozen features of one checkpoint on the pool, validation and test images:
+    extracted on first use by a backbone built with ``make_backbone()`` (the checkpoint's
+    weights, on ``device``) and kept in a :class:`FeatureCache` under ``ckpt_id``. Protocols
+    reach it through :attr:`sslbench.protocol.Split.features`."""
+
+    def __init__(self, cache: FeatureCache, ckpt_id: str, splits: dict[str, Images],
+                 make_backbone: Callable[[], torch.nn.Module], device: torch.device,
+                 dtype: torch.dtype | None) -> None:
+        self.cache, self.ckpt_id, self.splits = cache, ckpt_id, splits
+        self.make_backbone, self.device, self.dtype = make_backbone, device, dtype
+        self._backbone: torch.nn.Module | None = None
+
+    def get(self, split: str) -> list[torch.Tensor]:
+        # the checkpoint id hashes the data, the splits and the resolution already
+        return self.cache.get(f"{self.ckpt_id}-{split}",
+                              lambda: self._extract(self.splits[split]), self.device)
+
+    def _extract(self, images: Images) -> list[torch.Tensor]:
+        if self._backbone is None:
+            self._backbone = self.make_backbone()
+        return extract_features(self._backbone, images, self.device, self.dtype)

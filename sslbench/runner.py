@@ -1,39 +1,41 @@
-"""The sweep runner: the grid data set x backbone x task x fraction x protocol x seed.
+"""The sweep runner: walks the grid (:mod:`sslbench.grid`) unit by unit.
 
-For each (data set, backbone, task, seed) the backbone is pretrained once (or its checkpoint
-is taken from the cache, keyed by a hash of everything that affects it) and then evaluated by
-every (fraction, protocol) cell. Every finished cell writes one JSON record; a cell whose
-record already exists with the same configuration is skipped, so an interrupted sweep
-resumes. A failure inside one cell (a NaN loss, an out-of-memory error) is recorded as that
-cell's failure and the sweep goes on.
+``Sweep.run`` reads top to bottom: per data set and split seed, :meth:`Sweep.prepare` loads
+and checks it, splits it and places its images; per unit (one data set, backbone, task plan
+and seed) :meth:`Sweep.run_unit` takes the pretrained checkpoint from the cache
+(:mod:`sslbench.checkpoints`) or pretrains it, then evaluates each (fraction, protocol) cell
+with frozen features from :class:`~sslbench.features.FeatureStore` where the protocol wants
+them, and writes the cell's record. A cell whose record already exists with the same
+configuration hash is skipped, so an interrupted sweep resumes. A failure inside one cell
+(a NaN loss, an out-of-memory error) is recorded as that cell's failure and the sweep goes on.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
+import itertools
 import os
-import re
 import time
 import traceback
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
 
 from . import __version__
-from .atomic import atomic_torch_save, atomic_write_json, safe_torch_load
+from .atomic import atomic_write_json
 from .backbone import Backbone, BackboneSpec
 from .config import SweepConfig
 from .data import DatasetRequest, ImageData, Splits, make_splits
 from .door import backbone_problem, dataset_problem
 from .errors import MalformedPlugin, SSLBenchError
-from .features import FeatureCache, extract_features
+from .checkpoints import CheckpointStore, cache_key
+from .features import FeatureCache, FeatureStore
 from .fractions import fraction_key, labeled_split, labeled_subset
+from .grid import (SCRATCH, Cell, TaskPlan, Unit, build_plans, references_of, route_options,
+                   slug, split_file_stem, task_configs, units_of)
 from .hygiene import HygieneReport, deduplicate, find_duplicates
-from .images import Images, default_workers
+from .images import default_workers
 from .placement import PlacedData, place
 from .plugins import PluginHost
 from .progress import Reporter
@@ -41,24 +43,19 @@ from .protocol import EvalContext, EvaluationProtocol, Split
 from .records import (RECORD_SCHEMA, device_description, library_versions, peak_memory_mib,
                       read_record, write_record)
 from .seeding import derive_seed, seed_everything
-from .task import PretextTask
 from .checks import pretraining_checks
 from .training import (autocast_dtype_for, effective_schedule, pretrain, resolve_device,
                        to_device)
 
-SCRATCH = "scratch"
+__all__ = ["Sweep", "Cell", "TaskPlan", "SCRATCH"]   # Cell, TaskPlan: their old home
 
 
-def _hash(obj: Any) -> str:
-    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
+class Prepared(NamedTuple):
+    """A data set ready for its units (:meth:`Sweep.prepare`)."""
 
-
-def slug(text: str) -> str:
-    """A file-name-safe version of a name: ``imagefolder:../data/flowers`` -> ``flowers``."""
-    base, _, arg = text.partition(":")
-    if arg:
-        text = Path(arg.rstrip("/\\")).name or base
-    return re.sub(r"[^A-Za-z0-9_.+-]+", "_", text).strip("_") or "x"
+    splits: Splits
+    placed: PlacedData
+    hygiene: HygieneReport
 
 
 def default_out(config: SweepConfig) -> Path:
@@ -68,126 +65,6 @@ def default_out(config: SweepConfig) -> Path:
 def default_cache_dir() -> Path:
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     return Path(base) / "sslbench"
-
-
-@dataclass
-class TaskPlan:
-    """One leaderboard row: an optional pretraining task, then optional consistency tasks
-    used as extra losses during fine-tuning (``rotation+uda``). ``scratch`` has neither."""
-
-    label: str
-    pretext: PretextTask | None
-    consistency: list[PretextTask] = field(default_factory=list)
-
-    def config(self) -> dict[str, Any]:
-        return {"label": self.label,
-                "pretext": self.pretext.config() if self.pretext else None,
-                "consistency": [t.config() for t in self.consistency]}
-
-
-@dataclass
-class Cell:
-    """One point of the grid. ``done`` is set when a finished record already exists."""
-
-    dataset: str
-    backbone: str
-    task: str
-    fraction: float
-    protocol: str
-    seed: int
-    split_seed: int = 0
-    config_hash: str = ""
-    done: bool = False
-
-    @property
-    def id(self) -> str:
-        return (f"{slug(self.dataset)}__{self.backbone}__{self.task}__{self.protocol}"
-                f"__f{fraction_key(self.fraction)}__s{self.seed}"
-                + (f"__p{self.split_seed}" if self.split_seed else ""))
-
-    def describe(self) -> dict[str, Any]:
-        return {"dataset": self.dataset, "backbone": self.backbone, "task": self.task,
-                "fraction": self.fraction, "protocol": self.protocol, "seed": self.seed,
-                "split_seed": self.split_seed}
-
-
-def split_file_stem(dataset: str, split_seed: int) -> str:
-    """``flowers`` for split seed 0, ``flowers-p3`` for split seed 3."""
-    return slug(dataset) + (f"-p{split_seed}" if split_seed else "")
-
-
-OPTION_KINDS = ("task", "protocol", "backbone", "dataset")
-
-
-def route_options(config: SweepConfig, host: PluginHost) -> dict[str, dict[str, dict]]:
-    """``--opt NAME.KEY=VALUE`` by kind: kind -> name -> options. ``NAME`` is a task, a
-    protocol, a backbone or a data set (its name before the colon); a name that is none of
-    them, or more than one, is one line saying so."""
-    dataset_names = {d.partition(":")[0] for d in config.datasets}
-    routed: dict[str, dict[str, dict]] = {kind: {} for kind in OPTION_KINDS}
-    for name, opts in config.options.items():
-        kinds = [kind for kind in OPTION_KINDS
-                 if name in host.registry(kind)
-                 or (kind == "backbone" and name in config.backbones)
-                 or (kind == "dataset" and name in dataset_names)]
-        if not kinds:
-            raise SSLBenchError(f"--opt {name}.{next(iter(opts), 'KEY')}: no task, protocol, "
-                                f"backbone or data set is named {name!r}")
-        if len(kinds) > 1:
-            raise SSLBenchError(f"--opt {name}: {name!r} names a {' and a '.join(kinds)}; "
-                                "give those plugins different names")
-        routed[kinds[0]][name] = dict(opts)
-    return routed
-
-
-def build_plans(config: SweepConfig, host: PluginHost,
-                task_options: dict[str, dict] | None = None) -> list[TaskPlan]:
-    """Turn ``--tasks`` into task plans, validating names and options (bad input raises)."""
-    task_options = config.options if task_options is None else task_options
-    instances: dict[str, PretextTask] = {}
-    for task_name, opts in task_options.items():   # options of a task not in the grid: checked too
-        instances[task_name] = host.task(task_name).for_preset(config.preset, **opts)
-
-    def instance(name: str) -> PretextTask:
-        if name not in instances:
-            instances[name] = host.task(name).for_preset(config.preset)
-        return instances[name]
-
-    plans = [TaskPlan(SCRATCH, None)]
-    for label in config.tasks:
-        if label == SCRATCH:
-            continue
-        parts = [p.strip() for p in label.split("+")]
-        if any(not p for p in parts):
-            raise SSLBenchError(f"task {label!r} has an empty part")
-        first, rest = parts[0], parts[1:]
-        pretext = None
-        consistency: list[PretextTask] = []
-        if first != SCRATCH:
-            task = instance(first)
-            if task.pretrains:
-                pretext = task
-            else:
-                rest = [first] + rest
-        for name in rest:
-            task = instance(name)
-            if not task.consistency:
-                raise SSLBenchError(f"task {name!r} cannot act as a loss during fine-tuning, "
-                                    f"so it cannot follow '+' in {label!r}")
-            consistency.append(task)
-        if pretext is None and not consistency:
-            raise SSLBenchError(f"task {label!r} neither pretrains nor adds a loss")
-        plans.append(TaskPlan(label, pretext, consistency))
-    return plans
-
-
-def _task_configs(plan: TaskPlan) -> list[dict[str, Any]]:
-    return [t.config() for t in ([plan.pretext] if plan.pretext else []) + plan.consistency]
-
-
-def _references(plan: TaskPlan) -> list[dict[str, Any]]:
-    tasks = ([plan.pretext] if plan.pretext else []) + plan.consistency
-    return [dict(r) for r in tasks[0].references] if len(tasks) == 1 else []
 
 
 class Sweep:
@@ -206,6 +83,7 @@ class Sweep:
         # validate every name and option before anything runs
         self.routed = route_options(config, host)
         self.plans = build_plans(config, host, self.routed["task"])
+        self.plan_of = {plan.label: plan for plan in self.plans}
         for plan in self.plans:
             for task in ([plan.pretext] if plan.pretext else []) + plan.consistency:
                 task.validate(int(self.settings["resolution"]))
@@ -241,6 +119,7 @@ class Sweep:
                                     f"{slug(name)!r} in the results; give their folders "
                                     "different names or run them with different --out")
         self.features = FeatureCache(self.cache_dir / "features", warn=self._warn_once)
+        self.checkpoints = CheckpointStore(self.cache_dir, self._warn_once)
         self.checkpoints_trained = 0
         self.workers = config.workers if config.workers is not None else default_workers()
         self._warned: set[str] = set()
@@ -260,7 +139,7 @@ class Sweep:
                                         continue  # "n/a": a frozen probe ignores fine-tuning losses
                                     cell = Cell(ds, bb, plan.label, fraction, proto_name, seed,
                                                 split_seed)
-                                    cell.config_hash = self._cell_hash(cell, plan)
+                                    cell.config_hash = self._cellcache_key(cell, plan)
                                     rec = read_record(self.out, cell.id)
                                     if rec is not None and rec.get("dataset") != ds:
                                         raise SSLBenchError(
@@ -272,8 +151,8 @@ class Sweep:
                                     cells.append(cell)
         return cells
 
-    def _cell_hash(self, cell: Cell, plan: TaskPlan) -> str:
-        return _hash({"cell": cell.describe(), "plan": plan.config(), "settings": self.settings,
+    def _cellcache_key(self, cell: Cell, plan: TaskPlan) -> str:
+        return cache_key({"cell": cell.describe(), "plan": plan.config(), "settings": self.settings,
                       "dedup": self.config.dedup, "device": self.device.type,
                       "stream": self.config.stream, "sslbench": __version__,
                       "code": self._plugins_of(cell.dataset, cell.backbone, plan, cell.protocol),
@@ -316,38 +195,40 @@ class Sweep:
 
     # ------------------------------------------------------------------ running
     def run(self) -> list[dict[str, Any]]:
+        """Run every unit whose cells are not finished; return the records of the grid.
+
+        Per data set and split seed: load it (and check it), split, place the images; then
+        per unit: pretrain (or take the checkpoint), evaluate each cell, write its record."""
         notify = lambda hook, **kw: self.host.notify(hook, self._warn_once, **kw)  # noqa: E731
         notify("sslbench_sweep_start", config=self.config, cells=self.cells)
         self.reporter.sweep_started(len(self.cells))
         for cell in self.cells:
             if cell.done:
                 self.reporter.cell_done(f"{cell.id} (cached)")
-        todo = [c for c in self.cells if not c.done]
-        for ds in self.config.datasets:
-            for split_seed in self.config.split_seeds:
-                ds_cells = [c for c in todo if c.dataset == ds and c.split_seed == split_seed]
-                if not ds_cells:
-                    continue
-                data, hygiene = self._load(ds, split_seed)
-                s = self.settings
-                splits = make_splits(data, s["validation"], s["val_fraction"],
-                                     s["pretext_holdout"], split_seed)
-                self._write_split_files(ds, splits, hygiene)
-                placed = place(splits, self.device, self.config.stream, self.workers)
-                if placed.streamed:
-                    self.reporter.log(f"streaming {ds} through {self.workers} DataLoader "
-                                      f"workers ({placed.notes['reason']})")
-                for bb in self.config.backbones:
-                    for plan in self.plans:
-                        for seed in self.config.seeds:
-                            group = [c for c in ds_cells if c.backbone == bb
-                                     and c.task == plan.label and c.seed == seed]
-                            if group:
-                                self._run_group(group, plan, bb, seed, splits, placed, hygiene)
+        units = units_of([c for c in self.cells if not c.done])
+        for (ds, split_seed), group in itertools.groupby(
+                units, key=lambda u: (u.dataset, u.split_seed)):
+            prepared = self.prepare(ds, split_seed)
+            for unit in group:
+                self.run_unit(unit, prepared)
         records = [read_record(self.out, c.id) for c in self.cells]
         records = [r for r in records if r is not None]
         notify("sslbench_sweep_finish", config=self.config, records=records)
         return records
+
+    def prepare(self, ds: str, split_seed: int) -> Prepared:
+        """A data set ready for its units: loaded and checked, split (the split files
+        written), and its images placed on the device or set up to stream."""
+        data, hygiene = self._load(ds, split_seed)
+        s = self.settings
+        splits = make_splits(data, s["validation"], s["val_fraction"], s["pretext_holdout"],
+                             split_seed)
+        self._write_split_files(ds, splits, hygiene)
+        placed = place(splits, self.device, self.config.stream, self.workers)
+        if placed.streamed:
+            self.reporter.log(f"streaming {ds} through {self.workers} DataLoader workers "
+                              f"({placed.notes['reason']})")
+        return Prepared(splits, placed, hygiene)
 
     def _load(self, name: str, split_seed: int) -> tuple[ImageData, HygieneReport]:
         """The data set, checked for duplicates (and deduplicated with ``--dedup``)."""
@@ -457,27 +338,22 @@ class Sweep:
                     "holdout": self.settings["pretext_holdout"]}
         code = self._plugins_of(ds, bb, TaskPlan("", plan.pretext))
         if plan.pretext is None:
-            key = _hash({"scratch": bb, "seed": seed, "res": self.settings["resolution"],
+            key = cache_key({"scratch": bb, "seed": seed, "res": self.settings["resolution"],
                          **data_key, "code": code})
             return f"scratch-{key}", backbone.state_dict(), {}
         task = plan.pretext
         keys = ("resolution", "pretrain_epochs", "pretrain_batch_size", "pretrain_lr",
                 "weight_decay")
-        key = _hash({"task": task.config(), "backbone": bb, "seed": seed,
+        key = cache_key({"task": task.config(), "backbone": bb, "seed": seed,
                      "settings": {k: self.settings[k] for k in keys}, **data_key,
                      "schedule": effective_schedule(task, self.settings),
                      "device": self.device.type, "dtype": str(self.dtype),
                      "streamed": placed.pretraining.streamed, "sslbench": __version__,
                      "code": code})
         ckpt_id = f"{task.name}-{key}"
-        path = self.cache_dir / "checkpoints" / f"{ckpt_id}.pt"
-        saved = safe_torch_load(path, self._warn_once) if path.is_file() else None
+        saved = self.checkpoints.load(ckpt_id)
         if saved is not None:
-            if isinstance(saved, dict) and isinstance(saved.get("backbone"), dict) \
-                    and isinstance(saved.get("info"), dict):
-                return ckpt_id, saved["backbone"], {**saved["info"], "cached": True}
-            self._warn_once(f"ignoring cache file {str(path)!r} (recomputing it): not a "
-                            "checkpoint of this sslbench")
+            return ckpt_id, saved[0], {**saved[1], "cached": True}
         backbone = to_device(backbone, self.device)
         seed_everything(seed, f"pretrain:{task.name}")
         result = pretrain(task, backbone, placed.pretraining, self.settings,
@@ -493,11 +369,15 @@ class Sweep:
                 "n_images": result["n_images"], "schedule": result["schedule"], **checks,
                 "cached": False}
         state = {k: v.detach().cpu() for k, v in backbone.state_dict().items()}
-        atomic_torch_save({"backbone": state, "info": info}, path)
+        self.checkpoints.save(ckpt_id, state, info)
         return ckpt_id, state, info
 
-    def _run_group(self, cells: list[Cell], plan: TaskPlan, bb: str, seed: int,
-                   splits: Splits, placed: PlacedData, hygiene: HygieneReport) -> None:
+    def run_unit(self, unit: Unit, prepared: Prepared) -> None:
+        """One unit: its pretraining (or cached checkpoint), then each of its cells, each
+        ending in a record. A failure fails the cells it touches and nothing else."""
+        plan = self.plan_of[unit.task]
+        cells, bb, seed = list(unit.cells), unit.backbone, unit.seed
+        splits, placed, hygiene = prepared
         try:
             ckpt_id, state, info = self._checkpoint(cells[0].dataset, plan, bb, seed, splits,
                                                    placed)
@@ -509,7 +389,9 @@ class Sweep:
                 self._finish(cell, self._base_record(cell, plan, splits, placed, hygiene),
                              error=reason, trace=traceback.format_exc())
             return
-        features = _FeatureSource(self, ckpt_id, state, bb, seed, placed)
+        features = FeatureStore(
+            self.features, ckpt_id, {"pool": placed.pool, "val": placed.val, "test": placed.test},
+            lambda: self._trained_backbone(bb, seed, placed, state), self.device, self.dtype)
         for cell in cells:
             self.host.notify("sslbench_cell_start", self._warn_once, cell=cell)
             record = self._base_record(cell, plan, splits, placed, hygiene)
@@ -529,14 +411,19 @@ class Sweep:
             self._finish(cell, record, error=error, trace=trace if error else None)
         self.features.forget(ckpt_id)
 
+    def _trained_backbone(self, bb: str, seed: int, placed: PlacedData,
+                          state: dict) -> Backbone:
+        """A fresh backbone with a checkpoint's weights, on the run's device."""
+        backbone = self._new_backbone(bb, seed, placed)
+        backbone.load_state_dict(state)
+        return to_device(backbone, self.device)
+
     def _evaluate(self, cell: Cell, plan: TaskPlan, state: dict, bb: str, splits: Splits,
-                  placed: PlacedData, features: "_FeatureSource") -> dict[str, Any]:
+                  placed: PlacedData, features: FeatureStore) -> dict[str, Any]:
         seed_everything(cell.seed, cell.id)
         train_pos, val_pos = self._labeled(splits, cell.fraction, cell.seed)
         train_t = torch.from_numpy(train_pos).to(self.device)
-        backbone = self._new_backbone(bb, cell.seed, placed)
-        backbone.load_state_dict(state)
-        backbone = to_device(backbone, self.device)
+        backbone = self._trained_backbone(bb, cell.seed, placed, state)
         labeled = Split("labeled", *placed.labeled(train_t),
                         lambda: [f[train_t] for f in features.get("pool")])
         if splits.per_cell_validation:
@@ -588,12 +475,12 @@ class Sweep:
             "settings": {**self.settings, "backbone": cell.backbone},
             "sweep": self.config.to_dict(),
             "plugins": self._plugins_of(cell.dataset, cell.backbone, plan, cell.protocol),
-            "options": {"tasks": {t["name"]: t["options"] for t in _task_configs(plan)},
+            "options": {"tasks": {t["name"]: t["options"] for t in task_configs(plan)},
                         **self._options_of(cell)},
             "protocol_summary": self.protocols[cell.protocol].summary(),
             "protocol_trains_backbone": bool(self.protocols[cell.protocol].trains_backbone),
             # published numbers for this row (a single task's), so reports need no plugin
-            "references": _references(plan),
+            "references": references_of(plan),
             "data": {"classes": splits.data.classes, "fingerprint": splits.data.fingerprint(),
                      "n_pool": len(splits.pool_index), "n_val_fixed": len(splits.val_index),
                      "n_pretext_holdout": len(splits.holdout),
@@ -619,28 +506,3 @@ class Sweep:
             self.reporter.warn(f"cell {cell.id} failed: {error}")
         self.reporter.cell_done(cell.id)
         self.host.notify("sslbench_cell_finish", self._warn_once, cell=cell, record=record)
-
-
-class _FeatureSource:
-    """Frozen features of one checkpoint on the pool, validation and test images, extracted
-    on first use and cached (:class:`~sslbench.features.FeatureCache`)."""
-
-    def __init__(self, sweep: Sweep, ckpt_id: str, state: dict, bb: str, seed: int,
-                 placed: PlacedData) -> None:
-        self.sweep, self.ckpt_id, self.state, self.bb, self.seed = sweep, ckpt_id, state, bb, seed
-        self.placed = placed
-        self._backbone: Backbone | None = None
-
-    def get(self, split: str) -> list[torch.Tensor]:
-        images = {"pool": self.placed.pool, "val": self.placed.val,
-                  "test": self.placed.test}[split]
-        # the checkpoint id hashes the data, the splits and the resolution already
-        return self.sweep.features.get(f"{self.ckpt_id}-{split}",
-                                       lambda: self._extract(images), self.sweep.device)
-
-    def _extract(self, images: Images) -> list[torch.Tensor]:
-        if self._backbone is None:
-            backbone = self.sweep._new_backbone(self.bb, self.seed, self.placed)
-            backbone.load_state_dict(self.state)
-            self._backbone = to_device(backbone, self.sweep.device)
-        return extract_features(self._backbone, images, self.sweep.device, self.sweep.dtype)
