@@ -1,4 +1,4 @@
-"""The cost of the duplicate check (``sslbench.hygiene``) when a data set is loaded: one pass
+"""The cost of the duplicate check (``sslbench._core.hygiene``) when a data set is loaded: one pass
 over the train and test images (read once each: SHA-256 of the bytes, decode, pHash), then
 the banded near-duplicate search, on the flowers JPEG files at 32 px with 2 DataLoader
 workers (1,024 random JPEGs where flowers is absent). Compared in the same run with decoding
@@ -11,7 +11,7 @@ import torch
 from conftest import FIGURES, FLOWERS, record
 
 from sslbench.data import DatasetRequest, ImageData
-from sslbench.hygiene import find_duplicates
+from sslbench._core.hygiene import find_duplicates
 from sslbench.images import ImageFiles, decode_all
 
 WORKERS = 2
@@ -19,7 +19,7 @@ WORKERS = 2
 
 @pytest.fixture(scope="module")
 def data(jpeg_paths) -> ImageData:
-    from sslbench.plugins import PluginHost
+    from sslbench._core.plugins import PluginHost
     if FLOWERS.is_dir():
         spec, _ = PluginHost.from_environment().dataset("imagefolder:x")
         return spec.load(DatasetRequest(str(FLOWERS), 32, "data"))

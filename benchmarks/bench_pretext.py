@@ -13,11 +13,11 @@ import pytest
 import torch
 from conftest import FIGURES, FLOWERS
 
-from sslbench.config import PRESETS
+from sslbench._core.config import PRESETS
 from sslbench.data import make_splits
 from sslbench.images import ResidentImages
-from sslbench.progress import Reporter
-from sslbench.training import evaluate_pretext, pretrain
+from sslbench._core.progress import Reporter
+from sslbench._core.pretraining import evaluate_pretext, pretrain
 
 pytestmark = pytest.mark.skipif(not FLOWERS.is_dir(), reason=f"flowers not found at {FLOWERS}")
 CPU = torch.device("cpu")
@@ -37,7 +37,7 @@ def pool(flowers32):
 
 @pytest.mark.parametrize("task_name", ["exemplar", "rotation"])
 def test_quick_preset_learns_its_pretext_task(benchmark, pool, task_name):
-    from sslbench.plugins import PluginHost
+    from sslbench._core.plugins import PluginHost
     from sslbench_plugins.backbones.smallcnn import SmallCNN
     train, held = pool
     task = PluginHost.from_environment().task(task_name)()

@@ -11,7 +11,7 @@ from sslbench_plugins.backbones.smallcnn import SmallCNN
 from sslbench_plugins.protocols.linear import Standardiser, fit_logistic_regression
 
 from sslbench.augment import to_float
-from sslbench.features import extract_features
+from sslbench._core.features import extract_features
 
 MAX_ITER = 50
 L2 = 1e-3

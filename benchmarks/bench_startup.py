@@ -13,7 +13,7 @@ import sys
 from conftest import FIGURES
 
 HEAVY = ["torch", "timm", "torchvision", "sklearn", "pandas", "scipy", "matplotlib"]
-PROBE = ("import sys, json\nfrom sslbench.cli import main\ntry:\n    main({argv!r})\n"
+PROBE = ("import sys, json\nfrom sslbench._core.cli import main\ntry:\n    main({argv!r})\n"
          "except SystemExit:\n    pass\nprint(json.dumps([m for m in {heavy!r} "
          "if m in sys.modules]), file=sys.stderr)\n")
 

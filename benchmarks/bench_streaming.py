@@ -28,7 +28,7 @@ from sslbench_plugins.tasks.rotation import Rotation
 
 from sslbench.augment import to_float
 from sslbench.images import ImageFiles, ResidentImages, StreamedImages, decode_all, pil_to_uint8
-from sslbench.seeding import make_generator
+from sslbench._core.seeding import make_generator
 from sslbench.training import epoch_batches, make_optimizer, to_device
 
 BATCH, STEPS, RES, WORKERS, CPU = 128, 12, 32, 2, torch.device("cpu")

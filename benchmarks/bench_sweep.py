@@ -20,7 +20,7 @@ from conftest import FIGURES, FLOWERS
 @pytest.mark.parametrize("stream", ["never", "always"])
 def test_quick_sweep_wall_time(benchmark, tmp_path, stream):
     tasks = os.environ.get("SSLBENCH_BENCH_SWEEP_TASKS", "rotation")
-    cmd = [sys.executable, "-m", "sslbench.cli", "run", "--quiet", "--dataset",
+    cmd = [sys.executable, "-m", "sslbench._core.cli", "run", "--quiet", "--dataset",
            f"imagefolder:{FLOWERS}", "--tasks", tasks, "--fractions", "0.1,0.5,1.0",
            "--seeds", "0", "--stream", stream, "--out", str(tmp_path / "out"),
            "--cache-dir", str(tmp_path / "cache")]

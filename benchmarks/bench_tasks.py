@@ -33,7 +33,7 @@ from sslbench_plugins.tasks.uda import UDA
 
 from sslbench.augment import grayscale, random_flip, resize_to, to_float
 from sslbench.randaugment import rand_augment
-from sslbench.seeding import make_generator
+from sslbench._core.seeding import make_generator
 from sslbench.task import ConsistencyContext
 from sslbench.training import epoch_batches, make_optimizer, to_device
 

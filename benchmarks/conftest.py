@@ -23,7 +23,7 @@ def flowers32():
     """The flowers training images at 32 px as a uint8 tensor (random data where absent)."""
     from sslbench.data import DatasetRequest
     from sslbench.images import decode_all, default_workers
-    from sslbench.plugins import PluginHost
+    from sslbench._core.plugins import PluginHost
     if FLOWERS.is_dir():
         spec, _ = PluginHost.from_environment().dataset("imagefolder:x")
         data = spec.load(DatasetRequest(str(FLOWERS), 32, "data"))

@@ -25,7 +25,7 @@ from bench_tasks import (BATCH, CPU, TASKS, NaiveDataset, make_task,  # noqa: E4
                          new_model, train)
 
 from sslbench.augment import to_float  # noqa: E402
-from sslbench.seeding import make_generator  # noqa: E402
+from sslbench._core.seeding import make_generator  # noqa: E402
 from sslbench.task import ConsistencyContext  # noqa: E402
 from sslbench.training import epoch_batches  # noqa: E402
 
@@ -98,7 +98,7 @@ def main() -> None:
     from conftest import FLOWERS  # the same data as the benchmarks
     from sslbench.data import DatasetRequest
     from sslbench.images import decode_all, default_workers
-    from sslbench.plugins import PluginHost
+    from sslbench._core.plugins import PluginHost
     spec, _ = PluginHost.from_environment().dataset("imagefolder:x")
     if FLOWERS.is_dir():
         data = spec.load(DatasetRequest(str(FLOWERS), 32, "data"))

@@ -9,7 +9,7 @@ from __future__ import annotations
 import sys
 from collections import defaultdict
 
-from sslbench.records import load_records
+from sslbench._core.records import load_records
 
 
 def main(directory: str) -> None:

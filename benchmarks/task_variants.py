@@ -44,7 +44,7 @@ def main() -> None:
     parser.add_argument("--cache-dir", default="/tmp/sslbench-task-variants/cache")
     args = parser.parse_args()
     import sslbench
-    from sslbench.progress import Reporter
+    from sslbench._core.progress import Reporter
 
     seeds = [int(s) for s in args.seeds.split(",")]
     print(f"`python benchmarks/task_variants.py {' '.join(sys.argv[1:])}`".replace("  ", " "))

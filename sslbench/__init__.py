@@ -22,6 +22,6 @@ def __getattr__(name: str):
     """``sslbench.run_sweep`` is imported when first used: ``import sslbench`` (which every
     plugin does) must not import torch, pandas and the runner."""
     if name == "run_sweep":
-        from .api import run_sweep
+        from ._core.api import run_sweep
         return run_sweep
     raise AttributeError(f"module 'sslbench' has no attribute {name!r}")

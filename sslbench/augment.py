@@ -8,6 +8,11 @@ import functools
 import torch
 import torch.nn.functional as F
 
+__all__ = [
+    'to_float', 'random_flip', 'random_crop', 'standard_augment', 'crop_patches',
+    'resize_to', 'constant', 'grayscale'
+]
+
 
 def to_float(images: torch.Tensor) -> torch.Tensor:
     """uint8 images to float in [0, 1] (same device)."""

@@ -16,6 +16,10 @@ from torch import nn
 
 from .options import resolve_options
 
+__all__ = [
+    'Backbone', 'BackboneSpec'
+]
+
 
 class Backbone(nn.Module):
     """Base class: subclasses implement :meth:`stage_maps` and set ``stage_dims``.

@@ -7,7 +7,7 @@ split. The core then makes the run's splits of the training images (:func:`make_
 pool that may be labeled and pretrained on, a fixed validation split only when asked for
 (each cell otherwise holds its validation images out of its own labels), and the pretext
 hold-out on which pretraining is checked; the test split is evaluated once per cell. Where
-the images then live (on the device, or streamed) is :mod:`sslbench.placement`'s decision,
+the images then live (on the device, or streamed) is :mod:`sslbench._core.placement`'s decision,
 not the plugin's.
 """
 
@@ -25,6 +25,10 @@ import torch.nn.functional as F
 from .errors import MalformedPlugin, SSLBenchError
 from .images import ImageFiles, pil_to_uint8  # noqa: F401 (re-exported for loaders)
 from .options import resolve_options
+
+__all__ = [
+    'DatasetRequest', 'DatasetSpec', 'ImageData', 'ImageFiles', 'pil_to_uint8', 'resize_uint8', 'hwc_to_tensor', 'stratified_split',
+]
 
 
 @dataclass
@@ -181,12 +185,12 @@ def stratified_split(
 @dataclass
 class Splits:
     """The fixed splits of one data set in one run, as indices into its training split (the
-    test split is the data set's own). :mod:`sslbench.placement` decides where their images
+    test split is the data set's own). :mod:`sslbench._core.placement` decides where their images
     live.
 
     * ``pool_index``: the images that may be labeled. With ``validation="labeled"`` that is
       the whole training split and each cell holds its own validation images out of its
-      labeled subset (:func:`sslbench.fractions.labeled_split`); with ``"fixed"`` a
+      labeled subset (:func:`sslbench._core.fractions.labeled_split`); with ``"fixed"`` a
       validation split (``val_index``) is carved out once and the pool is the rest.
     * ``holdout``: positions *in the pool* kept out of pretraining, on which the pretext
       accuracy of each checkpoint is measured (pretraining sees every other pool image,

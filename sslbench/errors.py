@@ -2,13 +2,17 @@
 
 The CLI turns an :class:`SSLBenchError` into one line on stderr and exit status 2;
 anything else escaping a sweep cell is a bug or a training failure and is recorded
-in that cell's record instead (see :mod:`sslbench.runner`).
+in that cell's record instead (see :mod:`sslbench._core.runner`).
 """
 
 from __future__ import annotations
 
 import difflib
 from collections.abc import Iterable
+
+__all__ = [
+    'SSLBenchError', 'MalformedPlugin', 'NonFiniteLoss', 'unknown_name'
+]
 
 
 class SSLBenchError(Exception):

@@ -24,13 +24,20 @@ from typing import TYPE_CHECKING, Any
 
 import pluggy
 
+__all__ = [
+    'sslbench_tasks', 'sslbench_backbones', 'sslbench_resolve_backbone',
+    'sslbench_datasets', 'sslbench_protocols', 'sslbench_report_formats',
+    'sslbench_sweep_start', 'sslbench_cell_start', 'sslbench_cell_finish',
+    'sslbench_sweep_finish', 'hookspec'
+]
+
 if TYPE_CHECKING:  # pragma: no cover - imports for annotations only
     from .backbone import BackboneSpec
-    from .config import SweepConfig
+    from ._core.config import SweepConfig
     from .data import DatasetSpec
     from .formats import ReportFormat
     from .protocol import EvaluationProtocol
-    from .runner import Cell
+    from ._core.runner import Cell
     from .task import PretextTask
 
 hookspec = pluggy.HookspecMarker("sslbench")

@@ -3,7 +3,7 @@ protocol x label fraction, mean ± std of test accuracy over seeds, with the sta
 say which differences are real.
 
 The numbers live in a long pandas DataFrame (one row per finished cell); :class:`Leaderboard`
-aggregates it and compares rows paired by seed (:mod:`sslbench.stats`):
+aggregates it and compares rows paired by seed (:mod:`sslbench._core.stats`):
 
 * every task against scratch in each column: mean difference, 95% t interval, paired t-test
   over seeds and a two-level bootstrap over seeds and test images, Holm-corrected over all of
@@ -28,8 +28,13 @@ from typing import Any
 import pandas as pd
 
 from .formats import ReportFormat  # noqa: F401 (its old home; plugins may import it here)
-from .fractions import fraction_key, percent
-from .stats import ALPHA, PairedResult, compare, correct_family
+from ._core.fractions import fraction_key, percent
+from ._core.stats import ALPHA, PairedResult, compare, correct_family
+
+__all__ = [
+    'SCRATCH', 'format_seconds', 'format_p', 'Leaderboard', 'run_command', 'Publication',
+    'ReportFormat'
+]
 
 SCRATCH = "scratch"
 UP, DOWN, UNCONVERGED = "▲", "▼", "†"
@@ -418,7 +423,7 @@ def run_command(records: list[dict[str, Any]]) -> str:
 def _overrides(sweep: dict[str, Any]) -> list[str]:
     """The flags that changed what ran beyond the grid's axes: every setting that differs
     from the preset (``--set``), every task option (``--task-opt``), every ``--plugin``."""
-    from .config import PRESETS, format_value
+    from ._core.config import PRESETS, format_value
     preset = PRESETS.get(sweep.get("preset", "quick"), {})
     settings = sweep.get("settings") or {}
     out = [f"--set {k}={format_value(v)}" for k, v in sorted(settings.items())
@@ -561,7 +566,7 @@ class Publication:
             if r["task"] == task and "references" in r:
                 return list(r["references"] or [])
         if self.board.host is None:
-            from .plugins import PluginHost
+            from ._core.plugins import PluginHost
             self.board.host = PluginHost.from_environment()
         try:
             return list(getattr(self.board.host.task(task), "references", []))

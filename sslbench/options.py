@@ -22,7 +22,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
-from .config import coerce_like
+from ._core.config import coerce_like
 from .errors import SSLBenchError
 
 __all__ = ["Configurable", "resolve_options"]

@@ -17,9 +17,13 @@ import torch
 from .backbone import Backbone
 from .images import Images
 from .options import Configurable
-from .progress import Reporter
-from .seeding import make_generator
+from ._core.progress import Reporter
+from ._core.seeding import make_generator
 from .task import PretextTask
+
+__all__ = [
+    'Split', 'EvalContext', 'ProtocolResult', 'EvaluationProtocol'
+]
 
 
 @dataclass
@@ -51,7 +55,7 @@ class EvalContext:
     pretrained weights, or a random initialisation for the scratch baseline), already on
     ``device``. ``unlabeled`` holds the training pool's images without labels (like
     :attr:`Split.images`), for ``consistency_tasks`` (``rotation+uda``). ``settings`` are the run's resolved
-    hyper-parameters (:mod:`sslbench.config`).
+    hyper-parameters (:mod:`sslbench._core.config`).
     """
 
     backbone: Backbone

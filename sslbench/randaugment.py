@@ -26,6 +26,11 @@ import torch.nn.functional as F
 
 from .augment import constant, grayscale
 
+__all__ = [
+    'CUBUK_OPS', 'UDA_OPS', 'OPS', 'GEOMETRIC', 'POLICIES', 'UDA_CUTOUT_FILL', 'cutout',
+    'rand_augment'
+]
+
 CUBUK_OPS = ["identity", "autocontrast", "equalize", "rotate", "solarize", "color",
              "posterize", "contrast", "brightness", "sharpness", "shear_x", "shear_y",
              "translate_x", "translate_y"]

@@ -30,6 +30,11 @@ from .errors import SSLBenchError  # noqa: F401 (tasks raise it from validate)
 from .images import Images
 from .options import Configurable
 
+__all__ = [
+    'TaskStep', 'PretrainSchedule', 'PreviewRow', 'ShortcutControl', 'ConsistencyBatch',
+    'ConsistencyContext', 'PretextTask'
+]
+
 
 @dataclass
 class TaskStep:

@@ -18,12 +18,16 @@ from typing import Any
 import torch
 
 from .backbone import Backbone, BackboneSpec
-from .door import backbone_problem, dataset_problem
+from ._core.door import backbone_problem, dataset_problem
 from .data import DatasetRequest, DatasetSpec, ImageData
 from .images import ImageFiles, ResidentImages, StreamedImages, decode_all
 from .protocol import EvaluationProtocol
-from .seeding import make_generator
+from ._core.seeding import make_generator
 from .task import ConsistencyBatch, ConsistencyContext, PretextTask, ShortcutControl, TaskStep
+
+__all__ = [
+    'ConformanceError', 'check_plugin', 'check_task', 'check_backbone', 'check_dataset', 'check_protocol',
+]
 
 NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]*$")
 
@@ -58,7 +62,7 @@ def _json_ok(report: _Report, obj: Any, what: str) -> None:
 
 
 def _backbones(names) -> list[tuple[str, Any]]:
-    from .plugins import PluginHost
+    from ._core.plugins import PluginHost
     host = PluginHost.from_environment()
     return [(n, host.backbone(n)) for n in names]
 
@@ -270,7 +274,7 @@ def check_plugin(plugin: Any, *, backbones: tuple[str, ...] = ("smallcnn", "resn
     """
     from importlib import import_module, metadata
 
-    from .plugins import PluginHost, PluginInfo
+    from ._core.plugins import PluginHost, PluginInfo
 
     host = PluginHost()
     if isinstance(plugin, str):

@@ -12,7 +12,7 @@ import pytest
 import torch
 from PIL import Image
 
-from sslbench.cli import main
+from sslbench._core.cli import main
 
 REPO = Path(__file__).resolve().parents[1]
 FLOWERS = Path(os.environ.get("SSLBENCH_FLOWERS", REPO.parent / "shared" / "data" / "flowers"))

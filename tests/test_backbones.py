@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from sslbench.plugins import PluginHost
+from sslbench._core.plugins import PluginHost
 
 
 @pytest.mark.parametrize("name, resolution", [("smallcnn", 32), ("resnet18", 32),

@@ -91,7 +91,7 @@ def test_fraction_leaving_a_class_empty_warns_and_uses_one(fast_run, image_folde
 
 
 def test_exit_status_and_message_from_a_real_process(tmp_path):
-    proc = subprocess.run([sys.executable, "-m", "sslbench.cli", "run", "--tasks", "jigsw",
+    proc = subprocess.run([sys.executable, "-m", "sslbench._core.cli", "run", "--tasks", "jigsw",
                            "--out", str(tmp_path)], capture_output=True, text=True)
     assert proc.returncode == 2
     assert proc.stderr.strip().startswith("sslbench: error: unknown task 'jigsw'")

@@ -142,7 +142,7 @@ def test_produced_by_reproduces_the_run(cli, fast_run, image_folder, tmp_path):
     import shlex
 
     from sslbench.leaderboard import run_command
-    from sslbench.records import load_records
+    from sslbench._core.records import load_records
 
     plugin = tmp_path / "turned_task.py"
     plugin.write_text(PLUGIN_TASK)

@@ -5,7 +5,7 @@ import torch
 from torch import nn
 
 from sslbench.data import DatasetRequest
-from sslbench.plugins import PluginHost
+from sslbench._core.plugins import PluginHost
 from sslbench.task import PretextTask, TaskStep
 from sslbench.testing import (ConformanceError, check_backbone, check_dataset, check_protocol,
                               check_task)

@@ -12,8 +12,8 @@ from sslbench_plugins.tasks.jigsaw import Jigsaw
 from sslbench_plugins.tasks.rotation import Rotation
 
 from sslbench.images import ResidentImages
-from sslbench.progress import Reporter
-from sslbench.training import evaluate_pretext, pretrain
+from sslbench._core.progress import Reporter
+from sslbench._core.pretraining import evaluate_pretext, pretrain
 
 CPU = torch.device("cpu")
 SETTINGS = {**FAST, "pretrain_batch_size": 64, "pretrain_lr": 0.05, "weight_decay": 5e-4}

@@ -15,7 +15,7 @@ from PIL import Image
 
 from sslbench.data import DatasetRequest
 from sslbench.errors import SSLBenchError
-from sslbench.plugins import PluginHost
+from sslbench._core.plugins import PluginHost
 
 RES = 16
 

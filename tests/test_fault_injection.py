@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 from conftest import FAST_FLAGS
 
-from sslbench.records import record_problem
+from sslbench._core.records import record_problem
 
 ARGS = ["--tasks", "rotation,exemplar", "--fractions", "0.5,1.0", "--protocols",
         "linear,finetune", "--seeds", "0", "--resolution", "16",
@@ -29,7 +29,7 @@ CELLS = 3 * 2 * 2              # (scratch, rotation, exemplar) x fractions x pro
 
 def sweep(out: Path, cache: Path) -> subprocess.Popen:
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    return subprocess.Popen([sys.executable, "-m", "sslbench.cli", "run", *ARGS, *FAST_FLAGS,
+    return subprocess.Popen([sys.executable, "-m", "sslbench._core.cli", "run", *ARGS, *FAST_FLAGS,
                              "--out", str(out), "--cache-dir", str(cache)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
 
@@ -49,7 +49,7 @@ def check_folder(out: Path) -> dict[str, dict]:
 
 
 def leaderboard(out: Path) -> list[dict]:
-    result = subprocess.run([sys.executable, "-m", "sslbench.cli", "report", str(out),
+    result = subprocess.run([sys.executable, "-m", "sslbench._core.cli", "report", str(out),
                              "--format", "csv"], capture_output=True, text=True, check=True)
     rows = list(csv.DictReader(io.StringIO(result.stdout)))
     return [{k: r[k] for k in ("task", "protocol", "fraction", "mean", "n")} for r in rows]

@@ -3,7 +3,7 @@
 import os
 import stat
 
-from sslbench.atomic import atomic_write_json
+from sslbench._core.atomic import atomic_write_json
 
 
 def test_atomic_files_honour_the_umask(tmp_path):

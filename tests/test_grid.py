@@ -3,7 +3,7 @@ process can receive."""
 
 import pickle
 
-from sslbench.grid import Cell, units_of
+from sslbench._core.grid import Cell, units_of
 
 
 def test_units_group_the_cells_of_one_pretraining_in_grid_order():

@@ -10,7 +10,7 @@ from conftest import FLOWERS, write_image_folder
 from PIL import Image
 
 from sslbench.data import ImageData
-from sslbench.hygiene import deduplicate, find_duplicates, near_pairs, perceptual_hash
+from sslbench._core.hygiene import deduplicate, find_duplicates, near_pairs, perceptual_hash
 
 
 def folder_with_duplicates(root):
@@ -46,7 +46,7 @@ def test_near_pairs_finds_every_pair_within_the_distance_and_no_other():
 
 def test_duplicates_across_splits_and_label_conflicts_are_found(tmp_path):
     from sslbench.data import DatasetRequest
-    from sslbench.plugins import PluginHost
+    from sslbench._core.plugins import PluginHost
     root = folder_with_duplicates(tmp_path / "imgs")
     spec, argument = PluginHost.from_environment().dataset(f"imagefolder:{root}")
     data = spec.load(DatasetRequest(argument, 24, str(tmp_path)))
@@ -104,7 +104,7 @@ def test_flowers_duplicates_are_the_known_ones():
     if not FLOWERS.is_dir():
         pytest.skip(f"flowers data set not found at {FLOWERS}")
     from sslbench.data import DatasetRequest
-    from sslbench.plugins import PluginHost
+    from sslbench._core.plugins import PluginHost
     spec, argument = PluginHost.from_environment().dataset(f"imagefolder:{FLOWERS}")
     report = find_duplicates(spec.load(DatasetRequest(argument, 32, "data")), workers=2)
     exact = [g for g in report.groups if g.kind == "exact"]

@@ -102,6 +102,6 @@ def test_sweep_file_options_and_list(cli, fast_run, tmp_path):
 def test_settings_page_is_generated_from_the_code():
     from conftest import REPO
 
-    from sslbench.settingsdoc import render
+    from sslbench._core.settingsdoc import render
     assert (REPO / "docs" / "settings.md").read_text() == render(), \
-        "run: python -m sslbench.settingsdoc"
+        "run: python -m sslbench._core.settingsdoc"

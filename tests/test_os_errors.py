@@ -18,7 +18,7 @@ def test_an_output_path_through_a_file_is_one_line(fast_run, tmp_path):
 
 def test_a_full_disk_while_writing_a_record_is_one_line_and_leaves_no_partial_file(
         fast_run, tmp_path, monkeypatch):
-    import sslbench.atomic as atomic
+    import sslbench._core.atomic as atomic
     real = atomic.os.fsync
     writes = []
 
@@ -57,7 +57,7 @@ def test_torchs_out_of_space_message_is_translated(fast_run, tmp_path, monkeypat
 
     import torch
 
-    import sslbench.atomic as atomic
+    import sslbench._core.atomic as atomic
 
     def save(obj, f):
         raise RuntimeError("[enforce fail at inline_container.cc:664] . unexpected pos 6336 vs 6224")

@@ -7,7 +7,7 @@ import pytest
 
 import sslbench
 from sslbench.errors import SSLBenchError
-from sslbench.plugins import PluginHost
+from sslbench._core.plugins import PluginHost
 from sslbench.task import PretextTask
 
 BUILTIN = {"task": {"rotation"}, "backbone": {"smallcnn", "resnet18"},
@@ -32,7 +32,7 @@ def test_builtins_come_from_the_sslbench_entry_point_group():
 def test_core_never_imports_a_builtin_plugin_by_name():
     import pathlib
     core = pathlib.Path(sslbench.__file__).parent
-    offenders = [p.name for p in core.glob("*.py") if "sslbench_plugins" in p.read_text()]
+    offenders = [p.name for p in core.rglob("*.py") if "sslbench_plugins" in p.read_text()]
     assert offenders == []
 
 
@@ -56,7 +56,7 @@ class ClashPlugin:
 
 def test_two_plugins_with_the_same_name_is_an_error_naming_both():
     host = PluginHost.from_environment()
-    from sslbench.plugins import PluginInfo
+    from sslbench._core.plugins import PluginInfo
     host.register(ClashPlugin(), PluginInfo("my-clash", "tests", "--plugin"))
     with pytest.raises(SSLBenchError) as err:
         host.registry("task")

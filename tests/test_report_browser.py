@@ -9,7 +9,7 @@ import pytest
 from test_reports import record
 
 from sslbench.leaderboard import Leaderboard
-from sslbench.plugins import PluginHost
+from sslbench._core.plugins import PluginHost
 
 BROWSER = next((shutil.which(b) for b in ("chromium", "chromium-browser", "google-chrome")
                 if shutil.which(b)), None)

@@ -8,7 +8,7 @@ from html.parser import HTMLParser
 import pytest
 
 from sslbench.leaderboard import Leaderboard
-from sslbench.plugins import PluginHost
+from sslbench._core.plugins import PluginHost
 
 
 def record(task, protocol, fraction, seed, acc, status="ok", seconds=None):

@@ -4,9 +4,9 @@ import json
 
 from conftest import FAST, FAST_OPTIONS
 
-from sslbench.config import build_config
-from sslbench.plugins import PluginHost
-from sslbench.runner import Sweep
+from sslbench._core.config import build_config
+from sslbench._core.plugins import PluginHost
+from sslbench._core.runner import Sweep
 
 
 def make_sweep(tmp_path, **overrides):

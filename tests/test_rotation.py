@@ -1,7 +1,7 @@
 import torch
 from sslbench_plugins.tasks.rotation import Rotation, rotate_batch
 
-from sslbench.seeding import make_generator
+from sslbench._core.seeding import make_generator
 
 
 def marked_image(size=8):

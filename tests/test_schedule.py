@@ -8,11 +8,12 @@ import copy
 import pytest
 import torch
 
-from sslbench.config import PRESETS
+from sslbench._core.config import PRESETS
 from sslbench.images import ResidentImages
-from sslbench.progress import Reporter
+from sslbench._core.progress import Reporter
 from sslbench.task import PretrainSchedule
-from sslbench.training import LARS, effective_schedule, make_optimizer, pretrain
+from sslbench._core.pretraining import pretrain
+from sslbench.training import LARS, effective_schedule, make_optimizer
 from sslbench_plugins.backbones.smallcnn import SmallCNN
 from sslbench_plugins.tasks.rotation import Rotation
 

@@ -8,7 +8,7 @@ import pytest
 from scipy import stats as scipy_stats
 
 from sslbench.leaderboard import DOWN, UP, Leaderboard
-from sslbench.stats import compare, holm, paired_bootstrap, paired_t
+from sslbench._core.stats import compare, holm, paired_bootstrap, paired_t
 
 N_TEST = 400
 
@@ -115,7 +115,7 @@ def test_n_is_in_the_column_header_and_short_cells_say_so():
 
 
 def test_unconverged_seeds_are_marked_in_every_format():
-    from sslbench.plugins import PluginHost
+    from sslbench._core.plugins import PluginHost
     board = two_row_board(gain=0.0, flip=0.0)
     board.records[0]["details"]["converged"] = False         # scratch seed 0
     board = Leaderboard(board.records)
@@ -129,7 +129,7 @@ def test_unconverged_seeds_are_marked_in_every_format():
 
 
 def test_every_format_carries_the_statistics():
-    from sslbench.plugins import PluginHost
+    from sslbench._core.plugins import PluginHost
     board = two_row_board(gain=0.15, flip=0.6)
     host = PluginHost.from_environment()
     md = host.report_format("markdown").render(board)

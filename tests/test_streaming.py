@@ -11,11 +11,12 @@ from sslbench.data import DatasetRequest, ImageData, carve_validation
 from sslbench.errors import SSLBenchError
 from sslbench.images import (ImageFiles, ResidentImages, StreamedImages, TensorSource,
                              decode_all)
-from sslbench.placement import place
-from sslbench.plugins import PluginHost
-from sslbench.progress import Reporter
-from sslbench.seeding import make_generator
-from sslbench.training import epoch_batches, pretrain
+from sslbench._core.placement import place
+from sslbench._core.plugins import PluginHost
+from sslbench._core.progress import Reporter
+from sslbench._core.seeding import make_generator
+from sslbench._core.pretraining import pretrain
+from sslbench.training import epoch_batches
 
 RES = 12
 CPU = torch.device("cpu")
@@ -79,7 +80,7 @@ def test_placement_modes(files, monkeypatch):
         assert torch.allclose(exact, sampled, atol=1e-5)
     # auto streams what does not fit in half the free memory, and still holds the
     # validation split and small labeled subsets on the device
-    import sslbench.placement as placement
+    import sslbench._core.placement as placement
     monkeypatch.setattr(placement, "free_memory", lambda device: 2 * 8 * 3 * RES * RES)
     auto = place(splits, CPU, "auto", workers=0)
     assert auto.streamed and not auto.val.streamed and "GiB" in auto.notes["reason"]
@@ -90,7 +91,7 @@ def test_placement_modes(files, monkeypatch):
 
 
 def test_decoded_sets_stay_in_memory_on_the_cpu(monkeypatch):
-    import sslbench.placement as placement
+    import sslbench._core.placement as placement
     monkeypatch.setattr(placement, "free_memory", lambda device: 0)
     images = torch.randint(0, 256, (20, 3, RES, RES), dtype=torch.uint8)
     labels = torch.arange(20) % 2
@@ -178,7 +179,7 @@ def test_bf16_autocast_path_runs_every_task_and_protocol(monkeypatch, tmp_path):
     """The precision branch that CUDA takes (bf16 autocast), run on the CPU, whose autocast
     also supports bf16: every task and protocol must handle bf16 activations, streamed."""
     import sslbench
-    import sslbench.runner as runner
+    import sslbench._core.runner as runner
     from conftest import FAST, FAST_OPTIONS
     monkeypatch.setattr(runner, "autocast_dtype_for", lambda device: torch.bfloat16)
     frame = sslbench.run_sweep(

@@ -1,7 +1,7 @@
 import torch
 from sslbench_plugins.tasks.exemplar import Exemplar, hsv_to_rgb, rgb_to_hsv
 
-from sslbench.seeding import make_generator
+from sslbench._core.seeding import make_generator
 
 
 def test_hsv_round_trip():

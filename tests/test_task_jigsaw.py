@@ -6,7 +6,7 @@ from sslbench_plugins.tasks.jigsaw import (Jigsaw, all_permutations, hamming_sta
                                            tile_geometry)
 
 from sslbench.errors import SSLBenchError
-from sslbench.seeding import make_generator
+from sslbench._core.seeding import make_generator
 
 
 @pytest.mark.parametrize("selection", ["mean", "maximin"])

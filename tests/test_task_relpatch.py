@@ -8,7 +8,7 @@ from sslbench_plugins.tasks.relpatch import (NEIGHBOURS, RelativePatch, drop_col
                                              oracle_accuracy, pair_table, pixelate)
 
 from sslbench.errors import SSLBenchError
-from sslbench.seeding import make_generator
+from sslbench._core.seeding import make_generator
 
 
 def test_geometry_follows_doerschs_proportions():
@@ -136,8 +136,8 @@ def test_neighbour_only_control_is_at_chance_where_position_would_give_the_answe
     normalisation, centred grid: far above chance), and stays at chance with Doersch's
     sampling and per-patch normalisation (tolerance: 5 points above the most frequent label)."""
     from sslbench.images import ResidentImages
-    from sslbench.progress import Reporter
-    from sslbench.training import evaluate_pretext, pretrain
+    from sslbench._core.progress import Reporter
+    from sslbench._core.pretraining import evaluate_pretext, pretrain
     from sslbench_plugins.backbones.smallcnn import SmallCNN
 
     settings = {**FAST, "pretrain_epochs": 4, "pretrain_batch_size": 64, "pretrain_lr": 0.05,

@@ -7,7 +7,7 @@ from sslbench_plugins.tasks.uda import UDA, consistency_loss, sharpen, tsa_thres
 
 from sslbench.errors import SSLBenchError
 from sslbench.randaugment import rand_augment
-from sslbench.seeding import make_generator
+from sslbench._core.seeding import make_generator
 
 
 def test_sharpening_with_temperature():
@@ -117,9 +117,9 @@ def test_labeled_and_both_unlabeled_views_share_one_batchnorm_batch():
     from sslbench_plugins.backbones.smallcnn import SmallCNN
     from sslbench_plugins.protocols.finetune import FineTune
 
-    from sslbench.config import PRESETS
+    from sslbench._core.config import PRESETS
     from sslbench.images import ResidentImages
-    from sslbench.progress import Reporter
+    from sslbench._core.progress import Reporter
     from sslbench.protocol import EvalContext, Split
 
     images = torch.randint(0, 256, (40, 3, 16, 16), dtype=torch.uint8)

@@ -3,8 +3,8 @@
 import pytest
 import torch
 
-from sslbench.plugins import PluginHost
-from sslbench.seeding import make_generator
+from sslbench._core.plugins import PluginHost
+from sslbench._core.seeding import make_generator
 
 PRETEXT = ["rotation", "exemplar", "jigsaw", "relpatch"]
 

@@ -1,5 +1,6 @@
-"""The example third-party plugin (examples/sslbench-counting), pip-installed into a folder of
-its own and found by a fresh sslbench process through its entry point alone."""
+"""The example third-party plugins (examples/sslbench-counting, examples/sslbench-byol),
+pip-installed into a folder of their own and found by a fresh sslbench process through their
+entry points alone."""
 
 import json
 import os
@@ -14,14 +15,19 @@ EXAMPLE = REPO / "examples" / "sslbench-counting"
 BYOL = REPO / "examples" / "sslbench-byol"
 
 
-def test_pip_installed_plugin_gets_a_leaderboard_row(tmp_path):
+def pip_install(package, tmp_path) -> dict:
+    """``pip install`` a package into a folder of its own; the environment that sees it."""
     site = tmp_path / "site"
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-index",
-                    "--no-build-isolation", "--target", str(site), str(EXAMPLE)],
+                    "--no-build-isolation", "--target", str(site), str(package)],
                    check=True, capture_output=True)
-    env = {**os.environ,
-           "PYTHONPATH": os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")])}
-    sslbench = [sys.executable, "-m", "sslbench.cli"]
+    return {**os.environ,
+            "PYTHONPATH": os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")])}
+
+
+def test_pip_installed_plugin_gets_a_leaderboard_row(tmp_path):
+    env = pip_install(EXAMPLE, tmp_path)
+    sslbench = [sys.executable, "-m", "sslbench._core.cli"]
     listed = subprocess.run(sslbench + ["list", "tasks"], env=env, capture_output=True, text=True)
     assert listed.returncode == 0, listed.stderr
     assert "counting" in listed.stdout
@@ -41,11 +47,7 @@ def test_pip_installed_plugin_gets_a_leaderboard_row(tmp_path):
 
 @pytest.mark.parametrize("example", [EXAMPLE, BYOL], ids=lambda p: p.name)
 def test_example_plugins_own_tests_pass(tmp_path, example):
-    site = tmp_path / "site"
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-index",
-                    "--no-build-isolation", "--target", str(site), str(example)],
-                   check=True, capture_output=True)
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")])}
+    env = pip_install(example, tmp_path)
     result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
                              str(example / "tests")], env=env, capture_output=True, text=True,
                             cwd=tmp_path)
@@ -56,14 +58,9 @@ def test_example_plugins_own_tests_pass(tmp_path, example):
 def test_byol_example_pretrains_with_its_own_schedule_and_momentum_teacher(tmp_path):
     """BYOL, pip-installed, gets a leaderboard row; its record shows the schedule it asked
     for (LARS, 0.2 x batch / 256) rather than the sweep's SGD."""
-    site = tmp_path / "site"
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-index",
-                    "--no-build-isolation", "--target", str(site), str(BYOL)],
-                   check=True, capture_output=True)
-    env = {**os.environ,
-           "PYTHONPATH": os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")])}
+    env = pip_install(BYOL, tmp_path)
     out = tmp_path / "out"
-    run = subprocess.run([sys.executable, "-m", "sslbench.cli", "run", "--quiet", "--tasks",
+    run = subprocess.run([sys.executable, "-m", "sslbench._core.cli", "run", "--quiet", "--tasks",
                           "byol", "--fractions", "1.0", "--protocols", "linear",
                           "--resolution", "16", "--out", str(out), "--cache-dir",
                           str(tmp_path / "cache"), "--task-opt", "byol.hidden=64",
@@ -86,19 +83,15 @@ def test_new_plugin_skeleton_passes_its_own_test(cli, tmp_path):
     root = tmp_path / "sslbench-flipped"
     assert '[project.entry-points.sslbench]\nflipped = "sslbench_flipped.plugin"' in (
         root / "pyproject.toml").read_text()
-    site = tmp_path / "site"
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-index",
-                    "--no-build-isolation", "--target", str(site), str(root)],
-                   check=True, capture_output=True)
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")])}
-    listed = subprocess.run([sys.executable, "-m", "sslbench.cli", "list", "tasks"], env=env,
+    env = pip_install(root, tmp_path)
+    listed = subprocess.run([sys.executable, "-m", "sslbench._core.cli", "list", "tasks"], env=env,
                             capture_output=True, text=True)
     assert "flipped" in listed.stdout
     result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
                              str(root / "tests")], env=env, capture_output=True, text=True,
                             cwd=tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
-    run = subprocess.run([sys.executable, "-m", "sslbench.cli", "run", "--quiet", "--tasks",
+    run = subprocess.run([sys.executable, "-m", "sslbench._core.cli", "run", "--quiet", "--tasks",
                           "flipped,rotation", "--fractions", "1.0", "--protocols", "linear",
                           "--resolution", "16", "--out", str(tmp_path / "out"),
                           "--cache-dir", str(tmp_path / "cache"), *FAST_FLAGS],
@@ -116,9 +109,9 @@ def test_new_plugin_bad_input(cli, tmp_path):
 
 def test_hook_reference_in_docs_is_generated_from_the_hookspecs():
     from sslbench import hookspecs
-    from sslbench.hookdoc import render_reference
+    from sslbench._core.hookdoc import render_reference
     docs = (REPO / "docs" / "plugins.md").read_text()
-    assert render_reference() in docs, "run: python -m sslbench.hookdoc"
+    assert render_reference() in docs, "run: python -m sslbench._core.hookdoc"
     for name in dir(hookspecs):
         if name.startswith("sslbench_"):
             assert f"### `{name}(" in docs

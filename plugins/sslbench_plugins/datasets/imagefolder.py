@@ -5,7 +5,7 @@ the splits; otherwise a stratified, seeded 80/20 train/test split is made, and t
 are recorded in the split file beside the results. The loader only lists the files
 (:class:`~sslbench.images.ImageFiles`); the core decodes them (RGB, shorter side resized,
 centre crop to the run's resolution) in DataLoader workers, once if the data set fits on the
-device, or batch by batch while training if it does not (:mod:`sslbench.placement`).
+device, or batch by batch while training if it does not (:mod:`sslbench._core.placement`).
 """
 
 from __future__ import annotations

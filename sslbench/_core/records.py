@@ -25,7 +25,7 @@ def library_versions() -> dict[str, str]:
 
     import torch
 
-    from . import __version__
+    from .. import __version__
 
     def installed(name: str) -> str:
         try:
@@ -140,7 +140,7 @@ def merge_records(sources: list[tuple[str, list[dict[str, Any]]]]) -> list[dict[
     counts once; one cell run with two configurations, or one table whose records were made
     with different settings, is an error naming the folders (their means would be averaged
     under one caption that is true of neither)."""
-    from .errors import SSLBenchError
+    from ..errors import SSLBenchError
     by_cell: dict[str, tuple[str, dict[str, Any]]] = {}
     for folder, records in sources:
         for record in records:

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
-from .errors import SSLBenchError
+from ..errors import SSLBenchError
 
 
 def _umask() -> int:

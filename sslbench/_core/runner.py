@@ -1,10 +1,10 @@
-"""The sweep runner: walks the grid (:mod:`sslbench.grid`) unit by unit.
+"""The sweep runner: walks the grid (:mod:`sslbench._core.grid`) unit by unit.
 
 ``Sweep.run`` reads top to bottom: per data set and split seed, :meth:`Sweep.prepare` loads
 and checks it, splits it and places its images; per unit (one data set, backbone, task plan
 and seed) :meth:`Sweep.run_unit` takes the pretrained checkpoint from the cache
-(:mod:`sslbench.checkpoints`) or pretrains it, then evaluates each (fraction, protocol) cell
-with frozen features from :class:`~sslbench.features.FeatureStore` where the protocol wants
+(:mod:`sslbench._core.checkpoints`) or pretrains it, then evaluates each (fraction, protocol) cell
+with frozen features from :class:`~sslbench._core.features.FeatureStore` where the protocol wants
 them, and writes the cell's record. A cell whose record already exists with the same
 configuration hash is skipped, so an interrupted sweep resumes. A failure inside one cell
 (a NaN loss, an out-of-memory error) is recorded as that cell's failure and the sweep goes on.
@@ -22,29 +22,30 @@ from typing import Any, NamedTuple
 import numpy as np
 import torch
 
-from . import __version__
+from .. import __version__
 from .atomic import atomic_write_json
-from .backbone import Backbone, BackboneSpec
+from ..backbone import Backbone, BackboneSpec
 from .config import SweepConfig
-from .data import DatasetRequest, ImageData, Splits, make_splits
+from ..data import DatasetRequest, ImageData, Splits, make_splits
 from .door import backbone_problem, dataset_problem
-from .errors import MalformedPlugin, SSLBenchError
+from ..errors import MalformedPlugin, SSLBenchError
 from .checkpoints import CheckpointStore, cache_key
 from .features import FeatureCache, FeatureStore
 from .fractions import fraction_key, labeled_split, labeled_subset
 from .grid import (SCRATCH, Cell, TaskPlan, Unit, build_plans, references_of, route_options,
                    slug, split_file_stem, task_configs, units_of)
 from .hygiene import HygieneReport, deduplicate, find_duplicates
-from .images import default_workers
+from ..images import default_workers
 from .placement import PlacedData, place
 from .plugins import PluginHost
 from .progress import Reporter
-from .protocol import EvalContext, EvaluationProtocol, Split
+from ..protocol import EvalContext, EvaluationProtocol, Split
 from .records import (RECORD_SCHEMA, device_description, library_versions, peak_memory_mib,
                       read_record, write_record)
 from .seeding import derive_seed, seed_everything
 from .checks import pretraining_checks
-from .training import (autocast_dtype_for, effective_schedule, pretrain, resolve_device,
+from .pretraining import pretrain
+from ..training import (autocast_dtype_for, effective_schedule, resolve_device,
                        to_device)
 
 __all__ = ["Sweep", "Cell", "TaskPlan", "SCRATCH"]   # Cell, TaskPlan: their old home
@@ -454,7 +455,7 @@ class Sweep:
                     "per_class_accuracy": dict(zip(splits.data.classes, per_class.tolist())),
                     "confusion_matrix": confusion.tolist(),
                     # per test image, in test-split order: the predicted class, and whether it
-                    # was right ("0"/"1"), for paired tests over images (sslbench.stats)
+                    # was right ("0"/"1"), for paired tests over images (sslbench._core.stats)
                     "test_predictions": predicted.tolist(),
                     "test_correct": ((predicted == truth).numpy().astype(np.uint8) + 48)
                                     .tobytes().decode()},

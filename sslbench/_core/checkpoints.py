@@ -2,7 +2,7 @@
 settings, code), named by a hash of all of it, so that any sweep that needs the same
 pretraining finds it, and none finds a stale one.
 
-A file is read with ``weights_only=True`` (:func:`sslbench.atomic.safe_torch_load`): a file
+A file is read with ``weights_only=True`` (:func:`sslbench._core.atomic.safe_torch_load`): a file
 planted in a shared cache cannot run code, and one that is damaged or holds anything else
 is named in a warning and recomputed. Files are written atomically.
 """

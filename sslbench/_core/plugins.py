@@ -19,10 +19,10 @@ from typing import Any
 
 import pluggy
 
-from . import hookspecs
+from .. import hookspecs
 from .config import format_value
 from .door import HOOKS, returned_problem
-from .errors import SSLBenchError, unknown_name
+from ..errors import SSLBenchError, unknown_name
 from .identity import defining_module, source_hash
 
 ENTRY_POINT_GROUP = "sslbench"
@@ -156,7 +156,7 @@ class PluginHost:
 
     def _collect(self) -> None:
         """Call every contribution hook of every plugin once and check what it returns
-        (:mod:`sslbench.door`). A plugin whose hook raises, returns something that is not a
+        (:mod:`sslbench._core.door`). A plugin whose hook raises, returns something that is not a
         list of the right objects, or names one unsafely is marked failed with one line
         saying why, and none of its contributions is used: the other plugins, and runs that
         do not need it, work on. Using a name only it could give is then a one-line error
@@ -249,7 +249,7 @@ class PluginHost:
     # ------------------------------------------------------------------ code identity
     def identity(self, kind: str, name: str) -> dict[str, Any]:
         """What code a contribution is: the plugin that gave it, that plugin's distribution
-        and version, and a hash of its source (:mod:`sslbench.identity`). It enters every
+        and version, and a hash of its source (:mod:`sslbench._core.identity`). It enters every
         cache key and cell hash the contribution affects, and every record."""
         base = name.partition(":")[0] if kind == "dataset" else name
         if (kind, base) in self._identities:

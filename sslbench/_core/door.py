@@ -2,10 +2,10 @@
 
 Three moments, one set of rules:
 
-* when plugins are loaded (:class:`~sslbench.plugins.PluginHost`): what a contribution hook
+* when plugins are loaded (:class:`~sslbench._core.plugins.PluginHost`): what a contribution hook
   returns must be a list of the right kind of object with a safe name; a plugin that breaks
   this is listed as failed, with one line naming it, and the others work on;
-* before a sweep's grid starts (:class:`~sslbench.runner.Sweep`): each backbone is built at
+* before a sweep's grid starts (:class:`~sslbench._core.runner.Sweep`): each backbone is built at
   the run's resolution and run on two images, so a missing ``stage_dims`` or 2-D stage maps
   are one line naming the plugin instead of an ``AttributeError`` in the middle of a night;
 * when a data set is loaded: uint8 images at the requested resolution, int64 labels.
@@ -31,18 +31,18 @@ HOOKS = {
 def _base(kind: str) -> type:
     """The class a contribution of ``kind`` must be (or subclass), imported when needed."""
     if kind == "task":
-        from .task import PretextTask
+        from ..task import PretextTask
         return PretextTask
     if kind == "backbone":
-        from .backbone import BackboneSpec
+        from ..backbone import BackboneSpec
         return BackboneSpec
     if kind == "dataset":
-        from .data import DatasetSpec
+        from ..data import DatasetSpec
         return DatasetSpec
     if kind == "protocol":
-        from .protocol import EvaluationProtocol
+        from ..protocol import EvaluationProtocol
         return EvaluationProtocol
-    from .formats import ReportFormat
+    from ..formats import ReportFormat
     return ReportFormat
 
 
@@ -76,7 +76,7 @@ def backbone_problem(name: str, create, resolution: int) -> str | None:
     the first thing the runner would trip over, or ``None``."""
     import torch
 
-    from .backbone import Backbone
+    from ..backbone import Backbone
     try:
         with torch.random.fork_rng(devices=[]):   # the check draws no number a run would
             backbone = create(resolution)
@@ -117,7 +117,7 @@ def dataset_problem(data: Any, resolution: int) -> str | None:
     """Why a loaded data set cannot be used at ``resolution``, or ``None``."""
     import torch
 
-    from .data import ImageData
+    from ..data import ImageData
     if not isinstance(data, ImageData):
         return f"load() returned {_what(data)}, not a sslbench.data.ImageData"
     for split in ("train", "test"):

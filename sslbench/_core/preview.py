@@ -12,8 +12,8 @@ from pathlib import Path
 import torch
 
 from .atomic import atomic_write_bytes
-from .images import Images
-from .task import PretextTask, PreviewRow
+from ..images import Images
+from ..task import PretextTask, PreviewRow
 
 
 def draw_preview(rows: list[PreviewRow], title: str, path: Path) -> None:

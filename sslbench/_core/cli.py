@@ -17,7 +17,7 @@ from rich.table import Table
 from .atomic import atomic_write_bytes, atomic_write_text
 from .config import (_deep_merge, build_config, load_toml, parse_assignments, parse_options,
                      parse_task_options)
-from .errors import SSLBenchError
+from ..errors import SSLBenchError
 from .plugins import KINDS, PluginHost
 from .progress import Reporter, RichReporter
 from .records import load_records, merge_records
@@ -116,7 +116,7 @@ def run(config_file, datasets, backbones, tasks, fractions, protocols, seeds, pr
     finally:
         reporter.close()
     if records:
-        from .leaderboard import Leaderboard
+        from ..leaderboard import Leaderboard
         click.echo(host.report_format("table").render(Leaderboard(records, host)))
     failed = [r for r in records if r["status"] != "ok"]
     click.echo(f"{len(records)} records in {sweep.out}/records"
@@ -180,7 +180,7 @@ def report(results_dirs, fmt, output, plugins) -> None:
             raise SSLBenchError(f"no result records in {d!r}")
         sources.append((d, found))
     records = merge_records(sources)
-    from .leaderboard import Leaderboard   # pandas and scipy: imported when a report is made
+    from ..leaderboard import Leaderboard   # pandas and scipy: imported when a report is made
     board = Leaderboard(records, host)
     if output:
         board.asset_stem = Path(output).stem
@@ -188,7 +188,7 @@ def report(results_dirs, fmt, output, plugins) -> None:
     if output:
         output = Path(output)
         if renderer.plots:
-            from .leaderboard import Publication
+            from ..leaderboard import Publication
             for name, files in Publication(board).render_figures().items():
                 for fmt, data in files.items():
                     atomic_write_bytes(output.with_name(f"{output.stem}-{name}.{fmt}"), data)
@@ -230,8 +230,8 @@ def show(task_name, dataset, resolution, count, seed, task_opts, data_dir, outpu
         return
     import torch
 
-    from .data import DatasetRequest
-    from .images import ImageFiles, StreamedImages, as_images, default_workers
+    from ..data import DatasetRequest
+    from ..images import ImageFiles, StreamedImages, as_images, default_workers
     from .preview import draw_preview, preview_task
     from .seeding import make_generator
     spec, argument = host.dataset(dataset)
@@ -249,16 +249,17 @@ def show(task_name, dataset, resolution, count, seed, task_opts, data_dir, outpu
 
 def _check_task(host: PluginHost, task, dataset: str, resolution: int | None, seed: int,
                 data_dir: str, preset: str, epochs: int | None) -> None:
-    """``sslbench show TASK --check``: one pretraining and its two checks (sslbench.checks)."""
+    """``sslbench show TASK --check``: one pretraining and its two checks (sslbench._core.checks)."""
     import math
 
     from .checks import pretraining_checks
     from .config import resolve_settings
-    from .data import DatasetRequest, make_splits
-    from .images import default_workers
+    from ..data import DatasetRequest, make_splits
+    from ..images import default_workers
     from .placement import place
     from .seeding import derive_seed, seed_everything
-    from .training import autocast_dtype_for, pretrain, resolve_device, to_device
+    from ..training import autocast_dtype_for, resolve_device, to_device
+    from .pretraining import pretrain
     if not task.pretrains:
         raise SSLBenchError(f"task {task.name!r} has no pretraining to check")
     settings = resolve_settings(preset, {k: v for k, v in (("resolution", resolution),

@@ -36,9 +36,9 @@ import torch.nn.functional as F
 from PIL import Image, UnidentifiedImageError
 from torch.utils.data import DataLoader, Dataset
 
-from .data import ImageData
-from .errors import SSLBenchError
-from .images import DecodeFailure, ImageFiles, pil_to_uint8
+from ..data import ImageData
+from ..errors import SSLBenchError
+from ..images import DecodeFailure, ImageFiles, pil_to_uint8
 
 NEAR_BITS = 4          # pHash bits two images may differ in and still count as near duplicates
 HASH_SIDE = 32         # the side of the grayscale image whose DCT makes the hash

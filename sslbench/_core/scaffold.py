@@ -12,7 +12,7 @@ import textwrap
 from pathlib import Path
 
 from .atomic import atomic_write_text
-from .errors import SSLBenchError
+from ..errors import SSLBenchError
 
 KINDS = ("task", "backbone", "dataset", "protocol")
 

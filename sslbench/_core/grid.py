@@ -19,10 +19,10 @@ from pathlib import Path
 from typing import Any
 
 from .config import SweepConfig
-from .errors import SSLBenchError
+from ..errors import SSLBenchError
 from .fractions import fraction_key
 from .plugins import PluginHost
-from .task import PretextTask
+from ..task import PretextTask
 
 SCRATCH = "scratch"
 

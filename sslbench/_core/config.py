@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import SSLBenchError
+from ..errors import SSLBenchError
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -108,7 +108,7 @@ class SweepConfig:
     data_dir: str = "data"
     download: bool = False
     split_seeds: list[int] = field(default_factory=lambda: [0])
-    dedup: bool = False            # drop duplicated images (see sslbench.hygiene) before splitting
+    dedup: bool = False            # drop duplicated images (see sslbench._core.hygiene) before splitting
     plugins: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:

@@ -26,9 +26,9 @@ from dataclasses import dataclass, field
 
 import torch
 
-from .data import Splits
-from .errors import SSLBenchError
-from .images import (ConcatSource, Images, ResidentImages, StreamedImages, decode_all,
+from ..data import Splits
+from ..errors import SSLBenchError
+from ..images import (ConcatSource, Images, ResidentImages, StreamedImages, decode_all,
                      host_source, nbytes, take)
 
 STREAM_MODES = ("auto", "never", "always")

@@ -14,9 +14,9 @@ from pathlib import Path
 import torch
 
 from .atomic import atomic_torch_save, safe_torch_load
-from .augment import to_float
-from .images import Images, chunks
-from .training import autocast
+from ..augment import to_float
+from ..images import Images, chunks
+from ..training import autocast
 
 
 @torch.no_grad()

@@ -7,7 +7,7 @@ patch's position in the image), and a pretraining can leave a network that learn
 
 * ``heldout``: the task's accuracy on pool images kept out of pretraining
   (:meth:`PretextTask.evaluation_images`), against chance, with a near-chance flag
-  (:func:`sslbench.training.evaluate_pretext`);
+  (:func:`sslbench._core.pretraining.evaluate_pretext`);
 * ``control``: the task's :class:`~sslbench.task.ShortcutControl`, a variant without the cue
   that matters (or with only a trivial one), measured on the trained network or on a fresh
   network trained on the variant with the same budget. A task that tests what it claims
@@ -24,11 +24,12 @@ from typing import Any
 import torch
 from torch import nn
 
-from .images import Images
+from ..images import Images
 from .progress import Reporter
 from .seeding import seed_everything
-from .task import PretextTask
-from .training import evaluate_pretext, pretrain, to_device
+from ..task import PretextTask
+from ..training import to_device
+from .pretraining import evaluate_pretext, pretrain
 
 
 def pretraining_checks(task: PretextTask, backbone: nn.Module, head: nn.Module | None,

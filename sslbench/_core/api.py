@@ -7,7 +7,7 @@ from typing import Any
 import pandas as pd
 
 from .config import build_config, load_toml
-from .leaderboard import Leaderboard
+from ..leaderboard import Leaderboard
 from .plugins import PluginHost
 from .progress import Reporter
 from .runner import Sweep
@@ -17,7 +17,7 @@ def run_sweep(config_file: str | None = None, *, reporter: Reporter | None = Non
               **options: Any) -> pd.DataFrame:
     """Run (or resume) a sweep and return the leaderboard as a DataFrame.
 
-    ``options`` are :class:`sslbench.config.SweepConfig` fields, for example::
+    ``options`` are :class:`sslbench._core.config.SweepConfig` fields, for example::
 
         run_sweep(datasets=["digits"], tasks=["rotation"], fractions=[0.1, 1.0],
                   settings={"pretrain_epochs": 5}, out="results/try")

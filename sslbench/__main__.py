@@ -1,0 +1,5 @@
+"""``python -m sslbench``: the command line."""
+
+from ._core.cli import main
+
+main()

@@ -1,0 +1,60 @@
+"""The public API: what a plugin may import is the top of the package, each module with an
+``__all__`` that resolves; the machinery lives in ``sslbench._core``. The built-in plugins and
+the example packages are written against the public API alone, as a third party's would be."""
+
+from __future__ import annotations
+
+import ast
+import importlib
+
+from conftest import REPO
+
+PUBLIC = ["task", "backbone", "protocol", "data", "images", "augment", "randaugment",
+          "training", "options", "formats", "leaderboard", "testing", "errors", "hookspecs"]
+
+
+def sslbench_imports(path):
+    """Every ``sslbench...`` module a file imports, with the names it takes from it."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found += [(a.name, None) for a in node.names if a.name.split(".")[0] == "sslbench"]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0 \
+                and node.module.split(".")[0] == "sslbench":
+            found += [(node.module, a.name) for a in node.names]
+    return found
+
+
+def plugin_sources():
+    roots = [REPO / "plugins"] + [p for p in (REPO / "examples").iterdir() if p.is_dir()]
+    return [p for root in roots for p in root.rglob("*.py")
+            if not {"build", "tests"} & set(p.parts) and "egg-info" not in str(p)]
+
+
+def test_builtin_plugins_and_examples_import_only_the_public_api():
+    offenders = []
+    for path in plugin_sources():
+        for module, name in sslbench_imports(path):
+            parts = module.split(".")
+            if len(parts) == 1:
+                ok = name in (None, "hookimpl", "SSLBenchError", "__version__")
+            else:
+                ok = len(parts) == 2 and parts[1] in PUBLIC and (
+                    name is None or name in importlib.import_module(module).__all__)
+            if not ok:
+                offenders.append(f"{path.relative_to(REPO)}: {module} {name or ''}")
+    assert len(plugin_sources()) > 15 and not offenders, offenders
+
+
+def test_every_public_module_declares_what_it_exports():
+    for name in PUBLIC:
+        module = importlib.import_module(f"sslbench.{name}")
+        assert module.__all__, name
+        for exported in module.__all__:
+            assert hasattr(module, exported), f"sslbench.{name}.{exported}"
+
+
+def test_the_machinery_is_private():
+    top = {p.stem for p in (REPO / "sslbench").glob("*.py")} - {"__init__", "__main__"}
+    assert top == set(PUBLIC)
+    assert (REPO / "sslbench" / "_core" / "runner.py").is_file()
