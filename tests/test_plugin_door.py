@@ -224,3 +224,15 @@ def test_the_suite_ignores_plugins_the_environment_holds(cli, monkeypatch):
         assert status == 0 and err == ""
     finally:
         shutil.rmtree(elsewhere)
+
+
+def test_the_tutorial_works_on_the_task_scaffold(cli, tmp_path, monkeypatch):
+    """docs/plugins.md's tutorial: generate, then `sslbench show NAME` draws its preview."""
+    status, _, err = cli("new-plugin", "door_show", "--kind", "task", "--dir", str(tmp_path))
+    assert status == 0, err
+    plugin = tmp_path / "sslbench-door_show" / "sslbench_door_show" / "plugin.py"
+    out = tmp_path / "preview.png"
+    status, _, err = cli("show", "door_show", "--plugin", str(plugin), "--resolution", "16",
+                         "--count", "2", "-o", str(out))
+    assert status == 0, err
+    assert out.stat().st_size > 1000

@@ -48,13 +48,13 @@ import torch.nn.functional as F
 from torch import nn
 
 import sslbench
-from sslbench.task import PretextTask, TaskStep
+from sslbench.task import PretextTask, PreviewRow, TaskStep
 
 
 class {cls}(PretextTask):
     name = "{name}"
     description = "predict whether each image was mirrored (replace with your task)"
-    defaults = {{"share": 0.5}}        # options: --task-opt {name}.share=0.3
+    defaults = {{"share": 0.5}}        # options: --opt {name}.share=0.3
 
     def build_head(self, backbone):
         return nn.Linear(backbone.feature_dim, 2)
@@ -68,6 +68,11 @@ class {cls}(PretextTask):
         inputs = torch.where(targets.bool()[:, None, None, None], images.flip(3), images)
         logits = head(backbone(inputs))
         return TaskStep(F.cross_entropy(logits.float(), targets), logits, targets)
+
+    def preview(self, images, generator):
+        # what `sslbench show {name}` draws: per image, the inputs the task builds and targets
+        return [PreviewRow([image, image.flip(2)], ["0: as is", "1: mirrored"])
+                for image in images]
 
 
 @sslbench.hookimpl
