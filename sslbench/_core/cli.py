@@ -18,6 +18,7 @@ from .atomic import atomic_write_bytes, atomic_write_text
 from .config import (_deep_merge, build_config, load_toml, parse_assignments, parse_options,
                      parse_task_options)
 from ..errors import SSLBenchError
+from .door import KINDS as DOOR_KINDS
 from .plugins import KINDS, PluginHost
 from .progress import Reporter, RichReporter
 from .records import load_records, merge_records
@@ -126,13 +127,13 @@ def run(config_file, datasets, backbones, tasks, fractions, protocols, seeds, pr
 
 @cli.command("list")
 @click.argument("kind", required=False,
-                type=click.Choice(["tasks", "backbones", "datasets", "protocols", "formats"]))
+                type=click.Choice([kind.plural for kind in DOOR_KINDS.values()]))
 @plugin_option
 def list_(kind, plugins) -> None:
     """List what the loaded plugins contribute, each with the plugin it comes from."""
     host = _host(list(plugins))
     console = Console()
-    kinds = [kind[:-1]] if kind else list(KINDS)
+    kinds = [next(k for k, v in DOOR_KINDS.items() if v.plural == kind)] if kind else list(KINDS)
     for k in kinds:
         table = Table(title=f"{k}s", title_justify="left")
         for col in ("name", "description", "options (--opt NAME.KEY=VALUE)", "plugin"):

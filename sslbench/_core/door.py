@@ -16,16 +16,38 @@ ones) in a plugin author's own test suite.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
-# kind -> (hook, what the hook's list must hold)
-HOOKS = {
-    "task": ("sslbench_tasks", "PretextTask subclasses (classes, not instances)"),
-    "backbone": ("sslbench_backbones", "BackboneSpec objects"),
-    "dataset": ("sslbench_datasets", "DatasetSpec objects"),
-    "protocol": ("sslbench_protocols", "EvaluationProtocol subclasses (classes, not instances)"),
-    "format": ("sslbench_report_formats", "ReportFormat objects"),
-}
+
+@dataclass(frozen=True)
+class Kind:
+    """One kind of plugin contribution: everything the host, the command line, the scaffold
+    and the conformance kit need to know about it, in one place."""
+
+    name: str          # "task"
+    hook: str          # the contribution hook that returns them
+    wanted: str        # what that hook's list must hold, in words
+    plural: str        # ``sslbench list PLURAL``
+    label: str         # in messages: "data set"
+    options: bool      # declares options (``--opt NAME.KEY=VALUE``)
+    scaffold: bool     # ``sslbench new-plugin --kind NAME`` writes one
+
+
+KINDS = {k.name: k for k in (
+    Kind("task", "sslbench_tasks", "PretextTask subclasses (classes, not instances)", "tasks",
+         "task", True, True),
+    Kind("backbone", "sslbench_backbones", "BackboneSpec objects", "backbones", "backbone",
+         True, True),
+    Kind("dataset", "sslbench_datasets", "DatasetSpec objects", "datasets", "data set",
+         True, True),
+    Kind("protocol", "sslbench_protocols",
+         "EvaluationProtocol subclasses (classes, not instances)", "protocols", "protocol",
+         True, True),
+    Kind("format", "sslbench_report_formats", "ReportFormat objects", "formats",
+         "report format", False, False),
+)}
+HOOKS = {name: (k.hook, k.wanted) for name, k in KINDS.items()}   # kind -> (hook, wanted)
 
 
 def _base(kind: str) -> type:

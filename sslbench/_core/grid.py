@@ -21,6 +21,7 @@ from typing import Any
 from .config import SweepConfig
 from ..errors import SSLBenchError
 from .fractions import fraction_key
+from .door import KINDS
 from .plugins import PluginHost
 from ..task import PretextTask
 
@@ -82,7 +83,7 @@ def split_file_stem(dataset: str, split_seed: int) -> str:
     return slug(dataset) + (f"-p{split_seed}" if split_seed else "")
 
 
-OPTION_KINDS = ("task", "protocol", "backbone", "dataset")
+OPTION_KINDS = tuple(name for name, kind in KINDS.items() if kind.options)
 
 
 def route_options(config: SweepConfig, host: PluginHost) -> dict[str, dict[str, dict]]:

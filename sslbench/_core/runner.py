@@ -27,7 +27,7 @@ from .atomic import atomic_write_json
 from ..backbone import Backbone, BackboneSpec
 from .config import SweepConfig
 from ..data import DatasetRequest, ImageData, Splits, make_splits
-from .door import backbone_problem, dataset_problem
+from .door import KINDS, backbone_problem, dataset_problem
 from ..errors import MalformedPlugin, SSLBenchError
 from .checkpoints import CheckpointStore, cache_key
 from .features import FeatureCache, FeatureStore
@@ -170,7 +170,7 @@ class Sweep:
         """A contribution that cannot be used: one line naming it and its plugin, exit 2."""
         if problem:
             plugin = self.host.describe_plugin(self.code[(kind, name)]["plugin"])
-            label = {"dataset": "data set"}.get(kind, kind)
+            label = KINDS[kind].label
             raise SSLBenchError(f"{label} {name!r} from plugin {plugin}: {problem}")
 
     def _code_identities(self) -> dict[tuple[str, str], dict[str, Any]]:

@@ -13,8 +13,9 @@ from pathlib import Path
 
 from .atomic import atomic_write_text
 from ..errors import SSLBenchError
+from .door import KINDS as DOOR_KINDS
 
-KINDS = ("task", "backbone", "dataset", "protocol")
+KINDS = tuple(name for name, kind in DOOR_KINDS.items() if kind.scaffold)
 
 PYPROJECT = '''\
 [build-system]
