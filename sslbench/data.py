@@ -27,7 +27,8 @@ from .images import ImageFiles, pil_to_uint8  # noqa: F401 (re-exported for load
 from .options import resolve_options
 
 __all__ = [
-    'DatasetRequest', 'DatasetSpec', 'ImageData', 'ImageFiles', 'pil_to_uint8', 'resize_uint8', 'hwc_to_tensor', 'stratified_split',
+    'DatasetRequest', 'DatasetSpec', 'ImageData', 'ImageFiles', 'pil_to_uint8',
+    'resize_uint8', 'hwc_to_tensor', 'stratified_split',
 ]
 
 

@@ -38,7 +38,8 @@ from torch.utils.data import DataLoader, Dataset
 from .errors import SSLBenchError
 
 __all__ = [
-    'Images', 'ImageFiles', 'ResidentImages', 'StreamedImages', 'DecodeFailure', 'decode_file', 'pil_to_uint8', 'as_images', 'chunks', 'decode_all',
+    'Images', 'ImageFiles', 'ResidentImages', 'StreamedImages', 'DecodeFailure',
+    'decode_file', 'pil_to_uint8', 'as_images', 'chunks', 'decode_all',
 ]
 
 Index = Union[torch.Tensor, np.ndarray, Sequence[int]]

@@ -51,15 +51,16 @@ class PretrainSchedule:
     """How a task wants to be pretrained, where it differs from the sweep's settings.
 
     ``None`` keeps the sweep's value (``pretrain_epochs``, ``pretrain_lr``,
-    ``pretrain_batch_size``, ``weight_decay``). ``lr_per_256`` gives the learning rate per 256
-    images of the batch instead (the linear scaling rule of Goyal et al. 2017, which BYOL,
-    SimCLR and MoCo state their rates in): ``lr = lr_per_256 * batch_size / 256``. ``optimizer`` is ``"sgd"`` (Nesterov momentum
-    0.9, the default), ``"adamw"`` or ``"lars"`` (You et al. 2017, as BYOL and SimCLR use it:
-    momentum 0.9 with a layer-wise trust ratio of 0.001, biases and normalisation weights
-    left out of the adaptation and of weight decay). ``warmup_epochs`` is the linear warm-up
-    before the cosine decay (``None``: a tenth of training, at most five epochs). The schedule
-    that ran is written into the pretraining record; the checkpoint key holds the task's
-    options and code, from which the schedule follows."""
+    ``pretrain_batch_size``, ``weight_decay``). ``lr_per_256`` gives the learning rate per
+    256 images of the batch instead (the linear scaling rule of Goyal et al. 2017, which
+    BYOL, SimCLR and MoCo state their rates in): ``lr = lr_per_256 * batch_size / 256``.
+    ``optimizer`` is ``"sgd"`` (Nesterov momentum 0.9, the default), ``"adamw"`` or ``"lars"``
+    (You et al. 2017, as BYOL and SimCLR use it: momentum 0.9 with a layer-wise trust ratio
+    of 0.001, biases and normalisation weights left out of the adaptation and of weight
+    decay). ``warmup_epochs`` is the linear warm-up before the cosine decay (``None``: a
+    tenth of training, at most five epochs). The schedule that ran is written into the
+    pretraining record; the checkpoint key holds the task's options and code, from which the
+    schedule follows."""
 
     epochs: int | None = None
     lr: float | None = None

@@ -26,7 +26,8 @@ from ._core.seeding import make_generator
 from .task import ConsistencyBatch, ConsistencyContext, PretextTask, ShortcutControl, TaskStep
 
 __all__ = [
-    'ConformanceError', 'check_plugin', 'check_task', 'check_backbone', 'check_dataset', 'check_protocol',
+    'ConformanceError', 'check_plugin', 'check_task', 'check_backbone', 'check_dataset',
+    'check_protocol',
 ]
 
 NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]*$")
@@ -203,7 +204,8 @@ def check_backbone(spec: BackboneSpec, *, resolutions: tuple[int, ...] = (32, 64
     r = _Report(f"backbone {spec.name!r}")
     r.check(bool(NAME.match(spec.name)), "the backbone's name must be a word")
     for res in resolutions:
-        problem = backbone_problem(spec.name, lambda r: spec.build(r, spec.resolve(None, {})), res)   # what the runner checks
+        # what the runner checks before a sweep
+        problem = backbone_problem(spec.name, lambda r: spec.build(r, spec.resolve(None, {})), res)
         if problem:
             r.fail(f"at {res} px: {problem}")
             continue
@@ -212,7 +214,8 @@ def check_backbone(spec: BackboneSpec, *, resolutions: tuple[int, ...] = (32, 64
         except Exception as exc:  # noqa: BLE001
             r.fail(f"create({res}) raised {type(exc).__name__}: {exc}")
             continue
-        if not r.check(isinstance(b, Backbone), f"create({res}) must return a sslbench.backbone.Backbone"):
+        if not r.check(isinstance(b, Backbone),
+                       f"create({res}) must return a sslbench.backbone.Backbone"):
             continue
         x = torch.rand(2, 3, res, res)
         stages = b.forward_stages(x)
