@@ -99,3 +99,11 @@ def test_fixed_validation_split_stays_available(tmp_path):
     assert seed["val_index"]["1"] == []
     record = json.loads(next((tmp_path / "out" / "records").glob("*linear__f0.1*")).read_text())
     assert record["validation"] == "fixed" and record["n_val"] == len(data["val_index"])
+
+
+def test_a_sweep_of_other_fractions_keeps_the_subsets_already_written(tmp_path):
+    make_sweep(tmp_path, fractions=[0.1], protocols=["linear"]).run()
+    make_sweep(tmp_path, fractions=[1.0], protocols=["linear"]).run()
+    seed0 = json.loads((tmp_path / "out" / "splits" / "digits-seed0.json").read_text())
+    assert sorted(seed0["labeled_index"]) == ["0.1", "1"]
+    assert sorted(seed0["val_index"]) == ["0.1", "1"]

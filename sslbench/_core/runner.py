@@ -13,6 +13,7 @@ configuration hash is skipped, so an interrupted sweep resumes. A failure inside
 from __future__ import annotations
 
 import itertools
+import json
 import os
 import time
 import traceback
@@ -49,6 +50,15 @@ from ..training import (autocast_dtype_for, effective_schedule, resolve_device,
                        to_device)
 
 __all__ = ["Sweep", "Cell", "TaskPlan", "SCRATCH"]   # Cell, TaskPlan: their old home
+
+
+def _json_or_none(path: Path) -> dict[str, Any] | None:
+    """A JSON object from ``path``, or ``None`` when it is missing or not one."""
+    try:
+        value = json.loads(path.read_text())
+    except (OSError, ValueError, UnicodeDecodeError):
+        return None
+    return value if isinstance(value, dict) else None
 
 
 class Prepared(NamedTuple):
@@ -272,6 +282,9 @@ class Sweep:
         data = splits.data
         base = self.out / "splits"
         stem = split_file_stem(ds, splits.seed)
+        # a sweep of some fractions keeps the subsets an earlier sweep of the same data wrote
+        same_data = (_json_or_none(base / f"{stem}.json") or {}).get("fingerprint") \
+            == data.fingerprint()
         atomic_write_json(base / f"{stem}.json", {
             "dataset": ds, "fingerprint": data.fingerprint(), "classes": data.classes,
             "split_seed": splits.seed, "validation": self.settings["validation"],
@@ -285,7 +298,9 @@ class Sweep:
             "n_unlabeled": 0 if data.unlabeled_images is None else len(data.unlabeled_images),
             "hygiene": hygiene.to_json(), "provenance": data.provenance})
         for seed in self.config.seeds:
-            subsets, vals = {}, {}
+            earlier = (_json_or_none(base / f"{stem}-seed{seed}.json") or {}) if same_data else {}
+            subsets = dict(earlier.get("labeled_index") or {})
+            vals = dict(earlier.get("val_index") or {})
             for f in self.config.fractions:
                 train, val = self._labeled(splits, f, seed)
                 subsets[fraction_key(f)] = splits.pool_index[train].tolist()
