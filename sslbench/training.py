@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import math
-import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -21,9 +20,7 @@ from torch import nn
 
 from .augment import to_float
 from .errors import NonFiniteLoss, SSLBenchError
-from .images import Images, as_images, chunks
-from ._core.progress import Reporter
-from ._core.seeding import make_generator
+from .images import Images, chunks
 from .task import PretextTask
 
 __all__ = [
