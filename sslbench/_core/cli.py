@@ -85,12 +85,29 @@ def cli() -> None:
               help="Drop duplicated images (exact and near copies found when the data set is "
                    "loaded) before splitting; see docs/data.md.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
+@click.option("--executor", type=str, default=None,
+              help="Where units of work run: local (default), ray, slurm. See docs/scaling.md.")
+@click.option("--ray-address", default=None, metavar="ADDRESS",
+              help="ray: an existing cluster (else $RAY_ADDRESS, else a local Ray is started).")
+@click.option("--cpus-per-job", type=int, default=None, help="ray/slurm: CPUs per unit.")
+@click.option("--gpus-per-job", type=int, default=None, help="ray/slurm: GPUs per unit.")
+@click.option("--slurm-partition", default=None, help="slurm: the partition.")
+@click.option("--timeout-min", type=int, default=None, help="slurm: a job's time limit.")
+@click.option("--slurm-opt", "slurm_opts", multiple=True, metavar="KEY=VALUE",
+              help="slurm: any submitit/Slurm parameter (account=..., mem_gb=..., qos=...).")
+@click.option("--slurm-cluster", default=None, type=click.Choice(["slurm", "local", "debug"]),
+              help="slurm: submitit's cluster; 'local' runs the same jobs as local processes.")
+@click.option("--wait/--no-wait", default=None,
+              help="slurm: wait for the jobs and print the leaderboard (default: return).")
+@click.option("--dry-run", is_flag=True,
+              help="List the units and cells that would run, with estimated times; run nothing.")
 @plugin_option
 def run(config_file, datasets, backbones, tasks, fractions, protocols, seeds, preset,
         resolution, pretrain_epochs, finetune_steps, set_items, opts, task_opts, device,
         compile_,
         stream, workers, out, cache_dir, data_dir, download, split_seeds, dedup, quiet,
-        plugins) -> None:
+        executor, ray_address, cpus_per_job, gpus_per_job, slurm_partition, timeout_min,
+        slurm_opts, slurm_cluster, wait, dry_run, plugins) -> None:
     """Run (or resume) a sweep and print its leaderboard."""
     file_values = load_toml(config_file) if config_file else None
     settings = parse_assignments(list(set_items), "--set")
@@ -107,15 +124,32 @@ def run(config_file, datasets, backbones, tasks, fractions, protocols, seeds, pr
         compile=compile_, stream=stream, workers=workers, out=out,
         cache_dir=cache_dir, data_dir=data_dir, download=download, split_seeds=split_seeds,
         dedup=dedup,
-        plugins=(list(plugins) or None))
+        plugins=(list(plugins) or None), executor=executor, ray_address=ray_address,
+        cpus_per_job=cpus_per_job, gpus_per_job=gpus_per_job, slurm_partition=slurm_partition,
+        timeout_min=timeout_min, slurm_options=parse_assignments(list(slurm_opts), "--slurm-opt")
+        or None, slurm_cluster=slurm_cluster, wait=wait)
     host = _host(config.plugins)
-    reporter = Reporter() if quiet else RichReporter()
+    reporter = Reporter() if quiet or dry_run else RichReporter()
     try:
         from .runner import Sweep   # torch and the runner: imported when a sweep runs
         sweep = Sweep(config, host, reporter)
-        records = sweep.run()
+        if dry_run:
+            from .plan import describe_plan
+            click.echo(describe_plan(sweep))
+            return
+        from .executors import executor_for
+        engine = executor_for(config, sweep.out)   # a bad engine option: one line, now
+        records = sweep.run(engine)
     finally:
         reporter.close()
+    if getattr(engine, "submitted", None) and not config.wait:
+        first = engine.submitted[0].split("_")[0]
+        click.echo(f"submitted {len(engine.submitted)} units as Slurm jobs {first}_[...]; "
+                   f"follow them with `squeue -j {first}` and the logs in {sweep.out}/slurm/; "
+                   f"`sslbench report {sweep.out}` shows what has finished, and running this "
+                   "command again resumes (it submits only what is neither finished nor "
+                   "running)")
+        return
     if records:
         from ..leaderboard import Leaderboard
         click.echo(host.report_format("table").render(Leaderboard(records, host)))

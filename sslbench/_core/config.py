@@ -110,6 +110,16 @@ class SweepConfig:
     split_seeds: list[int] = field(default_factory=lambda: [0])
     dedup: bool = False            # drop duplicated images (see sslbench._core.hygiene) before splitting
     plugins: list[str] = field(default_factory=list)
+    # where the units of work run (sslbench._core.executors); never part of a result's hash
+    executor: str = "local"        # local, ray or slurm
+    ray_address: str | None = None  # an existing Ray cluster (else $RAY_ADDRESS, else a new one)
+    cpus_per_job: int | None = None  # CPUs a unit asks the engine for (None: 1 on Ray, all on Slurm)
+    gpus_per_job: int = 0          # GPUs a unit asks the engine for
+    slurm_partition: str | None = None
+    slurm_cluster: str = "slurm"   # submitit's cluster; "local" runs the same jobs as local processes
+    timeout_min: int = 24 * 60     # a Slurm job's time limit
+    slurm_options: dict[str, Any] = field(default_factory=dict)  # --slurm-opt KEY=VALUE
+    wait: bool = False             # slurm: wait for the jobs and print the leaderboard
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -200,7 +210,8 @@ def build_config(file_values: dict[str, Any] | None = None, **overrides: Any) ->
         _check_tables(source)
         for key, value in source.items():
             key = _TOML_ALIASES.get(key, key)
-            if key in ("settings", "task_options", "options") and key in merged:
+            if key in ("settings", "task_options", "options", "slurm_options") \
+                    and key in merged:
                 merged[key] = _deep_merge(merged[key], value)
             else:
                 merged[key] = value
@@ -236,6 +247,7 @@ def build_config(file_values: dict[str, Any] | None = None, **overrides: Any) ->
         raise SSLBenchError(f"stream must be auto, never or always, not {cfg.stream!r}")
     if cfg.workers is not None and (not isinstance(cfg.workers, int) or cfg.workers < 0):
         raise SSLBenchError(f"workers must be a whole number >= 0, not {cfg.workers!r}")
+    _check_executor(cfg)
     cfg.fractions = sorted(set(cfg.fractions))
     cfg.seeds = sorted(set(cfg.seeds))
     cfg.split_seeds = sorted(set(cfg.split_seeds))
@@ -309,10 +321,29 @@ def coerce_like(what: str, value: Any, default: Any) -> Any:
                             f"{type(default).__name__}") from None
 
 
+EXECUTORS = ("local", "ray", "slurm")
+
+
+def _check_executor(cfg: SweepConfig) -> None:
+    """The executor's settings: names and numbers (what the engine itself rejects is checked
+    when the executor starts, before anything is submitted)."""
+    if cfg.executor not in EXECUTORS:
+        raise SSLBenchError(f"unknown executor {cfg.executor!r}; known: {', '.join(EXECUTORS)}")
+    for key, low in (("cpus_per_job", 1), ("gpus_per_job", 0), ("timeout_min", 1)):
+        value = getattr(cfg, key)
+        if value is None and key == "cpus_per_job":
+            continue
+        if not isinstance(value, int) or isinstance(value, bool) or value < low:
+            raise SSLBenchError(f"{key} must be a whole number >= {low}, not {value!r}")
+    if cfg.slurm_cluster not in ("slurm", "local", "debug"):
+        raise SSLBenchError(f"slurm_cluster must be slurm, local or debug, not "
+                            f"{cfg.slurm_cluster!r}")
+
+
 def _check_tables(source: dict[str, Any]) -> None:
     """``settings``, ``task_options`` and ``options`` (and each plugin's options) must be
     tables."""
-    for key in ("settings", "task_options", "options"):
+    for key in ("settings", "task_options", "options", "slurm_options"):
         if key in source and not isinstance(source[key], dict):
             raise SSLBenchError(f"{key} must be a table of KEY = VALUE, not "
                                 f"{type(source[key]).__name__} {source[key]!r}")

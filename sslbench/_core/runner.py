@@ -12,12 +12,13 @@ configuration hash is skipped, so an interrupted sweep resumes. A failure inside
 
 from __future__ import annotations
 
-import itertools
+import contextlib
 import json
 import os
 import time
 import traceback
 from pathlib import Path
+from collections.abc import Iterator
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -31,6 +32,7 @@ from ..data import DatasetRequest, ImageData, Splits, make_splits
 from .door import KINDS, backbone_problem, dataset_problem
 from ..errors import MalformedPlugin, SSLBenchError
 from .checkpoints import CheckpointStore, cache_key
+from .claims import Claim, waiting_claim
 from .features import FeatureCache, FeatureStore
 from .fractions import fraction_key, labeled_split, labeled_subset
 from .grid import (SCRATCH, Cell, TaskPlan, Unit, build_plans, references_of, route_options,
@@ -41,7 +43,7 @@ from .placement import PlacedData, place
 from .plugins import PluginHost
 from .progress import Reporter
 from ..protocol import EvalContext, EvaluationProtocol, Split
-from .records import (RECORD_SCHEMA, device_description, library_versions, peak_memory_mib,
+from .records import (RECORD_SCHEMA, RECORDS_DIR, device_description, library_versions, peak_memory_mib,
                       read_record, write_record)
 from .seeding import derive_seed, seed_everything
 from .checks import pretraining_checks
@@ -50,6 +52,9 @@ from ..training import (autocast_dtype_for, effective_schedule, resolve_device,
                        to_device)
 
 __all__ = ["Sweep", "Cell", "TaskPlan", "SCRATCH"]   # Cell, TaskPlan: their old home
+
+
+CLAIMS_DIR = ".claims"
 
 
 def _json_or_none(path: Path) -> dict[str, Any] | None:
@@ -205,7 +210,7 @@ class Sweep:
         return out
 
     # ------------------------------------------------------------------ running
-    def run(self) -> list[dict[str, Any]]:
+    def run(self, executor: Any = None) -> list[dict[str, Any]]:
         """Run every unit whose cells are not finished; return the records of the grid.
 
         Per data set and split seed: load it (and check it), split, place the images; then
@@ -217,15 +222,66 @@ class Sweep:
             if cell.done:
                 self.reporter.cell_done(f"{cell.id} (cached)")
         units = units_of([c for c in self.cells if not c.done])
-        for (ds, split_seed), group in itertools.groupby(
-                units, key=lambda u: (u.dataset, u.split_seed)):
-            prepared = self.prepare(ds, split_seed)
-            for unit in group:
-                self.run_unit(unit, prepared)
+        if units:
+            if executor is None:
+                from .executors import executor_for
+                executor = executor_for(self.config, self.out)
+            executor.run(self, units)
         records = [read_record(self.out, c.id) for c in self.cells]
         records = [r for r in records if r is not None]
         notify("sslbench_sweep_finish", config=self.config, records=records)
         return records
+
+    def run_here(self, units: list[Unit], prepared: dict | None = None) -> None:
+        """Run units in this process, one after another (the local executor, and each
+        worker of the others): each data set and split seed is prepared once (and kept in
+        ``prepared``, when given, for the next call)."""
+        prepared = {} if prepared is None else prepared
+        for unit in units:
+            with self.unit_claim(unit) as mine:
+                if not mine:
+                    continue
+                key = (unit.dataset, unit.split_seed)
+                if key not in prepared:
+                    prepared.clear()            # one data set in memory at a time
+                    prepared[key] = self.prepare(*key)
+                self.run_unit(unit, prepared[key])
+
+    @contextlib.contextmanager
+    def unit_claim(self, unit: Unit) -> Iterator[bool]:
+        """Claim a unit in ``OUT/.claims`` for the body (:mod:`sslbench._core.claims`): a unit
+        that a live process (another driver on the same ``--out``, a worker) is running is
+        skipped with a warning; a dead holder's claim is taken over."""
+        claim = Claim(self.out / CLAIMS_DIR / f"{unit.id}.claim", f"unit {unit.id}")
+        if not claim.try_acquire():
+            self._warn_once(f"unit {unit.id} is being run by "
+                            f"{claim.describe(claim.holder())}; skipped here")
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            claim.release()
+
+    def fail_unit(self, unit: Unit, reason: str, since: float = 0.0) -> list[str]:
+        """Record the cells of a unit that an engine lost (a killed worker, a job over its
+        time limit) as failed with the reason. A cell keeps the record its worker wrote
+        since ``since`` (when the unit was sent), finished or failed with its own reason.
+        Returns the ids of the cells recorded as failed."""
+        failed = []
+        for cell in unit.cells:
+            path = self.out / RECORDS_DIR / f"{cell.id}.json"
+            record = read_record(self.out, cell.id)
+            if record and record.get("config_hash") == cell.config_hash and (
+                    record.get("status") == "ok" or path.stat().st_mtime >= since):
+                continue
+            self._finish(cell, self._record_head(cell, self.plan_of[cell.task]), error=reason)
+            failed.append(cell.id)
+        claim = Claim(self.out / CLAIMS_DIR / f"{unit.id}.claim")
+        if claim.holder() is not None and claim.stale():    # the lost worker's: tidy it
+            with contextlib.suppress(OSError):
+                claim.path.unlink()
+        return failed
 
     def prepare(self, ds: str, split_seed: int) -> Prepared:
         """A data set ready for its units: loaded and checked, split (the split files
@@ -370,6 +426,23 @@ class Sweep:
         saved = self.checkpoints.load(ckpt_id)
         if saved is not None:
             return ckpt_id, saved[0], {**saved[1], "cached": True}
+        # another process (a unit of another task plan with this pretraining, a second
+        # driver) may be training it now: wait for it rather than train it twice
+        with waiting_claim(self.checkpoints.path(ckpt_id).with_suffix(".claim"),
+                           f"checkpoint {ckpt_id}", self.checkpoints.path(ckpt_id).is_file,
+                           self.reporter.log) as mine:
+            saved = self.checkpoints.load(ckpt_id)
+            if saved is not None:
+                return ckpt_id, saved[0], {**saved[1], "cached": True}
+            if not mine:     # the other process finished but its file cannot be read
+                raise SSLBenchError(f"checkpoint {ckpt_id} was made by another process but "
+                                    "cannot be read")
+            return self._pretrain(plan, bb, seed, placed, backbone, ckpt_id)
+
+    def _pretrain(self, plan: TaskPlan, bb: str, seed: int, placed: PlacedData,
+                  backbone: Backbone, ckpt_id: str
+                  ) -> tuple[str, dict[str, Any], dict[str, Any]]:
+        task = plan.pretext
         backbone = to_device(backbone, self.device)
         seed_everything(seed, f"pretrain:{task.name}")
         result = pretrain(task, backbone, placed.pretraining, self.settings,
@@ -485,6 +558,21 @@ class Sweep:
                      placed: PlacedData, hygiene: HygieneReport) -> dict[str, Any]:
         stem = split_file_stem(cell.dataset, cell.split_seed)
         return {
+            **self._record_head(cell, plan),
+            "data": {"classes": splits.data.classes, "fingerprint": splits.data.fingerprint(),
+                     "n_pool": len(splits.pool_index), "n_val_fixed": len(splits.val_index),
+                     "n_pretext_holdout": len(splits.holdout),
+                     "n_test": len(splits.data.test_labels),
+                     "split_file": f"splits/{stem}.json",
+                     "labeled_file": f"splits/{stem}-seed{cell.seed}.json",
+                     "hygiene": hygiene.summary(),
+                     "placement": placed.describe()},
+        }
+
+    def _record_head(self, cell: Cell, plan: TaskPlan) -> dict[str, Any]:
+        """What a record says about its cell without its data (all a lost unit's failed
+        records can say)."""
+        return {
             "schema": RECORD_SCHEMA, "cell_id": cell.id, "config_hash": cell.config_hash,
             **cell.describe(), "preset": self.config.preset, "task_plan": plan.config(),
             # the settings that ran: the preset names a default backbone, the cell its own
@@ -497,15 +585,9 @@ class Sweep:
             "protocol_trains_backbone": bool(self.protocols[cell.protocol].trains_backbone),
             # published numbers for this row (a single task's), so reports need no plugin
             "references": references_of(plan),
-            "data": {"classes": splits.data.classes, "fingerprint": splits.data.fingerprint(),
-                     "n_pool": len(splits.pool_index), "n_val_fixed": len(splits.val_index),
-                     "n_pretext_holdout": len(splits.holdout),
-                     "n_test": len(splits.data.test_labels),
-                     "split_file": f"splits/{stem}.json",
-                     "labeled_file": f"splits/{stem}-seed{cell.seed}.json",
-                     "hygiene": hygiene.summary(),
-                     "placement": placed.describe()},
             "device": device_description(self.device),
+            # CPU results depend on it (reductions split by thread): say it
+            "torch_threads": torch.get_num_threads(),
             "precision": str(self.dtype or "float32").replace("torch.", ""),
             "versions": library_versions(),
         }

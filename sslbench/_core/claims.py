@@ -1,0 +1,176 @@
+"""Claim files: "this process is doing that piece of work", in a folder every worker sees.
+
+Several processes may share a results folder and a cache: two drivers started on the same
+``--out``, Ray workers, Slurm array tasks on different nodes. Before a unit runs, its worker
+claims it (``OUT/.claims/UNIT.claim``); before a checkpoint is trained, the trainer claims it
+(``CACHE/checkpoints/ID.claim``). A second process that finds a live claim skips the unit, or
+waits for the checkpoint and then reads it from the cache instead of training it again.
+
+A claim must not outlive its holder: a worker killed by the out-of-memory killer or by
+Slurm's time limit cannot remove its file. So a holder refreshes its claim's time stamp
+every :data:`HEARTBEAT_S` seconds from a background thread, and a claim is *stale*, and
+taken over, when its holder is a process of this host that no longer exists, or when its
+time stamp is older than :data:`STALE_AFTER_S` (a holder on another node, or one frozen).
+
+Claims are created with ``O_CREAT | O_EXCL``, which is atomic on local file systems and on
+NFSv3 and later, the file systems clusters share.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+HEARTBEAT_S = 30.0
+STALE_AFTER_S = 300.0
+
+
+def _pid_alive(pid: int) -> bool:
+    """Whether a process of this host is running (a killed one its parent has not yet
+    reaped, a zombie, is not)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError):
+        pass             # exists, owned by someone else
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True      # no /proc (macOS): signal 0 is all we know
+    return stat.rpartition(")")[2].split()[:1] != ["Z"]
+
+
+class Claim:
+    """One claim file. :meth:`try_acquire` takes it if it is free or stale; :meth:`release`
+    removes it (only if it is still ours). While held, a daemon thread keeps it fresh."""
+
+    def __init__(self, path: Path, what: str = "") -> None:
+        self.path = Path(path)
+        self.what = what
+        self.token = f"{socket.gethostname()}:{os.getpid()}:{time.time_ns()}"
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    # ------------------------------------------------------------------ inspecting
+    def holder(self) -> dict[str, Any] | None:
+        """What the claim file says (``host``, ``pid``, ``token``, ``what``), ``None`` if absent.
+        A file that cannot be parsed (a holder killed while writing it) reads as ``{}``."""
+        try:
+            text = self.path.read_text()
+        except FileNotFoundError:
+            return None
+        except OSError:
+            return {}
+        try:
+            value = json.loads(text)
+        except ValueError:
+            return {}
+        return value if isinstance(value, dict) else {}
+
+    def stale(self, holder: dict[str, Any] | None = None) -> bool:
+        """Whether an existing claim may be taken over (see the module docstring)."""
+        holder = self.holder() if holder is None else holder
+        try:
+            age = time.time() - self.path.stat().st_mtime
+        except FileNotFoundError:
+            return True
+        if age > STALE_AFTER_S:
+            return True
+        if holder.get("host") == socket.gethostname() and isinstance(holder.get("pid"), int):
+            return not _pid_alive(holder["pid"])
+        return False
+
+    def describe(self, holder: dict[str, Any] | None) -> str:
+        holder = holder or {}
+        return f"process {holder.get('pid', '?')} on {holder.get('host', '?')}"
+
+    # ------------------------------------------------------------------ holding
+    def try_acquire(self) -> bool:
+        """Take the claim if it is free, or stale (then it is replaced). ``False`` when a
+        live process holds it."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        for _ in range(3):
+            try:
+                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            except FileExistsError:
+                holder = self.holder()
+                if holder is None:
+                    continue                          # released meanwhile: try again
+                if not self.stale(holder):
+                    return False
+                # stale: move it aside atomically, so that of two processes breaking the same
+                # stale claim only one succeeds, then try again
+                aside = self.path.with_name(f".{self.path.name}.{os.getpid()}.stale")
+                try:
+                    os.replace(self.path, aside)
+                except FileNotFoundError:
+                    continue
+                moved = Claim(aside).holder() or {}
+                if moved.get("token") != holder.get("token"):
+                    # another process broke the stale claim and made a fresh one first: that
+                    # is what we moved; put it back
+                    with contextlib.suppress(OSError):
+                        os.link(aside, self.path)
+                with contextlib.suppress(OSError):
+                    os.unlink(aside)
+                continue
+            with os.fdopen(fd, "w") as f:
+                json.dump({"host": socket.gethostname(), "pid": os.getpid(),
+                           "token": self.token, "what": self.what,
+                           "since": time.strftime("%Y-%m-%dT%H:%M:%S%z")}, f)
+            self._start_heartbeat()
+            return True
+        return False
+
+    def _start_heartbeat(self) -> None:
+        self._stop.clear()
+
+        def beat() -> None:
+            while not self._stop.wait(HEARTBEAT_S):
+                with contextlib.suppress(OSError):
+                    os.utime(self.path)
+
+        self._thread = threading.Thread(target=beat, name=f"claim {self.path.name}",
+                                        daemon=True)
+        self._thread.start()
+
+    def release(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+            self._thread = None
+        holder = self.holder()
+        if holder is not None and holder.get("token") == self.token:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.path)
+
+
+@contextlib.contextmanager
+def waiting_claim(path: Path, what: str, ready: Callable[[], bool],
+                  on_wait: Callable[[str], None], poll_s: float = 2.0) -> Iterator[bool]:
+    """Hold the claim at ``path`` for the body, waiting while a live process holds it.
+
+    Yields ``True`` when the caller holds the claim and must do the work, ``False`` when
+    ``ready()`` became true while waiting (the other process finished the work)."""
+    claim = Claim(path, what)
+    told = False
+    while not claim.try_acquire():
+        if ready():
+            yield False
+            return
+        if not told:
+            on_wait(f"waiting for {what}: {claim.describe(claim.holder())} is making it")
+            told = True
+        time.sleep(poll_s)
+    try:
+        yield True
+    finally:
+        claim.release()

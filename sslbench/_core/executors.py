@@ -1,0 +1,369 @@
+"""Where a sweep's units of work run: in this process, on a Ray cluster, or as Slurm jobs.
+
+sslbench schedules nothing itself. The grid is cut into units (:class:`~sslbench._core.grid.Unit`:
+one pretraining and the cells that use it); an executor hands each unit to an engine and
+learns when it ends:
+
+* ``local`` runs them here, one after another (the default; today's behaviour);
+* ``ray`` makes each unit a Ray task with the resources asked for (``--cpus-per-job``,
+  ``--gpus-per-job``), on the cluster at ``--ray-address`` / ``$RAY_ADDRESS`` or on a local
+  one it starts;
+* ``slurm`` submits the units as one Slurm job array through submitit, logs under
+  ``OUT/slurm/``; without ``--wait`` it returns once they are submitted.
+
+A worker (a Ray task, a Slurm job) runs :func:`run_unit_job`: it rebuilds the sweep from its
+configuration and the shared paths (``--out``, ``--cache-dir``, the data), checks that it
+computes the same cell hashes as the driver (the same sslbench and plugins), and runs its
+unit exactly as the local executor would, so records do not depend on the executor. A unit
+the engine loses (a killed worker, a job over its time limit, a node gone) has its unfinished
+cells recorded as failed with the engine's error; rerunning the sweep retries exactly those.
+Records are atomic files, checkpoints are claimed before they are trained
+(:mod:`sslbench._core.claims`), so workers never write half a file or train one checkpoint
+twice.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..errors import SSLBenchError
+from .config import SweepConfig
+from .grid import Unit
+from .progress import Reporter
+
+if TYPE_CHECKING:
+    from .runner import Sweep
+
+__all__ = ["executor_for", "run_unit_job", "LocalExecutor", "RayExecutor", "SlurmExecutor"]
+
+
+# ---------------------------------------------------------------------------- the worker side
+class _CollectingReporter(Reporter):
+    """A worker's reporter: its warnings go back to the driver (which shows each once)."""
+
+    def __init__(self) -> None:
+        self.warnings: list[str] = []
+
+    def warn(self, message: str) -> None:
+        self.warnings.append(message)
+
+
+_SWEEPS: dict[str, tuple["Sweep", dict]] = {}   # one per configuration in a reused worker
+
+
+def run_unit_job(config: dict[str, Any], unit: Unit, cwd: str) -> dict[str, Any]:
+    """Run one unit in a worker process; what the driver learns back.
+
+    ``config`` is the sweep's :meth:`SweepConfig.to_dict`, ``cwd`` the driver's working
+    directory (relative paths in the configuration are relative to it). Returns
+    ``{"cells": {cell id: status}, "warnings": [...]}``. Raises :class:`SSLBenchError` when
+    this worker would compute different cells than the driver (other code or plugins)."""
+    os.chdir(cwd)
+    if config.get("cpus_per_job"):
+        # what the engine granted: the same threads as a local run with as many cores
+        import torch
+        torch.set_num_threads(int(config["cpus_per_job"]))
+    key = json.dumps(config, sort_keys=True, default=str)
+    if key not in _SWEEPS:
+        from .plugins import PluginHost
+        from .runner import Sweep
+        cfg = SweepConfig(**config)
+        sweep = Sweep(cfg, PluginHost.from_environment(cfg.plugins), _CollectingReporter())
+        _SWEEPS.clear()                 # a reused worker keeps one sweep's data, not all
+        _SWEEPS[key] = (sweep, {})
+    sweep, prepared = _SWEEPS[key]
+    sweep.reporter.warnings.clear()
+    mine = {c.id: c.config_hash for c in sweep.cells}
+    for cell in unit.cells:
+        if mine.get(cell.id) != cell.config_hash:
+            raise SSLBenchError(
+                f"this worker computes another configuration for cell {cell.id} than the "
+                "driver: install the same sslbench and plugins on the driver and the workers")
+    sweep.run_here([unit], prepared)
+    from .records import read_record
+    cells = {}
+    for cell in unit.cells:
+        record = read_record(sweep.out, cell.id) or {}
+        cells[cell.id] = record.get("status", "skipped")
+    return {"cells": cells, "warnings": list(sweep.reporter.warnings)}
+
+
+# ---------------------------------------------------------------------------- the driver side
+class LocalExecutor:
+    """Each unit in this process, in grid order."""
+
+    name = "local"
+
+    def __init__(self, config: SweepConfig) -> None:
+        self.config = config
+
+    def check(self, out: Path) -> None:
+        """Nothing to check: the local executor needs no engine."""
+
+    def run(self, sweep: "Sweep", units: list[Unit]) -> None:
+        sweep.run_here(units)
+
+
+class _EngineExecutor:
+    """What the Ray and Slurm executors share: the job's arguments, and the driver's handling
+    of a finished or lost unit."""
+
+    name = ""
+
+    def __init__(self, config: SweepConfig) -> None:
+        self.config = config
+
+    def job_args(self, unit: Unit) -> tuple[dict[str, Any], Unit, str]:
+        return self.config.to_dict(), unit, os.getcwd()
+
+    @staticmethod
+    def unit_finished(sweep: "Sweep", unit: Unit, outcome: dict[str, Any] | None,
+                      error: str | None, since: float) -> None:
+        """Show a unit's end on the driver: its workers' warnings, its cells; a lost unit's
+        cells without a record since ``since`` (when it was sent) are recorded as failed
+        with the engine's error."""
+        if error is not None:
+            sweep.fail_unit(unit, error, since)
+        for message in (outcome or {}).get("warnings", []):
+            sweep._warn_once(message)
+        for cell in unit.cells:
+            sweep.reporter.cell_done(cell.id)
+
+
+def _missing_extra(engine: str, extra: str) -> SSLBenchError:
+    return SSLBenchError(f"--executor {engine} needs {engine} installed: "
+                         f"pip install 'sslbench[{extra}]'")
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0] if text else ''}".rstrip(": ")
+
+
+def _check_reachable(address: str | None, timeout_s: float = 5.0) -> None:
+    """Ray retries an unreachable cluster address for a minute or more; a TCP connection
+    to it says at once whether anything listens there."""
+    if not address or address == "auto":
+        return
+    hostport = address.split("://", 1)[-1].rsplit("/", 1)[0]
+    host, _, port = hostport.rpartition(":")
+    if not host or not port.isdigit():
+        raise SSLBenchError(f"--ray-address {address!r} is not HOST:PORT (or ray://HOST:PORT)")
+    import socket
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout_s).close()
+    except OSError as exc:
+        raise SSLBenchError(f"cannot reach the Ray cluster at {address}: "
+                            f"{exc.strerror or exc}") from None
+
+
+class RayExecutor(_EngineExecutor):
+    """Each unit a Ray task (``max_retries=0``: a lost unit is reported, and a rerun retries
+    it). Connects to ``--ray-address`` or ``$RAY_ADDRESS``, else starts a local Ray on this
+    machine and stops it at the end."""
+
+    name = "ray"
+
+    def check(self, out: Path) -> None:
+        try:
+            import ray  # noqa: F401
+        except ImportError:
+            raise _missing_extra("ray", "ray") from None
+
+    def _connect(self) -> bool:
+        """Connect to (or start) Ray; whether this driver started it."""
+        import ray
+        if ray.is_initialized():
+            return False
+        address = self.config.ray_address or os.environ.get("RAY_ADDRESS") or None
+        _check_reachable(address)
+        # Ray logs notices while starting (a new local cluster's token authentication); the
+        # driver's output is the sweep's: errors still raise
+        ray_log = logging.getLogger("ray")
+        level = ray_log.level
+        ray_log.setLevel(logging.ERROR)
+        try:
+            ray.init(address=address, include_dashboard=False, log_to_driver=False,
+                     configure_logging=False)
+        except (ConnectionError, RuntimeError, ValueError) as exc:
+            raise SSLBenchError(f"cannot reach the Ray cluster at {address}: "
+                                f"{_one_line(exc)}") from None
+        finally:
+            ray_log.setLevel(level)
+        return address is None
+
+    def run(self, sweep: "Sweep", units: list[Unit]) -> None:
+        import ray
+        started = self._connect()
+        try:
+            resources = {"num_cpus": self.config.cpus_per_job or 1,
+                         "num_gpus": self.config.gpus_per_job}
+            available = ray.cluster_resources()
+            for kind, key in (("num_cpus", "CPU"), ("num_gpus", "GPU")):
+                if resources[kind] > available.get(key, 0):
+                    raise SSLBenchError(
+                        f"each unit asks for {resources[kind]} {key}, but the Ray cluster has "
+                        f"{available.get(key, 0):g}")
+            task = ray.remote(max_retries=0, **resources)(run_unit_job)
+            since = time.time()
+            pending = {task.remote(*self.job_args(unit)): unit for unit in units}
+            while pending:
+                done, _ = ray.wait(list(pending), num_returns=1)
+                unit = pending.pop(done[0])
+                try:
+                    outcome, error = ray.get(done[0]), None
+                except ray.exceptions.RayTaskError as exc:
+                    cause = exc.cause if getattr(exc, "cause", None) is not None else exc
+                    if isinstance(cause, SSLBenchError):
+                        for ref in pending:
+                            ray.cancel(ref, force=True)
+                        raise SSLBenchError(f"unit {unit.id}: {cause}") from None
+                    outcome, error = None, f"ray task failed: {_one_line(cause)}"
+                except ray.exceptions.RayError as exc:   # a worker or node lost
+                    outcome, error = None, f"ray: {_one_line(exc)}"
+                self.unit_finished(sweep, unit, outcome, error, since)
+        finally:
+            if started:
+                ray.shutdown()
+
+
+class SlurmExecutor(_EngineExecutor):
+    """The units as one Slurm job array, through submitit. Without ``--wait`` the command
+    returns once they are submitted; the job ids are kept in ``OUT/slurm/jobs.json``, so a
+    later ``sslbench run`` of the same sweep records the units Slurm lost as failed (with
+    Slurm's reason), leaves running ones alone and submits what is left."""
+
+    name = "slurm"
+
+    def __init__(self, config: SweepConfig) -> None:
+        super().__init__(config)
+        self.submitted: list[str] = []
+
+    def folder(self, sweep_out: Path) -> Path:
+        return Path(sweep_out) / "slurm"
+
+    def check(self, out: Path) -> None:
+        try:
+            import submitit  # noqa: F401
+        except ImportError:
+            raise _missing_extra("submitit", "slurm") from None
+        self._make(self.folder(out))     # the user's parameters, checked by submitit
+
+    def _make(self, folder: Path):
+        """A submitit executor with the user's parameters; what submitit rejects is one
+        line, before anything is submitted."""
+        import submitit
+        cfg = self.config
+        try:
+            executor = submitit.AutoExecutor(folder=str(folder / "%j"),
+                                             cluster=cfg.slurm_cluster)
+        except (RuntimeError, ValueError) as exc:
+            raise SSLBenchError(f"--executor slurm: {_one_line(exc)}") from None
+        params: dict[str, Any] = {"timeout_min": cfg.timeout_min, "name": "sslbench",
+                                  "gpus_per_node": cfg.gpus_per_job or None,
+                                  "tasks_per_node": 1, "nodes": 1}
+        if cfg.cpus_per_job:
+            params["cpus_per_task"] = cfg.cpus_per_job
+        if cfg.slurm_partition:
+            params["slurm_partition"] = cfg.slurm_partition
+        generic = set(submitit.AutoExecutor._valid_parameters())
+        for key, value in cfg.slurm_options.items():
+            params[key if key in generic or key.startswith("slurm_") else f"slurm_{key}"] = value
+        try:
+            executor.update_parameters(**params)
+        except (NameError, ValueError, TypeError, AssertionError) as exc:
+            raise SSLBenchError(f"--slurm-opt: submitit rejects the parameters: "
+                                f"{_one_line(exc)}") from None
+        return executor
+
+    # -------------------------------------------------------------- jobs of earlier drivers
+    def _manifest(self, out: Path) -> Path:
+        return self.folder(out) / "jobs.json"
+
+    def _earlier_jobs(self, sweep: "Sweep", units: list[Unit]) -> dict[str, dict[str, Any]]:
+        """Settle the jobs an earlier ``sslbench run`` submitted: a lost one's unfinished
+        cells are recorded as failed with Slurm's reason. Returns the manifest entries of
+        units still queued or running (they are not submitted again)."""
+        import submitit
+        try:
+            earlier = json.loads(self._manifest(sweep.out).read_text())
+        except (OSError, ValueError):
+            return {}
+        by_id = {u.id: u for u in units}
+        busy = {}
+        jobs = earlier.get("jobs") if isinstance(earlier, dict) else None
+        for unit_id, entry in (jobs if isinstance(jobs, dict) else {}).items():
+            if unit_id not in by_id or not isinstance(entry, dict):
+                continue
+            job_class = {"slurm": submitit.SlurmJob, "local": submitit.LocalJob,
+                         "debug": submitit.DebugJob}[self.config.slurm_cluster]
+            job = job_class(folder=str(self.folder(sweep.out) / "%j"),
+                            job_id=str(entry.get("job")))
+            if not job.done():
+                busy[unit_id] = entry
+                sweep._warn_once(f"unit {unit_id} is still {job.state.lower()} as Slurm job "
+                                 f"{job.job_id}; not submitted again")
+                continue
+            try:
+                job.result()
+            except Exception as exc:  # noqa: BLE001 - the engine's reason, recorded
+                sweep.fail_unit(by_id[unit_id], f"slurm job {job.job_id} ({job.state}): "
+                                                f"{_one_line(exc)}",
+                                float(entry.get("submitted", 0)))
+        return busy
+
+    def run(self, sweep: "Sweep", units: list[Unit]) -> None:
+        from .atomic import atomic_write_json
+        folder = self.folder(sweep.out)
+        executor = self._make(folder)
+        busy = self._earlier_jobs(sweep, units)
+        units = [u for u in units if u.id not in busy]
+        if not units:
+            return
+        since = time.time()
+        try:
+            jobs = executor.map_array(run_unit_job, *zip(*map(self.job_args, units)))
+        except Exception as exc:  # noqa: BLE001 - sbatch refused: one line, nothing ran
+            raise SSLBenchError(f"--executor slurm: submission failed: {_one_line(exc)}") \
+                from None
+        atomic_write_json(self._manifest(sweep.out), {"jobs": {
+            **busy, **{u.id: {"job": j.job_id, "submitted": since}
+                       for u, j in zip(units, jobs)}}})
+        self.submitted = [j.job_id for j in jobs]
+        sweep.reporter.log(f"submitted {len(jobs)} units as Slurm jobs "
+                           f"{jobs[0].job_id.split('_')[0]}; logs in {folder}/")
+        if self.config.wait:
+            self.wait(sweep, list(zip(units, jobs)), since)
+            atomic_write_json(self._manifest(sweep.out), {"jobs": busy})   # all settled
+
+    def wait(self, sweep: "Sweep", jobs: list[tuple[Unit, Any]], since: float) -> None:
+        pending = list(jobs)
+        while pending:
+            for unit, job in [p for p in pending if p[1].done()]:
+                pending.remove((unit, job))
+                try:
+                    outcome, error = job.result(), None
+                except Exception as exc:  # noqa: BLE001 - the engine's reason, recorded
+                    outcome, error = None, f"slurm job {job.job_id} ({job.state}): " \
+                                           f"{_one_line(exc)}"
+                self.unit_finished(sweep, unit, outcome, error, since)
+            if pending:
+                time.sleep(1.0)
+
+
+_EXECUTORS: dict[str, Callable[[SweepConfig], Any]] = {
+    "local": LocalExecutor, "ray": RayExecutor, "slurm": SlurmExecutor}
+
+
+def executor_for(config: SweepConfig, out: Path):
+    """The executor a configuration names, its engine checked (installed, options valid)
+    before anything runs: a problem is one line."""
+    executor = _EXECUTORS[config.executor](config)
+    executor.check(Path(out))
+    return executor

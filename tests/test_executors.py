@@ -1,0 +1,216 @@
+"""Executors (sslbench._core.executors) on real engines: a local Ray cluster on this machine
+and submitit's local executor (the pickling and subprocess path its Slurm executor takes).
+No mocks: a worker is killed for real, two drivers really share one results folder."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from conftest import FAST_FLAGS
+
+PLUGIN = '''
+import os
+import signal
+from pathlib import Path
+
+import torch
+import sslbench
+from sslbench.data import DatasetSpec, ImageData
+from sslbench.protocol import EvaluationProtocol, ProtocolResult
+
+
+def load(request):
+    n = 24
+    g = torch.Generator().manual_seed(0)
+    x = torch.randint(0, 256, (n, 3, request.resolution, request.resolution),
+                      dtype=torch.uint8, generator=g)
+    x[: n // 2, 0] = 255                       # class 0 is red: learnable
+    y = torch.arange(n) // (n // 2)
+    return ImageData("tiny", ["a", "b"], x, y, x[::2], y[::2])
+
+
+class Killer(EvaluationProtocol):
+    """Kills its own process (SIGKILL, as the out-of-memory killer would) the first time any
+    worker evaluates it: whoever removes the marker file dies. Then always guesses class 0."""
+    name = "killer"
+    description = "kills its worker once (test plugin)"
+    defaults = {"marker": ""}
+
+    def evaluate(self, ctx):
+        marker = self.options["marker"]
+        if marker:
+            try:
+                Path(marker).unlink()
+            except FileNotFoundError:
+                pass
+            else:
+                os.kill(os.getpid(), signal.SIGKILL)
+        predict = lambda split: torch.zeros(len(split), dtype=torch.long,
+                                            device=split.labels.device)
+        return ProtocolResult(predict, float((ctx.val.labels == 0).float().mean()),
+                              {"chosen": "class 0"})
+
+
+@sslbench.hookimpl
+def sslbench_datasets():
+    return [DatasetSpec("tiny", load, "random pixels, class 0 red")]
+
+
+@sslbench.hookimpl
+def sslbench_protocols():
+    return [Killer]
+'''
+
+
+@pytest.fixture
+def plugin(tmp_path) -> Path:
+    path = tmp_path / "engines_plugin.py"
+    path.write_text(PLUGIN)
+    return path
+
+
+@pytest.fixture
+def one_thread():
+    """Workers get as many torch threads as CPUs per job (1 here); CPU reductions depend on
+    the thread count, so the local reference runs with one too."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def accuracies(out: Path) -> dict[str, float]:
+    recs = {p.stem: json.loads(p.read_text()) for p in (out / "records").glob("*.json")}
+    assert all(r["status"] == "ok" for r in recs.values()), \
+        {k: r["error"] for k, r in recs.items() if r["status"] != "ok"}
+    return {k: r["metrics"]["test_accuracy"] for k, r in recs.items()}
+
+
+def sweep_args(plugin: Path, *extra: str) -> list[str]:
+    return ["--plugin", str(plugin), "--dataset", "tiny", "--tasks", "rotation",
+            "--fractions", "1.0", "--seeds", "0,1", "--protocols", "linear,finetune", *extra]
+
+
+def assert_clean(out: Path) -> None:
+    """Every file in records/ is a finished JSON record: nothing half-written, no claim left."""
+    names = sorted(p.name for p in (out / "records").iterdir())
+    assert all(n.endswith(".json") and not n.startswith(".") for n in names), names
+    assert not list((out / ".claims").glob("*.claim")) if (out / ".claims").exists() else True
+
+
+# ----------------------------------------------------------------------------- same records
+@pytest.mark.parametrize("engine", [
+    ["--executor", "ray", "--cpus-per-job", "1"],
+    ["--executor", "slurm", "--slurm-cluster", "local", "--cpus-per-job", "1", "--wait"],
+], ids=["ray", "submitit-local"])
+def test_an_engine_gives_the_records_of_the_local_executor(engine, fast_run, plugin, tmp_path,
+                                                           one_thread):
+    pytest.importorskip("ray" if "ray" in engine else "submitit")
+    status, _, err = fast_run(*sweep_args(plugin), out=tmp_path / "local")
+    assert status == 0, err
+    status, out, err = fast_run(*sweep_args(plugin, *engine), out=tmp_path / "engine")
+    assert status == 0, err
+    assert "records in" in out                      # the driver printed the leaderboard
+    local, remote = accuracies(tmp_path / "local"), accuracies(tmp_path / "engine")
+    assert len(local) == 8 and remote == local
+    assert_clean(tmp_path / "engine")
+    rec = json.loads(next((tmp_path / "engine" / "records").glob("*rotation__finetune*"))
+                     .read_text())
+    assert rec["torch_threads"] == 1 and rec["sweep"]["executor"] == engine[1]
+
+
+# ----------------------------------------------------------------------------- faults
+@pytest.mark.parametrize("engine", [
+    ["--executor", "ray", "--cpus-per-job", "1"],
+    ["--executor", "slurm", "--slurm-cluster", "local", "--wait"],
+], ids=["ray", "submitit-local"])
+def test_a_killed_worker_fails_its_unfinished_cells_and_a_rerun_completes(
+        engine, fast_run, plugin, tmp_path):
+    pytest.importorskip("ray" if "ray" in engine else "submitit")
+    marker = tmp_path / "kill-once"
+    marker.touch()
+    args = sweep_args(plugin, "--protocols", "linear,killer", "--opt", f"killer.marker={marker}",
+                      "--seeds", "0", *engine)
+    out = tmp_path / "results"
+    status, _, err = fast_run(*args)
+    assert status == 1, err                         # failed cells: exit 1, not a traceback
+    assert not marker.exists()                      # one worker did die
+    recs = {p.stem: json.loads(p.read_text()) for p in (out / "records").glob("*.json")}
+    assert len(recs) == 4
+    failed = {k: r["error"] for k, r in recs.items() if r["status"] == "failed"}
+    assert len(failed) == 1, failed                 # the killed cell; its unit's linear cell
+    (cell, error), = failed.items()                 # finished before the kill and stays
+    assert cell.endswith(("killer__f1__s0",))
+    assert error.startswith(("ray", "slurm job")), error
+    unit = cell.replace("__killer__", "__linear__")
+    assert recs[unit]["status"] == "ok"
+    assert_clean(out)
+    status, _, err = fast_run(*args)                # no marker now: the rerun completes
+    assert status == 0, err
+    recs = {p.stem: json.loads(p.read_text()) for p in (out / "records").glob("*.json")}
+    assert len(recs) == 4 and all(r["status"] == "ok" for r in recs.values())
+    assert_clean(out)
+
+
+def test_two_drivers_on_one_results_folder(plugin, tmp_path):
+    """Two `sslbench run` processes on the same --out and cache: each unit runs once (the
+    other driver skips it while it is claimed), no record is corrupt, a third run finds the
+    grid complete."""
+    args = [sys.executable, "-m", "sslbench", "run", "--quiet", "--out", str(tmp_path / "out"),
+            "--cache-dir", str(tmp_path / "cache"), "--resolution", "16", *FAST_FLAGS,
+            *sweep_args(plugin, "--seeds", "0,1,2")]
+    drivers = [subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True) for _ in range(2)]
+    results = [d.communicate(timeout=600) for d in drivers]
+    assert [d.returncode for d in drivers] == [0, 0], results
+    recs = [json.loads(p.read_text()) for p in (tmp_path / "out" / "records").glob("*.json")]
+    assert len(recs) == 12 and all(r["status"] == "ok" for r in recs)
+    assert_clean(tmp_path / "out")
+    done = subprocess.run(args, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    assert "12 records" in done.stdout
+
+
+# ----------------------------------------------------------------------------- bad input
+@pytest.mark.parametrize("flags, message", [
+    (["--executor", "kubernetes"], "unknown executor 'kubernetes'"),
+    (["--executor", "slurm", "--slurm-cluster", "local", "--slurm-opt", "frobnicate=1"],
+     "submitit rejects"),
+    (["--executor", "slurm"], 'Could not detect "srun"'),        # no Slurm on this machine
+    (["--executor", "slurm", "--timeout-min", "0"], "timeout_min must be"),
+    (["--executor", "ray", "--gpus-per-job", "4"], "asks for 4 GPU"),
+])
+def test_bad_executor_input_is_one_line(flags, message, fast_run, plugin):
+    pytest.importorskip("ray" if "ray" in flags else "submitit")
+    if "srun" in message and shutil.which("srun"):
+        pytest.skip("this machine has Slurm")
+    status, _, err = fast_run(*sweep_args(plugin, "--seeds", "0", *flags))
+    assert status == 2, err
+    assert message in err and len(err.strip().splitlines()) == 1, err
+
+
+# ----------------------------------------------------------------------------- dry run
+def test_dry_run_lists_what_would_run_with_estimates(fast_run, plugin, tmp_path):
+    status, _, err = fast_run(*sweep_args(plugin, "--seeds", "0"))
+    assert status == 0, err
+    status, out, err = fast_run(*sweep_args(plugin, "--seeds", "0,1", "--dry-run"))
+    assert status == 0, err
+    assert "2 units, 4 of 8 cells to run (4 finished)" in out
+    assert "tiny__smallcnn__rotation__s1" in out and "__s0" not in out
+    assert "estimated" in out and "without a finished record" not in out
+    assert len(list((tmp_path / "results" / "records").glob("*.json"))) == 4   # ran nothing
+
+
+def test_an_unreachable_ray_address_is_one_line_at_once(fast_run, plugin):
+    pytest.importorskip("ray")
+    status, _, err = fast_run(*sweep_args(plugin, "--seeds", "0", "--executor", "ray",
+                                          "--ray-address", "127.0.0.1:9"))
+    assert status == 2 and "cannot reach the Ray cluster at 127.0.0.1:9" in err, err
+    assert len(err.strip().splitlines()) == 1
