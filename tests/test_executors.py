@@ -214,3 +214,32 @@ def test_an_unreachable_ray_address_is_one_line_at_once(fast_run, plugin):
                                           "--ray-address", "127.0.0.1:9"))
     assert status == 2 and "cannot reach the Ray cluster at 127.0.0.1:9" in err, err
     assert len(err.strip().splitlines()) == 1
+
+
+def _slurm_answers() -> bool:
+    if not shutil.which("sinfo"):
+        return False
+    try:
+        found = subprocess.run(["sinfo", "-h", "-o", "%T"], capture_output=True, text=True,
+                               timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return found.returncode == 0 and "idle" in found.stdout
+
+
+@pytest.mark.skipif(not _slurm_answers(),
+                    reason="no Slurm answers here (opt-in: benchmarks/slurm/start_local_slurm.sh "
+                           "starts one on 127.0.0.1)")
+def test_a_real_slurm_gives_the_records_of_the_local_executor(fast_run, plugin, tmp_path,
+                                                             one_thread):
+    """Submit, return, rerun while queued (nothing submitted twice), wait, same records."""
+    pytest.importorskip("submitit")
+    status, _, err = fast_run(*sweep_args(plugin), out=tmp_path / "local")
+    assert status == 0, err
+    engine = ["--executor", "slurm", "--cpus-per-job", "1"]
+    status, out, err = fast_run(*sweep_args(plugin, *engine), out=tmp_path / "slurm")
+    assert status == 0 and "submitted 4 units as Slurm jobs" in out, err
+    status, out, err = fast_run(*sweep_args(plugin, *engine, "--wait"), out=tmp_path / "slurm")
+    assert status == 0, err
+    assert accuracies(tmp_path / "slurm") == accuracies(tmp_path / "local")
+    assert_clean(tmp_path / "slurm")

@@ -7,7 +7,8 @@ claims it (``OUT/.claims/UNIT.claim``); before a checkpoint is trained, the trai
 waits for the checkpoint and then reads it from the cache instead of training it again.
 
 A claim must not outlive its holder: a worker killed by the out-of-memory killer or by
-Slurm's time limit cannot remove its file. So a holder refreshes its claim's time stamp
+Slurm's time limit cannot remove its file. A claim made under the Slurm job that now asks
+again (requeued after preemption) is that job's own. So a holder refreshes its claim's time stamp
 every :data:`HEARTBEAT_S` seconds from a background thread, and a claim is *stale*, and
 taken over, when its holder is a process of this host that no longer exists, or when its
 time stamp is older than :data:`STALE_AFTER_S` (a holder on another node, or one frozen).
@@ -30,6 +31,14 @@ from typing import Any
 
 HEARTBEAT_S = 30.0
 STALE_AFTER_S = 300.0
+
+
+def _slurm_job() -> str | None:
+    """This process's Slurm job (``JOBID`` or ``ARRAYJOB_TASK``), which a requeue keeps."""
+    job = os.environ.get("SLURM_ARRAY_JOB_ID")
+    if job:
+        return f"{job}_{os.environ.get('SLURM_ARRAY_TASK_ID', '')}"
+    return os.environ.get("SLURM_JOB_ID")
 
 
 def _pid_alive(pid: int) -> bool:
@@ -84,6 +93,8 @@ class Claim:
             return True
         if age > STALE_AFTER_S:
             return True
+        if holder.get("slurm_job") and holder.get("slurm_job") == _slurm_job():
+            return True          # made by this Slurm job before it was requeued
         if holder.get("host") == socket.gethostname() and isinstance(holder.get("pid"), int):
             return not _pid_alive(holder["pid"])
         return False
@@ -124,7 +135,7 @@ class Claim:
                 continue
             with os.fdopen(fd, "w") as f:
                 json.dump({"host": socket.gethostname(), "pid": os.getpid(),
-                           "token": self.token, "what": self.what,
+                           "slurm_job": _slurm_job(), "token": self.token, "what": self.what,
                            "since": time.strftime("%Y-%m-%dT%H:%M:%S%z")}, f)
             self._start_heartbeat()
             return True

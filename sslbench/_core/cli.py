@@ -99,6 +99,8 @@ def cli() -> None:
               help="slurm: submitit's cluster; 'local' runs the same jobs as local processes.")
 @click.option("--wait/--no-wait", default=None,
               help="slurm: wait for the jobs and print the leaderboard (default: return).")
+@click.option("--checkpoint-every-min", type=float, default=None,
+              help="A long pretraining's resumable snapshot, every N minutes (default 5).")
 @click.option("--dry-run", is_flag=True,
               help="List the units and cells that would run, with estimated times; run nothing.")
 @plugin_option
@@ -107,7 +109,7 @@ def run(config_file, datasets, backbones, tasks, fractions, protocols, seeds, pr
         compile_,
         stream, workers, out, cache_dir, data_dir, download, split_seeds, dedup, quiet,
         executor, ray_address, cpus_per_job, gpus_per_job, slurm_partition, timeout_min,
-        slurm_opts, slurm_cluster, wait, dry_run, plugins) -> None:
+        slurm_opts, slurm_cluster, wait, checkpoint_every_min, dry_run, plugins) -> None:
     """Run (or resume) a sweep and print its leaderboard."""
     file_values = load_toml(config_file) if config_file else None
     settings = parse_assignments(list(set_items), "--set")
@@ -127,7 +129,7 @@ def run(config_file, datasets, backbones, tasks, fractions, protocols, seeds, pr
         plugins=(list(plugins) or None), executor=executor, ray_address=ray_address,
         cpus_per_job=cpus_per_job, gpus_per_job=gpus_per_job, slurm_partition=slurm_partition,
         timeout_min=timeout_min, slurm_options=parse_assignments(list(slurm_opts), "--slurm-opt")
-        or None, slurm_cluster=slurm_cluster, wait=wait)
+        or None, slurm_cluster=slurm_cluster, wait=wait, checkpoint_every_min=checkpoint_every_min)
     host = _host(config.plugins)
     reporter = Reporter() if quiet or dry_run else RichReporter()
     try:

@@ -120,6 +120,7 @@ class SweepConfig:
     timeout_min: int = 24 * 60     # a Slurm job's time limit
     slurm_options: dict[str, Any] = field(default_factory=dict)  # --slurm-opt KEY=VALUE
     wait: bool = False             # slurm: wait for the jobs and print the leaderboard
+    checkpoint_every_min: float = 5.0  # a long pretraining's resumable snapshot (sslbench._core.resume)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -335,6 +336,9 @@ def _check_executor(cfg: SweepConfig) -> None:
             continue
         if not isinstance(value, int) or isinstance(value, bool) or value < low:
             raise SSLBenchError(f"{key} must be a whole number >= {low}, not {value!r}")
+    if not isinstance(cfg.checkpoint_every_min, (int, float)) or cfg.checkpoint_every_min < 0:
+        raise SSLBenchError(f"checkpoint_every_min must be a number >= 0, not "
+                            f"{cfg.checkpoint_every_min!r}")
     if cfg.slurm_cluster not in ("slurm", "local", "debug"):
         raise SSLBenchError(f"slurm_cluster must be slurm, local or debug, not "
                             f"{cfg.slurm_cluster!r}")

@@ -286,10 +286,10 @@ class SlurmExecutor(_EngineExecutor):
     def _manifest(self, out: Path) -> Path:
         return self.folder(out) / "jobs.json"
 
-    def _earlier_jobs(self, sweep: "Sweep", units: list[Unit]) -> dict[str, dict[str, Any]]:
+    def _earlier_jobs(self, sweep: "Sweep", units: list[Unit]) -> dict[str, tuple[dict, Any]]:
         """Settle the jobs an earlier ``sslbench run`` submitted: a lost one's unfinished
-        cells are recorded as failed with Slurm's reason. Returns the manifest entries of
-        units still queued or running (they are not submitted again)."""
+        cells are recorded as failed with Slurm's reason. Returns the manifest entries and
+        jobs of units still queued or running (they are not submitted again)."""
         import submitit
         try:
             earlier = json.loads(self._manifest(sweep.out).read_text())
@@ -306,9 +306,10 @@ class SlurmExecutor(_EngineExecutor):
             job = job_class(folder=str(self.folder(sweep.out) / "%j"),
                             job_id=str(entry.get("job")))
             if not job.done():
-                busy[unit_id] = entry
-                sweep._warn_once(f"unit {unit_id} is still {job.state.lower()} as Slurm job "
-                                 f"{job.job_id}; not submitted again")
+                busy[unit_id] = (entry, job)
+                if not self.config.wait:
+                    sweep._warn_once(f"unit {unit_id} is still {job.state.lower()} as Slurm "
+                                     f"job {job.job_id}; not submitted again")
                 continue
             try:
                 job.result()
@@ -323,30 +324,37 @@ class SlurmExecutor(_EngineExecutor):
         folder = self.folder(sweep.out)
         executor = self._make(folder)
         busy = self._earlier_jobs(sweep, units)
-        units = [u for u in units if u.id not in busy]
-        if not units:
-            return
+        by_id = {u.id: u for u in units}
+        new = [u for u in units if u.id not in busy]
+        jobs: list = []
         since = time.time()
-        try:
-            jobs = executor.map_array(run_unit_job, *zip(*map(self.job_args, units)))
-        except Exception as exc:  # noqa: BLE001 - sbatch refused: one line, nothing ran
-            raise SSLBenchError(f"--executor slurm: submission failed: {_one_line(exc)}") \
-                from None
+        if new:
+            try:
+                from .slurm_job import RequeueableUnit
+                jobs = executor.map_array(RequeueableUnit(), *zip(*map(self.job_args, new)))
+            except Exception as exc:  # noqa: BLE001 - sbatch refused: one line, nothing ran
+                raise SSLBenchError(f"--executor slurm: submission failed: {_one_line(exc)}") \
+                    from None
+            self.submitted = [j.job_id for j in jobs]
+            sweep.reporter.log(f"submitted {len(jobs)} units as Slurm jobs "
+                               f"{jobs[0].job_id.split('_')[0]}; logs in {folder}/")
         atomic_write_json(self._manifest(sweep.out), {"jobs": {
-            **busy, **{u.id: {"job": j.job_id, "submitted": since}
-                       for u, j in zip(units, jobs)}}})
-        self.submitted = [j.job_id for j in jobs]
-        sweep.reporter.log(f"submitted {len(jobs)} units as Slurm jobs "
-                           f"{jobs[0].job_id.split('_')[0]}; logs in {folder}/")
+            **{uid: entry for uid, (entry, _) in busy.items()},
+            **{u.id: {"job": j.job_id, "submitted": since} for u, j in zip(new, jobs)}}})
         if self.config.wait:
-            self.wait(sweep, list(zip(units, jobs)), since)
-            atomic_write_json(self._manifest(sweep.out), {"jobs": busy})   # all settled
+            earlier = [(by_id[uid], job, float(entry.get("submitted", 0)))
+                       for uid, (entry, job) in busy.items()]
+            self.wait(sweep, earlier + [(u, j, since) for u, j in zip(new, jobs)])
+            atomic_write_json(self._manifest(sweep.out), {"jobs": {}})   # all settled
 
-    def wait(self, sweep: "Sweep", jobs: list[tuple[Unit, Any]], since: float) -> None:
+    def wait(self, sweep: "Sweep", jobs: list[tuple[Unit, Any, float]]) -> None:
+        """Until every job has ended: each unit's end shown as it comes (unit, job, and
+        when it was submitted)."""
         pending = list(jobs)
         while pending:
-            for unit, job in [p for p in pending if p[1].done()]:
-                pending.remove((unit, job))
+            for item in [p for p in pending if p[1].done()]:
+                pending.remove(item)
+                unit, job, since = item
                 try:
                     outcome, error = job.result(), None
                 except Exception as exc:  # noqa: BLE001 - the engine's reason, recorded

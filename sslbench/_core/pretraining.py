@@ -19,15 +19,18 @@ from ..task import PretextTask
 from ..training import (autocast, check_finite, effective_schedule, epoch_batches,
                         make_optimizer, maybe_compile, to_device, warmup_cosine)
 from .progress import Reporter
+from .resume import ResumeFile
 from .seeding import make_generator
 
 
 def pretrain(task: PretextTask, backbone: nn.Module, images: Images | torch.Tensor,
              settings: dict[str, Any], device: torch.device, dtype: torch.dtype | None,
-             seed: int, reporter: Reporter, label: str, compile: bool = False) -> dict[str, Any]:
+             seed: int, reporter: Reporter, label: str, compile: bool = False,
+             resume: ResumeFile | None = None) -> dict[str, Any]:
     """Train ``backbone`` (on ``device``) and the task's head with the pretext loss on the
     unlabeled uint8 ``images`` (held on ``device`` or streamed). Returns the per-epoch
-    history and throughput."""
+    history and throughput. With ``resume``, continue from its snapshot if there is one, and
+    write one at the end of an epoch whenever it is due (:mod:`sslbench._core.resume`)."""
     gen = make_generator(seed, f"pretrain:{task.name}", device)
     # a task may return a tensor from prepare (exemplar: the subset it took)
     images = as_images(task.prepare(as_images(images), gen))
@@ -51,8 +54,20 @@ def pretrain(task: PretextTask, backbone: nn.Module, images: Images | torch.Tens
     history: list[dict[str, float]] = []
     started = time.perf_counter()
     seen = 0
+    first_epoch, before = 1, 0.0
+    snapshot = resume.load() if resume is not None else None
+    if snapshot is not None:
+        backbone.load_state_dict(snapshot["backbone"])
+        head.load_state_dict(snapshot["head"])
+        optimizer.load_state_dict(snapshot["optimizer"])
+        schedule.load_state_dict(snapshot["schedule"])
+        _set_generators(gen, order, snapshot["generators"])
+        step, history, seen = snapshot["step"], snapshot["history"], snapshot["seen"]
+        first_epoch, before = snapshot["epoch"] + 1, snapshot["seconds"]
+        reporter.log(f"{label}: resuming after epoch {snapshot['epoch']} of {epochs} "
+                     f"from {resume.path}")
     with reporter.training(label, epochs) as progress:
-        for epoch in range(1, epochs + 1):
+        for epoch in range(first_epoch, epochs + 1):
             t0 = time.perf_counter()
             loss_sum = torch.zeros((), device=device)
             correct = torch.zeros((), device=device)
@@ -89,11 +104,41 @@ def pretrain(task: PretextTask, backbone: nn.Module, images: Images | torch.Tens
             progress.epoch_done(epoch, mean_loss, n_images / dt,
                                 **({"acc": row["pretext_accuracy"]}
                                    if "pretext_accuracy" in row else {}))
-    elapsed = time.perf_counter() - started
+            if resume is not None and epoch < epochs and resume.due():
+                resume.save({"epoch": epoch, "step": step, "history": history, "seen": seen,
+                             "seconds": before + time.perf_counter() - started,
+                             "backbone": backbone.state_dict(), "head": head.state_dict(),
+                             "optimizer": optimizer.state_dict(),
+                             "schedule": schedule.state_dict(),
+                             "generators": _generator_states(gen, order, device)})
+    elapsed = before + time.perf_counter() - started
     return {"history": history, "seconds": elapsed, "images_per_s": seen / max(elapsed, 1e-9),
             "n_images": len(images), "head": head, "prepared": images,
-            "schedule": {**plan, "steps": total, "warmup_steps": warmup}}
+            "schedule": {**plan, "steps": total, "warmup_steps": warmup},
+            "resumed_after_epoch": first_epoch - 1 if snapshot is not None else None}
 
+
+
+def _generator_states(gen: torch.Generator, order: torch.Generator,
+                      device: torch.device) -> dict[str, Any]:
+    """Every random stream a pretraining draws from: its own generators (views, batch order)
+    and torch's global ones (dropout and other layers)."""
+    states = {"gen": gen.get_state(), "cpu": torch.get_rng_state()}
+    if order is not gen:
+        states["order"] = order.get_state()
+    if device.type == "cuda":
+        states["cuda"] = torch.cuda.get_rng_state(device)
+    return states
+
+
+def _set_generators(gen: torch.Generator, order: torch.Generator,
+                    states: dict[str, Any]) -> None:
+    gen.set_state(states["gen"])
+    torch.set_rng_state(states["cpu"])
+    if order is not gen and "order" in states:
+        order.set_state(states["order"])
+    if "cuda" in states:
+        torch.cuda.set_rng_state(states["cuda"])
 
 
 NEAR_CHANCE = 0.1   # a held-out loss removing less than this share of the targets' entropy is "near chance"

@@ -33,6 +33,7 @@ from .door import KINDS, backbone_problem, dataset_problem
 from ..errors import MalformedPlugin, SSLBenchError
 from .checkpoints import CheckpointStore, cache_key
 from .claims import Claim, waiting_claim
+from .resume import ResumeFile
 from .features import FeatureCache, FeatureStore
 from .fractions import fraction_key, labeled_split, labeled_subset
 from .grid import (SCRATCH, Cell, TaskPlan, Unit, build_plans, references_of, route_options,
@@ -445,9 +446,12 @@ class Sweep:
         task = plan.pretext
         backbone = to_device(backbone, self.device)
         seed_everything(seed, f"pretrain:{task.name}")
+        resume = ResumeFile(self.checkpoints.path(ckpt_id).with_suffix(".resume.pt"),
+                            60 * self.config.checkpoint_every_min, self._warn_once)
         result = pretrain(task, backbone, placed.pretraining, self.settings,
                           self.device, self.dtype, seed, self.reporter,
-                          label=f"pretrain {task.name} s{seed}", compile=self.config.compile)
+                          label=f"pretrain {task.name} s{seed}", compile=self.config.compile,
+                          resume=resume)
         self.checkpoints_trained += 1
         checks = pretraining_checks(
             task, backbone, result["head"], result["prepared"], placed.heldout,
@@ -455,10 +459,12 @@ class Sweep:
             self.device, self.dtype, seed, self.reporter)
         info = {"checkpoint": ckpt_id, "seconds": result["seconds"],
                 "images_per_s": result["images_per_s"], "history": result["history"],
-                "n_images": result["n_images"], "schedule": result["schedule"], **checks,
+                "n_images": result["n_images"], "schedule": result["schedule"],
+                "resumed_after_epoch": result["resumed_after_epoch"], **checks,
                 "cached": False}
         state = {k: v.detach().cpu() for k, v in backbone.state_dict().items()}
         self.checkpoints.save(ckpt_id, state, info)
+        resume.remove()
         return ckpt_id, state, info
 
     def run_unit(self, unit: Unit, prepared: Prepared) -> None:
