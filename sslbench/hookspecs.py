@@ -103,20 +103,28 @@ def sslbench_report_formats() -> list[ReportFormat]:
 @hookspec
 def sslbench_sweep_start(config: SweepConfig, cells: list[Cell]) -> None:
     """Called once before the first cell runs, with the resolved configuration and every
-    cell of the grid (finished ones included; ``cell.done`` tells which will be skipped)."""
+    cell of the grid (finished ones included; ``cell.done`` tells which will be skipped).
+    Runs on the driver (the ``sslbench run`` process), whatever the executor."""
 
 
 @hookspec
 def sslbench_cell_start(cell: Cell) -> None:
-    """Called before a cell that is not yet finished runs."""
+    """Called before a cell that is not yet finished runs. Runs where the cell runs: in the
+    driver with ``--executor local``, in the worker process (a Ray task, a Slurm job) with
+    the others, so a plugin must not assume the driver's memory."""
 
 
 @hookspec
 def sslbench_cell_finish(cell: Cell, record: dict[str, Any]) -> None:
     """Called after a cell ran, with the record just written (``record["status"]`` is
-    ``"ok"`` or ``"failed"``, the latter with ``record["error"]``)."""
+    ``"ok"`` or ``"failed"``, the latter with ``record["error"]``). Runs where the cell ran
+    (the driver or a worker, as :func:`sslbench_cell_start`); for the cells of a unit an
+    engine lost (a killed worker, a job over its time limit) it runs on the driver, with the
+    failed record the driver wrote."""
 
 
 @hookspec
 def sslbench_sweep_finish(config: SweepConfig, records: list[dict[str, Any]]) -> None:
-    """Called once after the last cell, with the records of every cell of the grid."""
+    """Called once after the last cell, with the records of every cell of the grid. Runs on
+    the driver. With ``--executor slurm`` without ``--wait`` the command returns once the
+    jobs are submitted: this hook then sees the records that exist at that moment."""

@@ -128,12 +128,12 @@ class _EngineExecutor:
         """Show a unit's end on the driver: its workers' warnings, its cells; a lost unit's
         cells without a record since ``since`` (when it was sent) are recorded as failed
         with the engine's error."""
-        if error is not None:
-            sweep.fail_unit(unit, error, since)
+        shown = set(sweep.fail_unit(unit, error, since)) if error is not None else set()
         for message in (outcome or {}).get("warnings", []):
             sweep._warn_once(message)
         for cell in unit.cells:
-            sweep.reporter.cell_done(cell.id)
+            if cell.id not in shown:          # a failed one was shown when it was recorded
+                sweep.reporter.cell_done(cell.id)
 
 
 def _missing_extra(engine: str, extra: str) -> SSLBenchError:
