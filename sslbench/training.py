@@ -27,7 +27,7 @@ __all__ = [
     'resolve_device', 'autocast_dtype_for', 'autocast', 'to_device', 'maybe_compile',
     'OPTIMIZERS', 'make_optimizer', 'LARS', 'warmup_cosine', 'epoch_batches',
     'check_finite', 'effective_schedule', 'predict', 'random_batches', 'step_batches',
-    'accuracy'
+    'accuracy', 'shard', 'sync_gradients', 'sync_buffers', 'global_sum'
 ]
 
 
@@ -222,3 +222,70 @@ def step_batches(n: int, batch_size: int, steps: int, generator: torch.Generator
 
 def accuracy(predicted: torch.Tensor, labels: torch.Tensor) -> float:
     return float((predicted == labels).float().mean()) if len(labels) else float("nan")
+
+
+# --------------------------------------------------------------------------- data parallel
+# One unit on several processes (``torchrun --nproc-per-node N -m sslbench run ...``): every
+# process holds the same model and draws the same global batch of indices with the same
+# generator; each trains on its share, and gradients are averaged before each step, so the
+# model stays identical everywhere and the global batch size is the one asked for, whatever
+# the number of processes. Without torch.distributed initialised, all of these do nothing.
+
+def _world() -> tuple[int, int]:
+    import torch.distributed as dist
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def shard(index_batches: Iterator[torch.Tensor]) -> Iterator[torch.Tensor]:
+    """This process's share of each global index batch (all of it in a single process).
+    Shares differ in size by at most one image when the batch does not divide evenly."""
+    rank, size = _world()
+    for idx in index_batches:
+        yield idx if size == 1 else idx.tensor_split(size)[rank]
+
+
+def sync_gradients(modules: list[nn.Module | None]) -> None:
+    """Average the gradients of ``modules`` over the processes (call between ``backward``
+    and the optimiser step): one all-reduce over all of them, flattened together."""
+    rank, size = _world()
+    if size == 1:
+        return
+    import torch.distributed as dist
+    grads = [p.grad for m in modules if m is not None for p in m.parameters()
+             if p.grad is not None]
+    if not grads:
+        return
+    flat = torch.cat([g.reshape(-1) for g in grads])
+    dist.all_reduce(flat)
+    flat /= size
+    offset = 0
+    for g in grads:
+        g.copy_(flat[offset:offset + g.numel()].view_as(g))
+        offset += g.numel()
+
+
+def sync_buffers(modules: list[nn.Module | None]) -> None:
+    """Give every process the first process's buffers (batch-norm running statistics, which
+    each process accumulated on its own share)."""
+    rank, size = _world()
+    if size == 1:
+        return
+    import torch.distributed as dist
+    for m in modules:
+        if m is None:
+            continue
+        for buffer in m.buffers():
+            dist.broadcast(buffer, src=0)
+
+
+def global_sum(value: torch.Tensor) -> torch.Tensor:
+    """``value`` summed over the processes (itself in a single process)."""
+    rank, size = _world()
+    if size == 1:
+        return value
+    import torch.distributed as dist
+    value = value.clone()
+    dist.all_reduce(value)
+    return value

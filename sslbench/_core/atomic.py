@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from ..errors import SSLBenchError
+from .distributed import is_writer
 
 
 def _umask() -> int:
@@ -33,6 +34,8 @@ def _atomic(path: Path, write: Callable[[IO[bytes]], None]) -> None:
     folder, a full disk, a path through a file) is an :class:`SSLBenchError` naming the path
     and the cause: the CLI shows one line and exits 2, and no file is left half-written."""
     path = Path(path)
+    if not is_writer():          # one of several torchrun processes: the first one writes
+        return
     try:
         _write_atomically(path, write)
     except OSError as exc:

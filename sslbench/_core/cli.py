@@ -131,7 +131,13 @@ def run(config_file, datasets, backbones, tasks, fractions, protocols, seeds, pr
         timeout_min=timeout_min, slurm_options=parse_assignments(list(slurm_opts), "--slurm-opt")
         or None, slurm_cluster=slurm_cluster, wait=wait, checkpoint_every_min=checkpoint_every_min)
     host = _host(config.plugins)
-    reporter = Reporter() if quiet or dry_run else RichReporter()
+    from .distributed import init_from_environment, is_writer, world_size_from_environment
+    if world_size_from_environment() > 1 and config.executor != "local":
+        raise SSLBenchError("under torchrun every process runs the sweep itself: use "
+                            "--executor local (--executor slurm --gpus-per-job N runs each "
+                            "unit on N processes by itself)")
+    init_from_environment(config.device)      # under torchrun: join its process group
+    reporter = Reporter() if quiet or dry_run or not is_writer() else RichReporter()
     try:
         from .runner import Sweep   # torch and the runner: imported when a sweep runs
         sweep = Sweep(config, host, reporter)
@@ -152,6 +158,8 @@ def run(config_file, datasets, backbones, tasks, fractions, protocols, seeds, pr
                    "command again resumes (it submits only what is neither finished nor "
                    "running)")
         return
+    if not is_writer():
+        return                                # the first torchrun process reports
     if records:
         from ..leaderboard import Leaderboard
         click.echo(host.report_format("table").render(Leaderboard(records, host)))

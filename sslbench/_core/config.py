@@ -40,6 +40,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "pretrain_batch_size": 128,  # source images per step (a task may expand each one)
         "pretrain_lr": 0.1,
         "weight_decay": 5e-4,
+        "sync_bn": False,            # with several processes (torchrun): global BN statistics
         # the protocols' settings (fine-tuning budget, probe grids) are their options:
         # --opt finetune.epochs=..., --opt linear.l2=[...] (sslbench list protocols)
     },
@@ -54,6 +55,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "pretrain_batch_size": 256,
         "pretrain_lr": 0.1,
         "weight_decay": 5e-4,
+        "sync_bn": False,
     },
 }
 
@@ -73,6 +75,8 @@ SETTING_HELP = {
     "pretrain_batch_size": "source images per pretraining step (a task may expand each)",
     "pretrain_lr": "pretraining learning rate (SGD, Nesterov momentum 0.9, warm-up, cosine)",
     "weight_decay": "pretraining weight decay (not on biases and normalisation weights)",
+    "sync_bn": "with several processes (torchrun): batch-norm statistics over the global "
+               "batch (torch's SyncBatchNorm; CUDA only) instead of each process's share",
 }
 
 

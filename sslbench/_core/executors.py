@@ -267,7 +267,8 @@ class SlurmExecutor(_EngineExecutor):
             raise SSLBenchError(f"--executor slurm: {_one_line(exc)}") from None
         params: dict[str, Any] = {"timeout_min": cfg.timeout_min, "name": "sslbench",
                                   "gpus_per_node": cfg.gpus_per_job or None,
-                                  "tasks_per_node": 1, "nodes": 1}
+                                  # one task per GPU: a unit trains data parallel on them
+                                  "tasks_per_node": max(1, cfg.gpus_per_job), "nodes": 1}
         if cfg.cpus_per_job:
             params["cpus_per_task"] = cfg.cpus_per_job
         if cfg.slurm_partition:

@@ -6,7 +6,6 @@ plugin shapes it through :meth:`~sslbench.task.PretextTask.schedule` and
 
 from __future__ import annotations
 
-import math
 import time
 from typing import Any
 
@@ -17,7 +16,8 @@ from ..augment import to_float
 from ..images import Images, as_images
 from ..task import PretextTask
 from ..training import (autocast, check_finite, effective_schedule, epoch_batches,
-                        make_optimizer, maybe_compile, to_device, warmup_cosine)
+                        global_sum, make_optimizer, maybe_compile, shard, sync_buffers,
+                        sync_gradients, to_device, warmup_cosine)
 from .progress import Reporter
 from .resume import ResumeFile
 from .seeding import make_generator
@@ -52,6 +52,7 @@ def pretrain(task: PretextTask, backbone: nn.Module, images: Images | torch.Tens
     backbone.train()
     head.train()
     history: list[dict[str, float]] = []
+    world = int(global_sum(torch.ones((), device=device)).item())   # processes training it
     started = time.perf_counter()
     seen = 0
     first_epoch, before = 1, 0.0
@@ -73,8 +74,10 @@ def pretrain(task: PretextTask, backbone: nn.Module, images: Images | torch.Tens
             correct = torch.zeros((), device=device)
             count = torch.zeros((), device=device)
             n_images = 0
-            for idx, batch in images.batches(epoch_batches(len(images), batch_size, order,
-                                                           images.index_device)):
+            n_steps = 0
+            # each process takes its share of the global batch (all of it in one process)
+            for idx, batch in images.batches(shard(epoch_batches(len(images), batch_size,
+                                                                 order, images.index_device))):
                 x = to_float(batch)
                 if task.uses_index:
                     extra["index"] = idx
@@ -82,6 +85,7 @@ def pretrain(task: PretextTask, backbone: nn.Module, images: Images | torch.Tens
                     out = task.pretext_loss(net, head, x, gen, **extra)
                 optimizer.zero_grad(set_to_none=True)
                 out.loss.backward()
+                sync_gradients([backbone, head])
                 optimizer.step()
                 schedule.step()
                 step += 1
@@ -92,8 +96,14 @@ def pretrain(task: PretextTask, backbone: nn.Module, images: Images | torch.Tens
                     correct += (out.logits.argmax(1) == out.targets).sum()
                     count += out.targets.numel()
                 n_images += len(idx)
-            n_steps = max(1, math.ceil(n_images / batch_size))
-            mean_loss = loss_sum.item() / n_steps          # one sync per epoch
+                n_steps += 1
+            # the global batch's sums (this process's in one process); one sync per epoch
+            sums = global_sum(torch.stack([loss_sum, correct, count,
+                                           torch.tensor(float(n_images), device=device)]))
+            loss_sum, correct, count = sums[0], sums[1], sums[2]
+            n_images = int(sums[3].item())
+            mean_loss = loss_sum.item() / (max(1, n_steps) * world)
+            sync_buffers([backbone, head])
             check_finite(mean_loss, f"pretext loss of {task.name} in epoch {epoch}")
             dt = time.perf_counter() - t0
             seen += n_images

@@ -33,6 +33,7 @@ from .door import KINDS, backbone_problem, dataset_problem
 from ..errors import MalformedPlugin, SSLBenchError
 from .checkpoints import CheckpointStore, cache_key
 from .claims import Claim, waiting_claim
+from .distributed import from_first, is_writer, world_size_from_environment
 from .resume import ResumeFile
 from .features import FeatureCache, FeatureStore
 from .fractions import fraction_key, labeled_split, labeled_subset
@@ -97,6 +98,10 @@ class Sweep:
         self.out = Path(config.out) if config.out else default_out(config)
         self.cache_dir = Path(config.cache_dir) if config.cache_dir else default_cache_dir()
         self.settings = config.settings
+        if self.settings["sync_bn"] and world_size_from_environment() > 1 \
+                and self.device.type != "cuda":
+            raise SSLBenchError("sync_bn needs CUDA: torch's SyncBatchNorm has no CPU kernels "
+                                "(on the CPU each process normalises its own share)")
         # validate every name and option before anything runs
         self.routed = route_options(config, host)
         self.plans = build_plans(config, host, self.routed["task"])
@@ -216,7 +221,9 @@ class Sweep:
 
         Per data set and split seed: load it (and check it), split, place the images; then
         per unit: pretrain (or take the checkpoint), evaluate each cell, write its record."""
-        notify = lambda hook, **kw: self.host.notify(hook, self._warn_once, **kw)  # noqa: E731
+        def notify(hook: str, **kw: Any) -> None:
+            if is_writer():             # of several torchrun processes, the first one
+                self.host.notify(hook, self._warn_once, **kw)
         notify("sslbench_sweep_start", config=self.config, cells=self.cells)
         self.reporter.sweep_started(len(self.cells))
         for cell in self.cells:
@@ -252,17 +259,33 @@ class Sweep:
     def unit_claim(self, unit: Unit) -> Iterator[bool]:
         """Claim a unit in ``OUT/.claims`` for the body (:mod:`sslbench._core.claims`): a unit
         that a live process (another driver on the same ``--out``, a worker) is running is
-        skipped with a warning; a dead holder's claim is taken over."""
+        skipped with a warning; a dead holder's claim is taken over. Of several torchrun
+        processes, the first claims and the others follow its decision."""
+        if not is_writer():
+            yield from_first(None)
+            return
         claim = Claim(self.out / CLAIMS_DIR / f"{unit.id}.claim", f"unit {unit.id}")
         if not claim.try_acquire():
             self._warn_once(f"unit {unit.id} is being run by "
                             f"{claim.describe(claim.holder())}; skipped here")
-            yield False
+            yield from_first(False)
             return
         try:
-            yield True
+            yield from_first(True)
         finally:
             claim.release()
+
+    @contextlib.contextmanager
+    def _checkpoint_claim(self, ckpt_id: str) -> Iterator[bool]:
+        """Hold the claim to train a checkpoint (waiting while another process trains it):
+        ``True`` when this sweep must train it, ``False`` when it appeared meanwhile."""
+        if not is_writer():
+            yield from_first(None)
+            return
+        path = self.checkpoints.path(ckpt_id)
+        with waiting_claim(path.with_suffix(".claim"), f"checkpoint {ckpt_id}", path.is_file,
+                           self.reporter.log) as mine:
+            yield from_first(mine)
 
     def fail_unit(self, unit: Unit, reason: str, since: float = 0.0) -> list[str]:
         """Record the cells of a unit that an engine lost (a killed worker, a job over its
@@ -393,6 +416,8 @@ class Sweep:
         torch.manual_seed(derive_seed(seed, f"init:{bb}"))
         backbone = self.backbone_specs[bb].build(self.settings["resolution"],
                                                  self.backbone_options[bb])
+        if self.settings["sync_bn"] and world_size_from_environment() > 1:
+            backbone = torch.nn.SyncBatchNorm.convert_sync_batchnorm(backbone)
         mean, std = placed.channel_stats
         backbone.set_input_stats(mean, std)
         return backbone
@@ -425,15 +450,15 @@ class Sweep:
                      "code": code})
         ckpt_id = f"{task.name}-{key}"
         saved = self.checkpoints.load(ckpt_id)
-        if saved is not None:
+        if from_first(saved is not None):      # torchrun's processes decide together
+            saved = saved or self.checkpoints.load(ckpt_id)
             return ckpt_id, saved[0], {**saved[1], "cached": True}
         # another process (a unit of another task plan with this pretraining, a second
         # driver) may be training it now: wait for it rather than train it twice
-        with waiting_claim(self.checkpoints.path(ckpt_id).with_suffix(".claim"),
-                           f"checkpoint {ckpt_id}", self.checkpoints.path(ckpt_id).is_file,
-                           self.reporter.log) as mine:
+        with self._checkpoint_claim(ckpt_id) as mine:
             saved = self.checkpoints.load(ckpt_id)
-            if saved is not None:
+            if from_first(saved is not None):
+                saved = saved or self.checkpoints.load(ckpt_id)
                 return ckpt_id, saved[0], {**saved[1], "cached": True}
             if not mine:     # the other process finished but its file cannot be read
                 raise SSLBenchError(f"checkpoint {ckpt_id} was made by another process but "
@@ -488,7 +513,8 @@ class Sweep:
             self.features, ckpt_id, {"pool": placed.pool, "val": placed.val, "test": placed.test},
             lambda: self._trained_backbone(bb, seed, placed, state), self.device, self.dtype)
         for cell in cells:
-            self.host.notify("sslbench_cell_start", self._warn_once, cell=cell)
+            if is_writer():
+                self.host.notify("sslbench_cell_start", self._warn_once, cell=cell)
             record = self._base_record(cell, plan, splits, placed, hygiene)
             record["pretraining"] = info or None
             if self.device.type == "cuda":
@@ -594,6 +620,7 @@ class Sweep:
             "device": device_description(self.device),
             # CPU results depend on it (reductions split by thread): say it
             "torch_threads": torch.get_num_threads(),
+            "processes": world_size_from_environment(),   # torchrun's data parallelism
             "precision": str(self.dtype or "float32").replace("torch.", ""),
             "versions": library_versions(),
         }
@@ -609,4 +636,5 @@ class Sweep:
         if error:
             self.reporter.warn(f"cell {cell.id} failed: {error}")
         self.reporter.cell_done(cell.id)
-        self.host.notify("sslbench_cell_finish", self._warn_once, cell=cell, record=record)
+        if is_writer():
+            self.host.notify("sslbench_cell_finish", self._warn_once, cell=cell, record=record)

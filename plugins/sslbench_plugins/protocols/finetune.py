@@ -30,8 +30,9 @@ import sslbench
 from sslbench.augment import standard_augment, to_float
 from sslbench.protocol import EvalContext, EvaluationProtocol, ProtocolResult, Split
 from sslbench.task import ConsistencyContext
-from sslbench.training import (accuracy, autocast, check_finite, make_optimizer, maybe_compile,
-                               predict, random_batches, step_batches, to_device, warmup_cosine)
+from sslbench.training import (accuracy, autocast, check_finite, global_sum, make_optimizer,
+                               maybe_compile, predict, random_batches, shard, step_batches,
+                               sync_buffers, sync_gradients, to_device, warmup_cosine)
 
 
 class Classifier(nn.Module):
@@ -114,13 +115,15 @@ class FineTune(EvaluationProtocol):
         evals = min(int(o["evals"]), steps)
         checks = {math.ceil(steps * k / evals) for k in range(1, evals + 1)}
         batch_size = min(int(o["batch_size"]), len(labels))
-        batches = images.batches(step_batches(len(labels), batch_size, steps,
-                                              images.order_generator(gen), images.index_device))
+        # with several processes (torchrun), each takes its share of every global batch
+        batches = images.batches(shard(step_batches(len(labels), batch_size, steps,
+                                                    images.order_generator(gen),
+                                                    images.index_device)))
         # one endless stream of unlabeled batches per consistency task
         unlabeled = ctx.unlabeled
-        streams = [unlabeled.batches(random_batches(
+        streams = [unlabeled.batches(shard(random_batches(
                        len(unlabeled), task.unlabeled_batch_size(batch_size, o["unlabeled_batch_size"]),
-                       unlabeled.order_generator(gen), unlabeled.index_device))
+                       unlabeled.order_generator(gen), unlabeled.index_device)))
                    for task in ctx.consistency_tasks]
         best = {"val_accuracy": -1.0, "step": 0, "state": None}
         curve = []
@@ -156,6 +159,7 @@ class FineTune(EvaluationProtocol):
                         loss = loss + task.unlabeled_loss(cctx, u)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
+                sync_gradients(trainable)
                 optimizer.step()
                 schedule.step()
                 loss_sum += loss.detach().float()
@@ -164,7 +168,9 @@ class FineTune(EvaluationProtocol):
                         metric_sums[key] = metric_sums.get(key, 0) + value.detach().float()
                 since_check += 1
                 if step in checks:
-                    mean_loss = loss_sum.item() / since_check          # one sync per period
+                    world_loss = global_sum(torch.stack([loss_sum, torch.ones((), device=device)]))
+                    mean_loss = (world_loss[0] / world_loss[1]).item() / since_check   # one sync
+                    sync_buffers(trainable)       # every process: the first one's BN statistics
                     check_finite(mean_loss, f"fine-tuning loss at step {step}")
                     model.eval()
                     val_acc = accuracy(predict(model, ctx.val.images, device, dtype),
