@@ -243,3 +243,20 @@ def test_a_real_slurm_gives_the_records_of_the_local_executor(fast_run, plugin, 
     assert status == 0, err
     assert accuracies(tmp_path / "slurm") == accuracies(tmp_path / "local")
     assert_clean(tmp_path / "slurm")
+
+
+@pytest.mark.parametrize("executor, module, extra", [("ray", "ray", "ray"),
+                                                     ("slurm", "submitit", "slurm")])
+def test_a_missing_engine_names_its_extra(executor, module, extra, fast_run, plugin,
+                                          monkeypatch):
+    monkeypatch.setitem(sys.modules, module, None)      # as if not installed: import fails
+    status, _, err = fast_run(*sweep_args(plugin, "--seeds", "0", "--executor", executor))
+    assert status == 2 and f"pip install 'sslbench[{extra}]'" in err, err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_the_executor_can_come_from_the_sweep_file(fast_run, plugin, tmp_path):
+    sweep = tmp_path / "sweep.toml"
+    sweep.write_text('executor = "kubernetes"\n')
+    status, _, err = fast_run("--config", str(sweep), *sweep_args(plugin, "--seeds", "0"))
+    assert status == 2 and "unknown executor 'kubernetes'" in err, err

@@ -29,6 +29,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from ..errors import SSLBenchError
+
 HEARTBEAT_S = 30.0
 STALE_AFTER_S = 300.0
 
@@ -107,7 +109,11 @@ class Claim:
     def try_acquire(self) -> bool:
         """Take the claim if it is free, or stale (then it is replaced). ``False`` when a
         live process holds it."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:     # a read-only folder, a path through a file: one line
+            raise SSLBenchError(f"cannot write {str(self.path)!r}: {exc.strerror or exc}") \
+                from None
         for _ in range(3):
             try:
                 fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
@@ -133,6 +139,9 @@ class Claim:
                 with contextlib.suppress(OSError):
                     os.unlink(aside)
                 continue
+            except OSError as exc:
+                raise SSLBenchError(f"cannot write {str(self.path)!r}: "
+                                    f"{exc.strerror or exc}") from None
             with os.fdopen(fd, "w") as f:
                 json.dump({"host": socket.gethostname(), "pid": os.getpid(),
                            "slurm_job": _slurm_job(), "token": self.token, "what": self.what,
@@ -181,6 +190,10 @@ def waiting_claim(path: Path, what: str, ready: Callable[[], bool],
             on_wait(f"waiting for {what}: {claim.describe(claim.holder())} is making it")
             told = True
         time.sleep(poll_s)
+    if told and ready():              # the other process finished just as it let go
+        claim.release()
+        yield False
+        return
     try:
         yield True
     finally:
