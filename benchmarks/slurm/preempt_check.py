@@ -1,0 +1,72 @@
+"""Preemption on a real Slurm: a unit whose pretraining is interrupted the way Slurm preempts
+a job (submitit's ``SlurmJob._interrupt``: SIGTERM, then USR2) is requeued by submitit,
+continues from its last snapshot and ends with the weights of an uninterrupted run.
+
+    sh benchmarks/slurm/start_local_slurm.sh        # a single-node Slurm (root)
+    python benchmarks/slurm/preempt_check.py WORKDIR
+
+Prints what happened; exits 1 if the resumed weights differ or nothing was resumed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import submitit
+import torch
+
+SWEEP = ["--tasks", "rotation", "--fractions", "1.0", "--protocols", "linear", "--seeds", "0",
+         "--set", "pretrain_epochs=40", "--set", "pretrain_batch_size=16",
+         "--opt", "linear.max_iter=50", "--checkpoint-every-min", "0", "--quiet"]
+
+
+def sslbench(work: Path, name: str, *flags: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "sslbench", "run", *SWEEP, "--out",
+                           str(work / f"out-{name}"), "--cache-dir", str(work / f"cache-{name}"),
+                           *flags], capture_output=True, text=True,
+                          env={**os.environ, "OMP_NUM_THREADS": "1"})
+
+
+def checkpoint(cache: Path) -> dict:
+    [path] = [p for p in (cache / "checkpoints").glob("rotation-*.pt")
+              if not p.name.endswith(".resume.pt")]
+    return torch.load(path, weights_only=True)
+
+
+def main(work: Path) -> int:
+    work.mkdir(parents=True, exist_ok=True)
+    slurm = ["--executor", "slurm", "--cpus-per-job", "1"]
+    started = sslbench(work, "slurm", *slurm)
+    print(started.stdout.strip().splitlines()[-1])
+    jobs = json.loads((work / "out-slurm" / "slurm" / "jobs.json").read_text())["jobs"]
+    [unit] = [u for u in jobs if "__rotation__" in u]
+    job = submitit.SlurmJob(folder=str(work / "out-slurm" / "slurm" / "%j"),
+                            job_id=jobs[unit]["job"])
+    snapshots = work / "cache-slurm" / "checkpoints"
+    while not any(snapshots.glob("*.resume.pt")):
+        time.sleep(0.5)
+    time.sleep(2)
+    [snapshot] = snapshots.glob("*.resume.pt")
+    epoch = torch.load(snapshot, weights_only=True)["epoch"]
+    print(f"interrupting job {job.job_id} (preemption) after its snapshot of epoch {epoch}")
+    job._interrupt()
+    waited = sslbench(work, "slurm", *slurm, "--wait")
+    print(waited.stdout.strip().splitlines()[-1], waited.stderr.strip()[-300:])
+    local = sslbench(work, "local")
+    resumed, whole = checkpoint(work / "cache-slurm"), checkpoint(work / "cache-local")
+    same = all(torch.equal(resumed["backbone"][k], whole["backbone"][k]) for k in whole["backbone"])
+    after = resumed["info"].get("resumed_after_epoch")
+    log = sorted((work / "out-slurm" / "slurm").glob(f"{job.job_id}/*log.err"))
+    requeued = any("requeue" in p.read_text().lower() for p in log)
+    print(f"resumed after epoch {after}; requeue in the job's log: {requeued}; "
+          f"weights equal to an uninterrupted local run: {same}")
+    return 0 if same and after else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(Path(sys.argv[1])))
