@@ -65,6 +65,14 @@ def sslbench_datasets():
 
 
 @sslbench.hookimpl
+def sslbench_cell_start(cell):
+    log = os.environ.get("SSLBENCH_TEST_CELL_LOG")
+    if log:                                     # one line per cell that starts, any process
+        with open(log, "a") as f:
+            f.write(f"{cell.id} {os.getpid()}\\n")
+
+
+@sslbench.hookimpl
 def sslbench_protocols():
     return [Killer]
 '''
@@ -162,18 +170,22 @@ def test_a_killed_worker_fails_its_unfinished_cells_and_a_rerun_completes(
 
 
 def test_two_drivers_on_one_results_folder(plugin, tmp_path):
-    """Two `sslbench run` processes on the same --out and cache: each unit runs once (the
-    other driver skips it while it is claimed), no record is corrupt, a third run finds the
-    grid complete."""
+    """Two `sslbench run` processes on the same --out and cache: each cell runs once, in one
+    of them (the other driver skips a unit while it is claimed), no record is corrupt, a
+    third run finds the grid complete."""
     args = [sys.executable, "-m", "sslbench", "run", "--quiet", "--out", str(tmp_path / "out"),
             "--cache-dir", str(tmp_path / "cache"), "--resolution", "16", *FAST_FLAGS,
             *sweep_args(plugin, "--seeds", "0,1")]
+    log = tmp_path / "cells.log"
+    env = {**os.environ, "SSLBENCH_TEST_CELL_LOG": str(log)}
     drivers = [subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                text=True) for _ in range(2)]
+                                text=True, env=env) for _ in range(2)]
     results = [d.communicate(timeout=600) for d in drivers]
     assert [d.returncode for d in drivers] == [0, 0], results
     recs = [json.loads(p.read_text()) for p in (tmp_path / "out" / "records").glob("*.json")]
     assert len(recs) == 8 and all(r["status"] == "ok" for r in recs)
+    started = [line.split()[0] for line in log.read_text().splitlines()]
+    assert sorted(started) == sorted(r["cell_id"] for r in recs)    # each cell ran once
     assert_clean(tmp_path / "out")
     done = subprocess.run(args, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr
