@@ -301,8 +301,14 @@ class Sweep:
                 continue
             self._finish(cell, self._record_head(cell, self.plan_of[cell.task]), error=reason)
             failed.append(cell.id)
+        # the lost worker's claim: tidy it once its holder is gone (an engine may report a
+        # worker lost a moment before the killed process has finished exiting)
         claim = Claim(self.out / CLAIMS_DIR / f"{unit.id}.claim")
-        if claim.holder() is not None and claim.stale():    # the lost worker's: tidy it
+        for _ in range(50):
+            if claim.holder() is None or claim.stale():
+                break
+            time.sleep(0.1)
+        if claim.holder() is not None and claim.stale():
             with contextlib.suppress(OSError):
                 claim.path.unlink()
         return failed
