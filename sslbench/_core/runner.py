@@ -13,6 +13,7 @@ configuration hash is skipped, so an interrupted sweep resumes. A failure inside
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import time
@@ -249,11 +250,22 @@ class Sweep:
             with self.unit_claim(unit) as mine:
                 if not mine:
                     continue
+                # another process may have run it since this sweep listed its cells: run
+                # only what still has no finished record of this configuration
+                left = tuple(c for c in unit.cells if not self._finished(c))
+                if not from_first(bool(left)):
+                    continue
+                unit = dataclasses.replace(unit, cells=left)
                 key = (unit.dataset, unit.split_seed)
                 if key not in prepared:
                     prepared.clear()            # one data set in memory at a time
                     prepared[key] = self.prepare(*key)
                 self.run_unit(unit, prepared[key])
+
+    def _finished(self, cell: Cell) -> bool:
+        record = read_record(self.out, cell.id)
+        return bool(record and record.get("status") == "ok"
+                    and record.get("config_hash") == cell.config_hash)
 
     @contextlib.contextmanager
     def unit_claim(self, unit: Unit) -> Iterator[bool]:
