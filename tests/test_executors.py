@@ -274,3 +274,15 @@ def test_the_executor_can_come_from_the_sweep_file(fast_run, plugin, tmp_path):
     sweep.write_text('executor = "kubernetes"\n')
     status, _, err = fast_run("--config", str(sweep), *sweep_args(plugin, "--seeds", "0"))
     assert status == 2 and "unknown executor 'kubernetes'" in err, err
+
+
+def test_a_submitit_folder_others_may_write_is_refused(fast_run, plugin, tmp_path):
+    """submitit's folder holds pickles that the driver reads: it must be private."""
+    pytest.importorskip("submitit")
+    folder = tmp_path / "results" / "slurm"
+    folder.mkdir(parents=True)
+    folder.chmod(0o777)
+    status, _, err = fast_run(*sweep_args(plugin, "--seeds", "0", "--executor", "slurm",
+                                          "--slurm-cluster", "local", "--wait"))
+    assert status == 2 and "must be yours and writable by you alone" in err, err
+    assert len(err.strip().splitlines()) == 1

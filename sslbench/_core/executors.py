@@ -233,6 +233,21 @@ class RayExecutor(_EngineExecutor):
                 ray.shutdown()
 
 
+def _private_folder(folder: Path) -> None:
+    """submitit passes jobs and their results as pickles through its folder, and reading a
+    pickle runs code: the folder is made private to this user (0700), and one that another
+    user owns or may write to is refused, in one line."""
+    import stat
+    try:
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        info = folder.stat()
+    except OSError as exc:
+        raise SSLBenchError(f"cannot write {str(folder)!r}: {exc.strerror or exc}") from None
+    if info.st_uid != os.getuid() or info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        raise SSLBenchError(f"{str(folder)!r} holds submitit's pickles, so it must be yours "
+                            "and writable by you alone (chmod 700), or use another --out")
+
+
 class SlurmExecutor(_EngineExecutor):
     """The units as one Slurm job array, through submitit. Without ``--wait`` the command
     returns once they are submitted; the job ids are kept in ``OUT/slurm/jobs.json``, so a
@@ -259,6 +274,7 @@ class SlurmExecutor(_EngineExecutor):
         """A submitit executor with the user's parameters; what submitit rejects is one
         line, before anything is submitted."""
         import submitit
+        _private_folder(folder)
         cfg = self.config
         try:
             executor = submitit.AutoExecutor(folder=str(folder / "%j"),
