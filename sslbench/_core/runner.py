@@ -77,6 +77,12 @@ class Prepared(NamedTuple):
     hygiene: HygieneReport
 
 
+def _finished(record: dict[str, Any] | None, cell: Cell) -> bool:
+    """Whether ``record`` is a finished result of ``cell`` as configured now (resume skips it)."""
+    return bool(record and record.get("status") == "ok"
+                and record.get("config_hash") == cell.config_hash)
+
+
 def default_out(config: SweepConfig) -> Path:
     return Path("results") / f"{'+'.join(map(slug, config.datasets))}-{'+'.join(config.backbones)}"
 
@@ -169,8 +175,7 @@ class Sweep:
                                             f"{str(self.out)!r} holds results of data set "
                                             f"{rec.get('dataset')!r} under the name "
                                             f"{slug(ds)!r}; use another --out for {ds!r}")
-                                    cell.done = bool(rec and rec.get("status") == "ok"
-                                                     and rec.get("config_hash") == cell.config_hash)
+                                    cell.done = _finished(rec, cell)
                                     cells.append(cell)
         return cells
 
@@ -252,7 +257,8 @@ class Sweep:
                     continue
                 # another process may have run it since this sweep listed its cells: run
                 # only what still has no finished record of this configuration
-                left = tuple(c for c in unit.cells if not self._finished(c))
+                left = tuple(c for c in unit.cells
+                             if not _finished(read_record(self.out, c.id), c))
                 if not from_first(bool(left)):
                     continue
                 unit = dataclasses.replace(unit, cells=left)
@@ -261,11 +267,6 @@ class Sweep:
                     prepared.clear()            # one data set in memory at a time
                     prepared[key] = self.prepare(*key)
                 self.run_unit(unit, prepared[key])
-
-    def _finished(self, cell: Cell) -> bool:
-        record = read_record(self.out, cell.id)
-        return bool(record and record.get("status") == "ok"
-                    and record.get("config_hash") == cell.config_hash)
 
     @contextlib.contextmanager
     def unit_claim(self, unit: Unit) -> Iterator[bool]:
@@ -308,8 +309,8 @@ class Sweep:
         for cell in unit.cells:
             path = self.out / RECORDS_DIR / f"{cell.id}.json"
             record = read_record(self.out, cell.id)
-            if record and record.get("config_hash") == cell.config_hash and (
-                    record.get("status") == "ok" or path.stat().st_mtime >= since):
+            if _finished(record, cell) or (record and record.get("config_hash") == cell.config_hash
+                                           and path.stat().st_mtime >= since):
                 continue
             self._finish(cell, self._record_head(cell, self.plan_of[cell.task]), error=reason)
             failed.append(cell.id)
