@@ -18,6 +18,7 @@ from .backbone import Backbone
 from .images import Images
 from .options import Configurable
 from ._core.progress import Reporter
+from ._core.resume import ResumeFile
 from ._core.seeding import make_generator
 from .task import PretextTask
 
@@ -56,6 +57,11 @@ class EvalContext:
     ``device``. ``unlabeled`` holds the training pool's images without labels (like
     :attr:`Split.images`), for ``consistency_tasks`` (``rotation+uda``). ``settings`` are the run's resolved
     hyper-parameters (:mod:`sslbench._core.config`).
+
+    ``resume`` (a :class:`sslbench.training.ResumeFile` of this cell, or ``None``) lets a
+    protocol that trains for long continue after a kill or a preemption: ``resume.load()``
+    at the start, ``resume.save(snapshot)`` whenever ``resume.due()``, at a point where the
+    run can continue exactly (the runner removes the file once the cell's record is written).
     """
 
     backbone: Backbone
@@ -70,10 +76,12 @@ class EvalContext:
     seed: int
     reporter: Reporter
     compile: bool = False   # --compile: protocols that train should torch.compile their model
+    resume: ResumeFile | None = None
 
-    def generator(self, purpose: str) -> torch.Generator:
-        """A generator on the run's device, seeded from the cell seed and ``purpose``."""
-        return make_generator(self.seed, purpose, self.device)
+    def generator(self, purpose: str, device: torch.device | None = None) -> torch.Generator:
+        """A generator on the run's device (or ``device``: a streamed data set draws its batch
+        order on the CPU, ``images.index_device``), seeded from the cell seed and ``purpose``."""
+        return make_generator(self.seed, purpose, device or self.device)
 
 
 @dataclass

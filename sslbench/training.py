@@ -6,6 +6,10 @@ tensor that already lives there (or, for a streamed data set, uint8 batches that
 workers decoded ahead and that arrive without blocking; :mod:`sslbench.images`), tasks build
 their inputs from whole batches, and the loss is accumulated on the device and read once per
 epoch (the only host-device synchronisation).
+
+A training protocol that may run for long resumes after a kill or a preemption with
+:class:`ResumeFile` (``EvalContext.resume``), :func:`random_states` and
+:func:`set_random_states`; ``finetune`` is the worked example.
 """
 
 from __future__ import annotations
@@ -22,12 +26,15 @@ from .augment import to_float
 from .errors import NonFiniteLoss, SSLBenchError
 from .images import Images, chunks
 from .task import PretextTask
+# resumable training (a protocol's snapshots: EvalContext.resume); defined with the machinery
+from ._core.resume import ResumeFile, random_states, set_random_states
 
 __all__ = [
     'resolve_device', 'autocast_dtype_for', 'autocast', 'to_device', 'maybe_compile',
     'OPTIMIZERS', 'make_optimizer', 'LARS', 'warmup_cosine', 'epoch_batches',
     'check_finite', 'effective_schedule', 'predict', 'random_batches', 'step_batches',
-    'accuracy', 'shard', 'sync_gradients', 'sync_buffers', 'global_sum'
+    'accuracy', 'shard', 'sync_gradients', 'sync_buffers', 'global_sum',
+    'ResumeFile', 'random_states', 'set_random_states'
 ]
 
 

@@ -1,8 +1,9 @@
-"""A pretraining killed halfway continues from its last snapshot (sslbench._core.resume)
-and ends with exactly the weights of an uninterrupted run (CPU, same seed)."""
+"""A pretraining or a fine-tuning killed halfway continues from its last snapshot
+(sslbench._core.resume) and ends exactly as an uninterrupted run does (CPU, same seed)."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
@@ -55,6 +56,32 @@ class Quarter(PretextTask):
         return TaskStep(F.cross_entropy(logits, k), logits, k)
 
 
+class FlipLoss(PretextTask):
+    """A consistency loss for fine-tuning (which horizontal flip was applied to unlabeled
+    images, dropout in its head): exercises the unlabeled batch stream, a head, and both
+    random streams; kills its process at its ``die_at``-th step while the marker exists."""
+    name = "fliploss"
+    description = "flip prediction on unlabeled images during fine-tuning (test plugin)"
+    pretrains = False
+    consistency = True
+    defaults = {"marker": "", "die_at": 0}
+    steps = 0
+
+    def build_head(self, backbone):
+        return nn.Sequential(nn.Dropout(0.5), nn.Linear(backbone.feature_dim, 2))
+
+    def pretext_loss(self, backbone, head, images, generator):
+        FlipLoss.steps += 1
+        marker = self.options["marker"]
+        if marker and FlipLoss.steps == self.options["die_at"] and Path(marker).exists():
+            Path(marker).unlink()
+            os.kill(os.getpid(), signal.SIGKILL)
+        k = torch.randint(0, 2, (len(images),), generator=generator, device=images.device)
+        x = torch.where(k.bool()[:, None, None, None], images.flip(-1), images)
+        logits = head(backbone(x))
+        return TaskStep(F.cross_entropy(logits, k), logits, k)
+
+
 @sslbench.hookimpl
 def sslbench_datasets():
     return [DatasetSpec("tiny40", load, "random pixels")]
@@ -62,7 +89,7 @@ def sslbench_datasets():
 
 @sslbench.hookimpl
 def sslbench_tasks():
-    return [Quarter]
+    return [Quarter, FlipLoss]
 '''
 
 
@@ -105,3 +132,46 @@ def test_a_killed_pretraining_resumes_and_ends_with_the_uninterrupted_weights(tm
     assert [h["loss"] for h in a["info"]["history"]] == [h["loss"] for h in b["info"]["history"]]
     assert len(a["info"]["history"]) == 6
     assert a["info"]["resumed_after_epoch"] == 2 and b["info"]["resumed_after_epoch"] is None
+
+
+def finetune(tmp_path, name: str, marker):
+    args = [sys.executable, "-m", "sslbench", "run", "--quiet", "--plugin",
+            str(tmp_path / "quarter.py"), "--dataset", "tiny40", "--tasks", "fliploss",
+            "--fractions", "1.0", "--protocols", "finetune", "--resolution", "16",
+            *FAST_FLAGS, "--opt", "finetune.steps=24", "--opt", "finetune.evals=6",
+            "--opt", "finetune.batch_size=8", "--opt", "finetune.unlabeled_batch_size=8",
+            "--opt", f"fliploss.marker={marker}", "--opt", "fliploss.die_at=14",
+            "--checkpoint-every-min", "0", "--out", str(tmp_path / f"out-{name}"),
+            "--cache-dir", str(tmp_path / name)]
+    return subprocess.run(args, capture_output=True, text=True, timeout=600)
+
+
+def finetune_record(tmp_path, name: str):
+    files = list((tmp_path / f"out-{name}" / "records").glob("*fliploss__finetune*.json"))
+    assert len(files) == 1, files
+    return json.loads(files[0].read_text())
+
+
+def test_a_killed_finetuning_resumes_and_ends_as_the_uninterrupted_run(tmp_path):
+    (tmp_path / "quarter.py").write_text(PLUGIN)
+    marker = tmp_path / "kill-once"
+    marker.touch()
+    killed = finetune(tmp_path, "resumed", marker)
+    assert killed.returncode == -9, killed.stderr   # SIGKILL at step 14; checks every 4 steps
+    snapshots = list((tmp_path / "resumed" / "resume").glob("*.pt"))
+    assert len(snapshots) == 1
+    assert torch.load(snapshots[0], weights_only=True)["step"] == 12
+    resumed = finetune(tmp_path, "resumed", marker)    # the marker is gone: no kill
+    assert resumed.returncode == 0, resumed.stderr
+    assert not list((tmp_path / "resumed" / "resume").glob("*.pt"))   # removed with the record
+    whole = finetune(tmp_path, "whole", marker)
+    assert whole.returncode == 0, whole.stderr
+    a, b = finetune_record(tmp_path, "resumed"), finetune_record(tmp_path, "whole")
+    assert a["status"] == b["status"] == "ok"
+    assert a["details"]["resumed_at_step"] == 12 and b["details"]["resumed_at_step"] is None
+    # the same curve (losses and validation accuracies at all 6 checks, float for float),
+    # the same chosen step and the same predictions on every test image
+    assert a["details"]["curve"] == b["details"]["curve"] and len(a["details"]["curve"]) == 6
+    assert a["details"]["chosen_step"] == b["details"]["chosen_step"]
+    assert a["metrics"]["test_accuracy"] == b["metrics"]["test_accuracy"]
+    assert a["metrics"]["test_predictions"] == b["metrics"]["test_predictions"]

@@ -100,7 +100,7 @@ def cli() -> None:
 @click.option("--wait/--no-wait", default=None,
               help="slurm: wait for the jobs and print the leaderboard (default: return).")
 @click.option("--checkpoint-every-min", type=float, default=None,
-              help="A long pretraining's resumable snapshot, every N minutes (default 5).")
+              help="A long pretraining's or fine-tuning's resumable snapshot, every N minutes (default 5).")
 @click.option("--dry-run", is_flag=True,
               help="List the units and cells that would run, with estimated times; run nothing.")
 @plugin_option

@@ -124,7 +124,7 @@ class SweepConfig:
     timeout_min: int = 24 * 60     # a Slurm job's time limit
     slurm_options: dict[str, Any] = field(default_factory=dict)  # --slurm-opt KEY=VALUE
     wait: bool = False             # slurm: wait for the jobs and print the leaderboard
-    checkpoint_every_min: float = 5.0  # a long pretraining's resumable snapshot (sslbench._core.resume)
+    checkpoint_every_min: float = 5.0  # a long pretraining's or fine-tuning's resumable snapshot (sslbench._core.resume)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -19,7 +19,7 @@ from ..training import (autocast, check_finite, effective_schedule, epoch_batche
                         global_sum, make_optimizer, maybe_compile, shard, sync_buffers,
                         sync_gradients, to_device, warmup_cosine)
 from .progress import Reporter
-from .resume import ResumeFile
+from .resume import ResumeFile, random_states, set_random_states
 from .seeding import make_generator
 
 
@@ -62,7 +62,7 @@ def pretrain(task: PretextTask, backbone: nn.Module, images: Images | torch.Tens
         head.load_state_dict(snapshot["head"])
         optimizer.load_state_dict(snapshot["optimizer"])
         schedule.load_state_dict(snapshot["schedule"])
-        _set_generators(gen, order, snapshot["generators"])
+        set_random_states(snapshot["random"], gen, order)
         step, history, seen = snapshot["step"], snapshot["history"], snapshot["seen"]
         first_epoch, before = snapshot["epoch"] + 1, snapshot["seconds"]
         reporter.log(f"{label}: resuming after epoch {snapshot['epoch']} of {epochs} "
@@ -120,35 +120,12 @@ def pretrain(task: PretextTask, backbone: nn.Module, images: Images | torch.Tens
                              "backbone": backbone.state_dict(), "head": head.state_dict(),
                              "optimizer": optimizer.state_dict(),
                              "schedule": schedule.state_dict(),
-                             "generators": _generator_states(gen, order, device)})
+                             "random": random_states(gen, order)})
     elapsed = before + time.perf_counter() - started
     return {"history": history, "seconds": elapsed, "images_per_s": seen / max(elapsed, 1e-9),
             "n_images": len(images), "head": head, "prepared": images,
             "schedule": {**plan, "steps": total, "warmup_steps": warmup},
             "resumed_after_epoch": first_epoch - 1 if snapshot is not None else None}
-
-
-
-def _generator_states(gen: torch.Generator, order: torch.Generator,
-                      device: torch.device) -> dict[str, Any]:
-    """Every random stream a pretraining draws from: its own generators (views, batch order)
-    and torch's global ones (dropout and other layers)."""
-    states = {"gen": gen.get_state(), "cpu": torch.get_rng_state()}
-    if order is not gen:
-        states["order"] = order.get_state()
-    if device.type == "cuda":
-        states["cuda"] = torch.cuda.get_rng_state(device)
-    return states
-
-
-def _set_generators(gen: torch.Generator, order: torch.Generator,
-                    states: dict[str, Any]) -> None:
-    gen.set_state(states["gen"])
-    torch.set_rng_state(states["cpu"])
-    if order is not gen and "order" in states:
-        order.set_state(states["order"])
-    if "cuda" in states:
-        torch.cuda.set_rng_state(states["cuda"])
 
 
 NEAR_CHANCE = 0.1   # a held-out loss removing less than this share of the targets' entropy is "near chance"

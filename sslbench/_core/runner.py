@@ -577,7 +577,8 @@ class Sweep:
                           unlabeled=placed.pool, num_classes=splits.data.num_classes,
                           consistency_tasks=plan.consistency, settings=self.settings,
                           device=self.device, autocast_dtype=self.dtype, seed=cell.seed,
-                          reporter=self.reporter, compile=self.config.compile)
+                          reporter=self.reporter, compile=self.config.compile,
+                          resume=self._cell_resume(cell))
         result = self.protocols[cell.protocol].evaluate(ctx)
         predicted = result.predict(test).to("cpu")          # the one look at the test split
         truth = placed.test_labels.to("cpu")
@@ -644,6 +645,12 @@ class Sweep:
             "versions": library_versions(),
         }
 
+    def _cell_resume(self, cell: Cell) -> ResumeFile:
+        """Where a training protocol keeps the snapshot of this cell as configured now."""
+        return ResumeFile(self.cache_dir / "resume" / f"{cell.id}-{cell.config_hash[:16]}.pt",
+                          60 * self.config.checkpoint_every_min, self._warn_once,
+                          kind=cell.protocol)
+
     def _finish(self, cell: Cell, record: dict[str, Any], error: str | None,
                 trace: str | None = None) -> None:
         record["status"] = "failed" if error else "ok"
@@ -654,6 +661,8 @@ class Sweep:
         write_record(self.out, cell.id, record)
         if error:
             self.reporter.warn(f"cell {cell.id} failed: {error}")
+        elif is_writer():
+            self._cell_resume(cell).remove()     # a failed cell keeps it: a rerun continues
         self.reporter.cell_done(cell.id)
         if is_writer():
             self.host.notify("sslbench_cell_finish", self._warn_once, cell=cell, record=record)

@@ -2,6 +2,12 @@
 subset with the standard small-image augmentation (random crop with padding, horizontal flip),
 applied on the device to whole batches.
 
+A long run resumes (:attr:`~sslbench.protocol.EvalContext.resume`): at a validation check,
+once ``checkpoint_every_min`` has passed, it saves the model, the consistency heads, the
+optimiser, the schedule, the best model so far, the curve and the augmentation generator; a
+rerun (or Slurm's requeue) of the cell restores them and replays the batch order, drawn from
+generators of its own, up to that step, and ends with the weights of an uninterrupted run.
+
 The budget scales with the labeled set (:func:`budget`): ``epochs`` passes over the cell's
 labeled training images, at least ``min_steps`` steps, so that 100% of the labels is trained
 to convergence as 10% is (a fixed step count, ``steps``, remains available). The model is
@@ -21,6 +27,7 @@ from __future__ import annotations
 import copy
 import math
 import time
+from itertools import islice
 
 import torch
 import torch.nn.functional as F
@@ -31,8 +38,9 @@ from sslbench.augment import standard_augment, to_float
 from sslbench.protocol import EvalContext, EvaluationProtocol, ProtocolResult, Split
 from sslbench.task import ConsistencyContext
 from sslbench.training import (accuracy, autocast, check_finite, global_sum, make_optimizer,
-                               maybe_compile, predict, random_batches, shard, step_batches,
-                               sync_buffers, sync_gradients, to_device, warmup_cosine)
+                               maybe_compile, predict, random_batches, random_states,
+                               set_random_states, shard, step_batches, sync_buffers,
+                               sync_gradients, to_device, warmup_cosine)
 
 
 class Classifier(nn.Module):
@@ -111,22 +119,41 @@ class FineTune(EvaluationProtocol):
         steps = budget(o, len(labels))
         optimizer = make_optimizer(trainable, o["lr"], o["weight_decay"], device)
         schedule = warmup_cosine(optimizer, steps, max(1, steps // 20))
-        gen = ctx.generator("finetune")
+        gen = ctx.generator("finetune")        # augmentation and consistency views
         evals = min(int(o["evals"]), steps)
         checks = {math.ceil(steps * k / evals) for k in range(1, evals + 1)}
         batch_size = min(int(o["batch_size"]), len(labels))
-        # with several processes (torchrun), each takes its share of every global batch
-        batches = images.batches(shard(step_batches(len(labels), batch_size, steps,
-                                                    images.order_generator(gen),
-                                                    images.index_device)))
-        # one endless stream of unlabeled batches per consistency task
         unlabeled = ctx.unlabeled
-        streams = [unlabeled.batches(shard(random_batches(
-                       len(unlabeled), task.unlabeled_batch_size(batch_size, o["unlabeled_batch_size"]),
-                       unlabeled.order_generator(gen), unlabeled.index_device)))
-                   for task in ctx.consistency_tasks]
+        # the batch order comes from generators of its own, so that a resumed run can replay
+        # it from the seed (skipping the steps already taken) whatever gen drew meanwhile
+        order = ctx.generator("finetune:order", images.index_device)
+        unlabeled_orders = [ctx.generator(f"finetune:unlabeled:{i}", unlabeled.index_device)
+                            for i in range(len(ctx.consistency_tasks))]
         best = {"val_accuracy": -1.0, "step": 0, "state": None}
-        curve = []
+        curve: list[dict] = []
+        start, seconds_before = 0, 0.0
+        snapshot = ctx.resume.load() if ctx.resume is not None else None
+        if snapshot is not None:
+            model.load_state_dict(snapshot["model"])
+            for head, state in zip(heads, snapshot["heads"]):
+                if head is not None:
+                    head.load_state_dict(state)
+            optimizer.load_state_dict(snapshot["optimizer"])
+            schedule.load_state_dict(snapshot["schedule"])
+            set_random_states(snapshot["random"], gen)
+            start, curve, best = snapshot["step"], snapshot["curve"], snapshot["best"]
+            seconds_before = snapshot["seconds"]
+            ctx.reporter.log(f"finetune: resuming after step {start} of {steps} "
+                             f"from {ctx.resume.path}")
+        # with several processes (torchrun), each takes its share of every global batch
+        batches = images.batches(shard(islice(
+            step_batches(len(labels), batch_size, steps, order, images.index_device),
+            start, None)))
+        # one endless stream of unlabeled batches per consistency task
+        streams = [unlabeled.batches(shard(islice(random_batches(
+                       len(unlabeled), task.unlabeled_batch_size(batch_size, o["unlabeled_batch_size"]),
+                       unlabeled_order, unlabeled.index_device), start, None)))
+                   for task, unlabeled_order in zip(ctx.consistency_tasks, unlabeled_orders)]
         loss_sum = torch.zeros((), device=device)
         metric_sums: dict[str, torch.Tensor] = {}
         since_check = 0
@@ -136,7 +163,7 @@ class FineTune(EvaluationProtocol):
             for h in heads:
                 if h is not None:
                     h.train()
-            for step, (idx, batch) in enumerate(batches, start=1):
+            for step, (idx, batch) in enumerate(batches, start=start + 1):
                 x = standard_augment(batch, gen)
                 contexts = [ConsistencyContext(model.backbone, head, model.fc, step, steps,
                                                ctx.num_classes, gen) for head in heads]
@@ -186,7 +213,15 @@ class FineTune(EvaluationProtocol):
                                 "state": copy.deepcopy(model.state_dict())}
                     elapsed = time.perf_counter() - started
                     bar.epoch_done(len(curve), mean_loss,
-                                   step * len(idx) / max(elapsed, 1e-9), val=val_acc)
+                                   (step - start) * len(idx) / max(elapsed, 1e-9), val=val_acc)
+                    if ctx.resume is not None and step < steps and ctx.resume.due():
+                        ctx.resume.save({
+                            "step": step, "curve": curve, "best": best,
+                            "model": model.state_dict(),
+                            "heads": [h.state_dict() if h is not None else None for h in heads],
+                            "optimizer": optimizer.state_dict(),
+                            "schedule": schedule.state_dict(), "random": random_states(gen),
+                            "seconds": seconds_before + elapsed})
         model.load_state_dict(best["state"])
         model.eval()
 
@@ -198,7 +233,8 @@ class FineTune(EvaluationProtocol):
                                "steps": steps,
                                "epochs": steps * batch_size / len(labels),
                                **convergence(curve, len(ctx.val)), "curve": curve,
-                               "seconds": time.perf_counter() - started})
+                               "resumed_at_step": start or None,
+                               "seconds": seconds_before + time.perf_counter() - started})
 
 
 def convergence(curve: list[dict], n_val: int) -> dict:
