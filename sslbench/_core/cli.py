@@ -130,12 +130,20 @@ def run(config_file, datasets, backbones, tasks, fractions, protocols, seeds, pr
         cpus_per_job=cpus_per_job, gpus_per_job=gpus_per_job, slurm_partition=slurm_partition,
         timeout_min=timeout_min, slurm_options=parse_assignments(list(slurm_opts), "--slurm-opt")
         or None, slurm_cluster=slurm_cluster, wait=wait, checkpoint_every_min=checkpoint_every_min)
-    host = _host(config.plugins)
     from .distributed import init_from_environment, is_writer, world_size_from_environment
     if world_size_from_environment() > 1 and config.executor != "local":
         raise SSLBenchError("under torchrun every process runs the sweep itself: use "
                             "--executor local (--executor slurm --gpus-per-job N runs each "
                             "unit on N processes by itself)")
+    from .executors import executor_for
+    engine = executor_for(config)        # its extra missing: one line, now
+    if not dry_run:
+        engine.start()                   # an engine that takes seconds to start (Ray)
+    try:
+        host = _host(config.plugins)
+    except BaseException:
+        engine.close()
+        raise
     init_from_environment(config.device)      # under torchrun: join its process group
     reporter = Reporter() if quiet or dry_run or not is_writer() else RichReporter()
     try:
@@ -145,9 +153,11 @@ def run(config_file, datasets, backbones, tasks, fractions, protocols, seeds, pr
             from .plan import describe_plan
             click.echo(describe_plan(sweep))
             return
-        from .executors import executor_for
-        engine = executor_for(config, sweep.out)   # a bad engine option: one line, now
+        engine.check(sweep.out)            # a bad engine option: one line, before any unit
         records = sweep.run(engine)
+    except BaseException:
+        engine.close()
+        raise
     finally:
         reporter.close()
     if getattr(engine, "submitted", None) and not config.wait:
@@ -160,9 +170,12 @@ def run(config_file, datasets, backbones, tasks, fractions, protocols, seeds, pr
         return
     if not is_writer():
         return                                # the first torchrun process reports
-    if records:
-        from ..leaderboard import Leaderboard
-        click.echo(host.report_format("table").render(Leaderboard(records, host)))
+    try:
+        if records:
+            from ..leaderboard import Leaderboard
+            click.echo(host.report_format("table").render(Leaderboard(records, host)))
+    finally:
+        engine.close()                        # a local Ray stopped meanwhile
     failed = [r for r in records if r["status"] != "ok"]
     click.echo(f"{len(records)} records in {sweep.out}/records"
                + (f"; {len(failed)} failed (see their 'error')" if failed else ""))

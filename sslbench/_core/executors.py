@@ -27,6 +27,9 @@ from __future__ import annotations
 import json
 import logging
 import os
+import signal
+import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -34,10 +37,10 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import SSLBenchError
 from .config import SweepConfig
-from .grid import Unit
 from .progress import Reporter
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:                 # (importing the grid imports torch: not before it is needed)
+    from .grid import Unit
     from .runner import Sweep
 
 __all__ = ["executor_for", "run_unit_job", "LocalExecutor", "RayExecutor", "SlurmExecutor"]
@@ -106,8 +109,14 @@ class LocalExecutor:
     def check(self, out: Path) -> None:
         """Nothing to check: the local executor needs no engine."""
 
+    def start(self) -> None:
+        """Nothing to start."""
+
     def run(self, sweep: "Sweep", units: list[Unit]) -> None:
         sweep.run_here(units)
+
+    def close(self) -> None:
+        """Nothing to stop."""
 
 
 class _EngineExecutor:
@@ -118,6 +127,13 @@ class _EngineExecutor:
 
     def __init__(self, config: SweepConfig) -> None:
         self.config = config
+
+    def start(self) -> None:
+        """Begin what takes time before the first unit can be sent (called by the CLI while
+        it builds the sweep); nothing by default."""
+
+    def close(self) -> None:
+        """Wait for whatever :meth:`run` left stopping in the background; nothing by default."""
 
     def job_args(self, unit: Unit) -> tuple[dict[str, Any], Unit, str]:
         return self.config.to_dict(), unit, os.getcwd()
@@ -166,15 +182,55 @@ def _check_reachable(address: str | None, timeout_s: float = 5.0) -> None:
 class RayExecutor(_EngineExecutor):
     """Each unit a Ray task (``max_retries=0``: a lost unit is reported, and a rerun retries
     it). Connects to ``--ray-address`` or ``$RAY_ADDRESS``, else starts a local Ray on this
-    machine and stops it at the end."""
+    machine and stops it at the end.
+
+    Starting a local Ray takes seconds (about 5 here) and so does stopping it (about 1.5):
+    :meth:`start` connects in a thread of its own while the driver builds its sweep, and
+    :meth:`run` hands the stopping back to that thread while the driver prints the
+    leaderboard (:meth:`close` waits for it). The thread that starts a local Ray must live
+    until it is stopped: Ray's processes are started to die with the thread that forked
+    them (``PR_SET_PDEATHSIG``)."""
 
     name = "ray"
+
+    def __init__(self, config: SweepConfig) -> None:
+        super().__init__(config)
+        self._owner: threading.Thread | None = None
+        self._ready = threading.Event()      # connected, or failed to
+        self._stop = threading.Event()       # the driver is done with Ray
+        self._error: BaseException | None = None
 
     def check(self, out: Path) -> None:
         try:
             import ray  # noqa: F401
         except ImportError:
             raise _missing_extra("ray", "ray") from None
+
+    def start(self) -> None:
+        if self._owner is not None:
+            return
+        self.check(Path("."))
+        if threading.current_thread() is threading.main_thread() \
+                and signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+            # what ray.init does when called on the main thread: a SIGTERM exits through
+            # sys.exit, so that a Ray this driver started is stopped on the way out
+            signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(signum))
+        self._owner = threading.Thread(target=self._own_ray, name="sslbench-ray", daemon=True)
+        self._owner.start()
+
+    def _own_ray(self) -> None:
+        """Connect (or start a local Ray), wait until the driver is done, then stop it."""
+        try:
+            started = self._connect()
+        except BaseException as exc:  # noqa: BLE001 - raised on the driver's thread by run()
+            self._error = exc
+            self._ready.set()
+            return
+        self._ready.set()
+        self._stop.wait()
+        if started:
+            import ray
+            ray.shutdown()
 
     def _connect(self) -> bool:
         """Connect to (or start) Ray; whether this driver started it."""
@@ -183,8 +239,9 @@ class RayExecutor(_EngineExecutor):
             return False
         address = self.config.ray_address or os.environ.get("RAY_ADDRESS") or None
         _check_reachable(address)
-        # Ray logs notices while starting (a new local cluster's token authentication); the
-        # driver's output is the sweep's: errors still raise
+        # Ray logs notices while starting (a new local cluster's token authentication, that
+        # it set no SIGTERM handler off the main thread: start() did); the driver's output
+        # is the sweep's: errors still raise
         ray_log = logging.getLogger("ray")
         level = ray_log.level
         ray_log.setLevel(logging.ERROR)
@@ -200,7 +257,10 @@ class RayExecutor(_EngineExecutor):
 
     def run(self, sweep: "Sweep", units: list[Unit]) -> None:
         import ray
-        started = self._connect()
+        self.start()
+        self._ready.wait()
+        if self._error is not None:
+            raise self._error
         try:
             resources = {"num_cpus": self.config.cpus_per_job or 1,
                          "num_gpus": self.config.gpus_per_job}
@@ -229,8 +289,13 @@ class RayExecutor(_EngineExecutor):
                     outcome, error = None, f"ray: {_one_line(exc)}"
                 self.unit_finished(sweep, unit, outcome, error, since)
         finally:
-            if started:
-                ray.shutdown()
+            self._stop.set()       # the owner thread stops a local Ray meanwhile
+
+    def close(self) -> None:
+        if self._owner is not None:
+            self._stop.set()
+            self._owner.join()
+            self._owner = None
 
 
 def _private_folder(folder: Path) -> None:
@@ -263,11 +328,14 @@ class SlurmExecutor(_EngineExecutor):
     def folder(self, sweep_out: Path) -> Path:
         return Path(sweep_out) / "slurm"
 
-    def check(self, out: Path) -> None:
+    def check_installed(self) -> None:
         try:
             import submitit  # noqa: F401
         except ImportError:
             raise _missing_extra("submitit", "slurm") from None
+
+    def check(self, out: Path) -> None:
+        self.check_installed()
         self._make(self.folder(out))     # the user's parameters, checked by submitit
 
     def _make(self, folder: Path):
@@ -386,9 +454,16 @@ _EXECUTORS: dict[str, Callable[[SweepConfig], Any]] = {
     "local": LocalExecutor, "ray": RayExecutor, "slurm": SlurmExecutor}
 
 
-def executor_for(config: SweepConfig, out: Path):
-    """The executor a configuration names, its engine checked (installed, options valid)
-    before anything runs: a problem is one line."""
+def executor_for(config: SweepConfig, out: Path | None = None):
+    """The executor a configuration names, its engine checked (installed; with ``out``, its
+    options too) before anything runs: a problem is one line. Without ``out`` the caller
+    calls ``check(out)`` once it knows the results folder."""
     executor = _EXECUTORS[config.executor](config)
-    executor.check(Path(out))
+    if out is None:
+        if config.executor == "ray":
+            executor.check(Path("."))       # installed
+        elif config.executor == "slurm":
+            executor.check_installed()
+    else:
+        executor.check(Path(out))
     return executor

@@ -237,10 +237,15 @@ class Sweep:
                 self.reporter.cell_done(f"{cell.id} (cached)")
         units = units_of([c for c in self.cells if not c.done])
         if units:
-            if executor is None:
+            if executor is None:         # the Python API: this sweep owns its executor
                 from .executors import executor_for
-                executor = executor_for(self.config, self.out)
-            executor.run(self, units)
+                own = executor_for(self.config, self.out)
+                try:
+                    own.run(self, units)
+                finally:
+                    own.close()
+            else:
+                executor.run(self, units)
         records = [read_record(self.out, c.id) for c in self.cells]
         records = [r for r in records if r is not None]
         notify("sslbench_sweep_finish", config=self.config, records=records)
