@@ -62,16 +62,25 @@ def _json_ok(report: _Report, obj: Any, what: str) -> None:
         report.fail(f"{what} must serialise to JSON (it goes into every record): {exc}")
 
 
-def _backbones(names) -> list[tuple[str, Any]]:
+def _preset_backbones() -> tuple[str, ...]:
+    """The backbones the sweep presets use by default (a task is checked on each): the
+    kit checks what a sweep would run, and names no backbone itself."""
+    from ._core.config import PRESETS
+    return tuple(dict.fromkeys(preset["backbone"] for preset in PRESETS.values()))
+
+
+def _backbones(names: tuple[str, ...] | None) -> list[tuple[str, Any]]:
     from ._core.plugins import PluginHost
     host = PluginHost.from_environment()
-    return [(n, host.backbone(n)) for n in names]
+    return [(n, host.backbone(n)) for n in (names or _preset_backbones())]
 
 
 def check_task(task: type[PretextTask] | PretextTask, *,
-               backbones: tuple[str, ...] = ("smallcnn", "resnet18"),
+               backbones: tuple[str, ...] | None = None,
                resolutions: tuple[int, ...] = (32, 48), batch: int = 4) -> None:
-    """Check a pretext task class (or instance) against what the runner relies on."""
+    """Check a pretext task class (or instance) against what the runner relies on, on each
+    of ``backbones`` (default: the backbones the sweep presets use) at each of
+    ``resolutions``."""
     cls = task if isinstance(task, type) else type(task)
     r = _Report(f"task {getattr(cls, 'name', cls.__name__)!r}")
     r.check(isinstance(cls.name, str) and bool(NAME.match(cls.name or "")),
@@ -264,7 +273,7 @@ def check_protocol(cls: type[EvaluationProtocol]) -> None:
     r.finish()
 
 
-def check_plugin(plugin: Any, *, backbones: tuple[str, ...] = ("smallcnn", "resnet18"),
+def check_plugin(plugin: Any, *, backbones: tuple[str, ...] | None = None,
                  resolutions: tuple[int, ...] = (32, 48),
                  dataset_request: DatasetRequest | None = None) -> None:
     """Check a whole plugin as sslbench will load it: what each of its hooks returns (types,
