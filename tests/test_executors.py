@@ -134,6 +134,10 @@ def test_an_engine_gives_the_records_of_the_local_executor(engine, fast_run, plu
     rec = json.loads(next((tmp_path / "engine" / "records").glob("*rotation__finetune*"))
                      .read_text())
     assert rec["torch_threads"] == 1 and rec["sweep"]["executor"] == engine[1]
+    # the workers' time account came back to the driver (sslbench._core.timing)
+    account = json.loads(next((tmp_path / "engine" / "time").glob("*.json")).read_text())
+    assert account["executor"] == engine[1] and set(account["cells"]) == set(local)
+    assert account["total_s"]["finetuning"] > 0 and "other" not in account["total_s"]
 
 
 # ----------------------------------------------------------------------------- faults

@@ -14,6 +14,7 @@ from typing import IO, Any
 
 from ..errors import SSLBenchError
 from .distributed import is_writer
+from .timing import timed
 
 
 def _umask() -> int:
@@ -37,7 +38,8 @@ def _atomic(path: Path, write: Callable[[IO[bytes]], None]) -> None:
     if not is_writer():          # one of several torchrun processes: the first one writes
         return
     try:
-        _write_atomically(path, write)
+        with timed("io"):
+            _write_atomically(path, write)
     except OSError as exc:
         raise SSLBenchError(f"cannot write {str(path)!r}: {exc.strerror or exc}") from None
     except RuntimeError as exc:
@@ -93,7 +95,8 @@ def safe_torch_load(path: Path, warn: Callable[[str], None] | None = None) -> An
     told which file and why."""
     import torch
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        with timed("io"):
+            return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - any unreadable cache file is a cache miss
         if warn is not None:
             reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__

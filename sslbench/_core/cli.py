@@ -8,6 +8,7 @@ is in its record), 0 when every cell succeeded.
 from __future__ import annotations
 
 import sys
+import time
 from pathlib import Path
 
 import click
@@ -111,6 +112,8 @@ def run(config_file, datasets, backbones, tasks, fractions, protocols, seeds, pr
         executor, ray_address, cpus_per_job, gpus_per_job, slurm_partition, timeout_min,
         slurm_opts, slurm_cluster, wait, checkpoint_every_min, dry_run, plugins) -> None:
     """Run (or resume) a sweep and print its leaderboard."""
+    from . import timing
+    timing.COMMAND_STARTED = time.time()      # the time account starts with the command
     file_values = load_toml(config_file) if config_file else None
     settings = parse_assignments(list(set_items), "--set")
     for key, value in (("resolution", resolution), ("pretrain_epochs", pretrain_epochs)):
@@ -224,9 +227,31 @@ def plugins(plugins) -> None:
 @click.option("--format", "fmt", default="table", show_default=True,
               help="table, markdown, html, latex or csv (or a plugin's format).")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write to FILE.")
+@click.option("--time", "show_time", is_flag=True,
+              help="Instead of the leaderboard: where each run's wall time went (data, "
+                   "pretraining, features, probes, fine-tuning, evaluation, I/O, other), "
+                   "from OUT/time/.")
 @plugin_option
-def report(results_dirs, fmt, output, plugins) -> None:
+def report(results_dirs, fmt, output, plugins, show_time) -> None:
     """Render the leaderboard of one or more results directories."""
+    if show_time:
+        from .timing import read_runs, render_runs
+        parts = []
+        for d in results_dirs:
+            runs = read_runs(Path(d), warn=lambda m: click.echo(f"sslbench: warning: {m}",
+                                                                err=True))
+            if not runs:
+                raise SSLBenchError(f"no time account in {d!r} (a sweep of sslbench 0.5 "
+                                    "or later writes OUT/time/)")
+            parts.append(f"time account of {d} (seconds; docs/guarantees.md, "Where the time went")\n\n"
+                         + render_runs(runs))
+        text = "\n\n".join(parts) + "\n"
+        if output:
+            atomic_write_text(Path(output), text)
+            click.echo(f"wrote {output}")
+        else:
+            click.echo(text, nl=False)
+        return
     host = _host(list(plugins))
     renderer = host.report_format(fmt)
     sources = []

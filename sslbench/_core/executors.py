@@ -82,6 +82,7 @@ def run_unit_job(config: dict[str, Any], unit: Unit, cwd: str) -> dict[str, Any]
         _SWEEPS[key] = (sweep, {})
     sweep, prepared = _SWEEPS[key]
     sweep.reporter.warnings.clear()
+    sweep.time_units, sweep.time_cells = {}, {}        # this unit's, for the driver
     mine = {c.id: c.config_hash for c in sweep.cells}
     for cell in unit.cells:
         if mine.get(cell.id) != cell.config_hash:
@@ -94,7 +95,8 @@ def run_unit_job(config: dict[str, Any], unit: Unit, cwd: str) -> dict[str, Any]
     for cell in unit.cells:
         record = read_record(sweep.out, cell.id) or {}
         cells[cell.id] = record.get("status", "skipped")
-    return {"cells": cells, "warnings": list(sweep.reporter.warnings)}
+    return {"cells": cells, "warnings": list(sweep.reporter.warnings),
+            "time": {"units": sweep.time_units, "cells": sweep.time_cells}}
 
 
 # ---------------------------------------------------------------------------- the driver side
@@ -145,6 +147,9 @@ class _EngineExecutor:
         cells without a record since ``since`` (when it was sent) are recorded as failed
         with the engine's error."""
         shown = set(sweep.fail_unit(unit, error, since)) if error is not None else set()
+        spent = (outcome or {}).get("time", {})
+        sweep.time_units.update(spent.get("units", {}))
+        sweep.time_cells.update(spent.get("cells", {}))
         for message in (outcome or {}).get("warnings", []):
             sweep._warn_once(message)
         for cell in unit.cells:

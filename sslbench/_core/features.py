@@ -14,6 +14,7 @@ from pathlib import Path
 import torch
 
 from .atomic import atomic_torch_save, safe_torch_load
+from .timing import timed
 from ..augment import to_float
 from ..images import Images, chunks
 from ..training import autocast
@@ -94,4 +95,5 @@ class FeatureStore:
     def _extract(self, images: Images) -> list[torch.Tensor]:
         if self._backbone is None:
             self._backbone = self.make_backbone()
-        return extract_features(self._backbone, images, self.device, self.dtype)
+        with timed("features"):
+            return extract_features(self._backbone, images, self.device, self.dtype)

@@ -36,6 +36,8 @@ from .checkpoints import CheckpointStore, cache_key
 from .claims import Claim, waiting_claim
 from .distributed import from_first, is_writer, world_size_from_environment
 from .resume import ResumeFile
+from . import timing
+from .timing import timed
 from .features import FeatureCache, FeatureStore
 from .fractions import fraction_key, labeled_split, labeled_subset
 from .grid import (SCRATCH, Cell, TaskPlan, Unit, build_plans, references_of, route_options,
@@ -100,6 +102,10 @@ class Sweep:
         self.config = config
         self.host = host
         self.reporter = reporter or Reporter()
+        self.created = time.time()
+        # where the time of this process's units and cells went (sslbench._core.timing)
+        self.time_units: dict[str, dict[str, float]] = {}
+        self.time_cells: dict[str, dict[str, float]] = {}
         self.device = resolve_device(config.device)
         self.dtype = autocast_dtype_for(self.device)
         self.out = Path(config.out) if config.out else default_out(config)
@@ -231,6 +237,7 @@ class Sweep:
             if is_writer():             # of several torchrun processes, the first one
                 self.host.notify(hook, self._warn_once, **kw)
         notify("sslbench_sweep_start", config=self.config, cells=self.cells)
+        sweep_started = time.time()
         self.reporter.sweep_started(len(self.cells))
         for cell in self.cells:
             if cell.done:
@@ -246,6 +253,12 @@ class Sweep:
                     own.close()
             else:
                 executor.run(self, units)
+            if is_writer() and (self.time_units or self.time_cells):
+                name = getattr(executor, "name", self.config.executor)
+                timing.write_run(self.out, started=timing.COMMAND_STARTED or self.created,
+                                 executor=name, sweep_started=sweep_started,
+                                 units=self.time_units, cells=self.time_cells,
+                                 local=name == "local")
         records = [read_record(self.out, c.id) for c in self.cells]
         records = [r for r in records if r is not None]
         notify("sslbench_sweep_finish", config=self.config, records=records)
@@ -270,7 +283,11 @@ class Sweep:
                 key = (unit.dataset, unit.split_seed)
                 if key not in prepared:
                     prepared.clear()            # one data set in memory at a time
-                    prepared[key] = self.prepare(*key)
+                    mark = timing.account().mark()
+                    with timed("data"):
+                        prepared[key] = self.prepare(*key)
+                    self.time_units[f"prepare {unit.dataset} split {unit.split_seed}"] = \
+                        timing.account().since(mark)
                 self.run_unit(unit, prepared[key])
 
     @contextlib.contextmanager
@@ -497,15 +514,17 @@ class Sweep:
         seed_everything(seed, f"pretrain:{task.name}")
         resume = ResumeFile(self.checkpoints.path(ckpt_id).with_suffix(".resume.pt"),
                             60 * self.config.checkpoint_every_min, self._warn_once)
-        result = pretrain(task, backbone, placed.pretraining, self.settings,
-                          self.device, self.dtype, seed, self.reporter,
-                          label=f"pretrain {task.name} s{seed}", compile=self.config.compile,
-                          resume=resume)
+        with timed("pretraining"):
+            result = pretrain(task, backbone, placed.pretraining, self.settings,
+                              self.device, self.dtype, seed, self.reporter,
+                              label=f"pretrain {task.name} s{seed}",
+                              compile=self.config.compile, resume=resume)
         self.checkpoints_trained += 1
-        checks = pretraining_checks(
-            task, backbone, result["head"], result["prepared"], placed.heldout,
-            placed.pretraining, lambda: self._new_backbone(bb, seed, placed), self.settings,
-            self.device, self.dtype, seed, self.reporter)
+        with timed("evaluation"):
+            checks = pretraining_checks(
+                task, backbone, result["head"], result["prepared"], placed.heldout,
+                placed.pretraining, lambda: self._new_backbone(bb, seed, placed), self.settings,
+                self.device, self.dtype, seed, self.reporter)
         info = {"checkpoint": ckpt_id, "seconds": result["seconds"],
                 "images_per_s": result["images_per_s"], "history": result["history"],
                 "n_images": result["n_images"], "schedule": result["schedule"],
@@ -522,6 +541,7 @@ class Sweep:
         plan = self.plan_of[unit.task]
         cells, bb, seed = list(unit.cells), unit.backbone, unit.seed
         splits, placed, hygiene = prepared
+        mark = timing.account().mark()
         try:
             ckpt_id, state, info = self._checkpoint(cells[0].dataset, plan, bb, seed, splits,
                                                    placed)
@@ -533,6 +553,8 @@ class Sweep:
                 self._finish(cell, self._base_record(cell, plan, splits, placed, hygiene),
                              error=reason, trace=traceback.format_exc())
             return
+        finally:
+            self.time_units[unit.id] = timing.account().since(mark)   # its pretraining
         features = FeatureStore(
             self.features, ckpt_id, {"pool": placed.pool, "val": placed.val, "test": placed.test},
             lambda: self._trained_backbone(bb, seed, placed, state), self.device, self.dtype)
@@ -544,6 +566,7 @@ class Sweep:
             if self.device.type == "cuda":
                 torch.cuda.reset_peak_memory_stats(self.device)
             started = time.perf_counter()
+            mark = timing.account().mark()
             try:
                 record.update(self._evaluate(cell, plan, state, bb, splits, placed, features))
                 error = None
@@ -552,8 +575,10 @@ class Sweep:
             except Exception as exc:  # noqa: BLE001 - recorded, and the sweep goes on
                 error, trace = f"{type(exc).__name__}: {exc}", traceback.format_exc()
             record["wall_time_s"] = time.perf_counter() - started
+            record["time_s"] = timing.account().since(mark)    # where it went (not the write)
             record["peak_memory_mib"] = peak_memory_mib(self.device)
             self._finish(cell, record, error=error, trace=trace if error else None)
+            self.time_cells[cell.id] = timing.account().since(mark)
         self.features.forget(ckpt_id)
 
     def _trained_backbone(self, bb: str, seed: int, placed: PlacedData,
@@ -584,14 +609,17 @@ class Sweep:
                           device=self.device, autocast_dtype=self.dtype, seed=cell.seed,
                           reporter=self.reporter, compile=self.config.compile,
                           resume=self._cell_resume(cell))
-        result = self.protocols[cell.protocol].evaluate(ctx)
-        predicted = result.predict(test).to("cpu")          # the one look at the test split
-        truth = placed.test_labels.to("cpu")
+        protocol = self.protocols[cell.protocol]
+        with timed("finetuning" if protocol.trains_backbone else "probes"):
+            result = protocol.evaluate(ctx)
+        with timed("evaluation"):
+            predicted = result.predict(test).to("cpu")      # the one look at the test split
+            truth = placed.test_labels.to("cpu")
+            by = {name: float((p(test).to("cpu") == truth).float().mean())
+                  for name, p in result.extra_predictions.items()}
         n = splits.data.num_classes
         confusion = torch.bincount(truth * n + predicted, minlength=n * n).reshape(n, n)
         per_class = confusion.diag().float() / confusion.sum(1).clamp_min(1).float()
-        by = {name: float((p(test).to("cpu") == truth).float().mean())
-              for name, p in result.extra_predictions.items()}
         n_val = len(val)
         return {"metrics": {
                     "test_accuracy": float((predicted == truth).float().mean()),
