@@ -1,9 +1,13 @@
 """Linear probe on cached features against re-running the frozen backbone at every probe
 epoch (each L-BFGS function evaluation), the classic way. Same optimiser, same data, same
-frozen network: the accuracies must agree; only the feature computation differs."""
+frozen network: the accuracies must agree; only the feature computation differs.
+
+And the linear protocol's L2 grid solved independently (each from zeros) against walked
+with warm starts (``fit_l2_path``): the same choice, in fewer L-BFGS iterations."""
 
 from __future__ import annotations
 
+import pytest
 import torch
 import torch.nn.functional as F
 from conftest import FIGURES
@@ -76,3 +80,46 @@ def test_probe_rerunning_the_backbone(benchmark, flowers32):
     FIGURES["probe/rerun_accuracy"] = 100 * accuracy
     FIGURES["probe/speedup"] = FIGURES["probe/rerun_s"] / FIGURES.get("probe/cached_s", float("nan"))
     benchmark.extra_info.update(test_accuracy=100 * accuracy, speedup=FIGURES["probe/speedup"])
+
+
+def _l2_path_choice(feats, ytr, yval, yte, ntr, nval, warm: bool):
+    """The linear protocol's choice over every stage and the default L2 grid (from the
+    protocol's defaults), cold (every solve from zeros) or warm-started along the grid."""
+    from sslbench_plugins.protocols.linear import LinearProbe, fit_l2_path
+    grid, max_iter = LinearProbe.defaults["l2"], LinearProbe.defaults["max_iter"]
+    best, iterations = None, 0
+    for stage, f in enumerate(feats):
+        norm = Standardiser(f[:ntr])
+        for fit in fit_l2_path(norm(f[:ntr]), ytr, 5, grid, max_iter, warm):
+            iterations += fit["iterations"]
+            val = ((norm(f[ntr:ntr + nval]) @ fit["w"] + fit["b"]).argmax(1) == yval)
+            val = val.float().mean().item()
+            if best is None or val > best[0]:
+                test = ((norm(f[ntr + nval:]) @ fit["w"] + fit["b"]).argmax(1) == yte)
+                best = (val, stage + 1, fit["l2"], test.float().mean().item())
+    return best, iterations
+
+
+@pytest.mark.parametrize("warm", [False, True], ids=["independent", "warm-started"])
+def test_probe_l2_path(benchmark, flowers32, warm):
+    """The linear protocol's fits (4 stages x 5 L2 values, L-BFGS up to 500 iterations) on
+    the flowers features of a randomly initialised small CNN (what the scratch row probes):
+    each solve from zeros, or the grid walked strongest-first from the previous solution.
+    The chosen stage and L2 (on validation) and the chosen probe's test accuracy must agree."""
+    backbone, xtr, ytr, xte, yte = setup(flowers32)
+    ntr, nval = len(xtr) * 4 // 5, len(xtr) - len(xtr) * 4 // 5
+    feats = extract_features(backbone, torch.cat([xtr, xte]), DEVICE, None)
+    result = benchmark.pedantic(
+        lambda: _l2_path_choice(feats, ytr[:ntr], ytr[ntr:], yte, ntr, nval, warm),
+        rounds=1, warmup_rounds=0)
+    (val, stage, l2, test), iterations = result
+    name = "warm" if warm else "cold"
+    benchmark.extra_info.update(chosen_stage=stage, chosen_l2=f"{l2:g}", val_accuracy=100 * val,
+                                test_accuracy=100 * test, lbfgs_iterations=iterations)
+    if benchmark.stats is None:
+        return
+    FIGURES[f"probe/path_{name}_s"] = benchmark.stats.stats.mean
+    FIGURES[f"probe/path_{name}"] = (stage, l2, test)
+    if warm and "probe/path_cold_s" in FIGURES:
+        benchmark.extra_info["speedup"] = FIGURES["probe/path_cold_s"] / FIGURES["probe/path_warm_s"]
+        benchmark.extra_info["same_choice"] = FIGURES["probe/path_cold"] == (stage, l2, test)

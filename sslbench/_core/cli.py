@@ -243,7 +243,7 @@ def report(results_dirs, fmt, output, plugins, show_time) -> None:
             if not runs:
                 raise SSLBenchError(f"no time account in {d!r} (a sweep of sslbench 0.5 "
                                     "or later writes OUT/time/)")
-            parts.append(f"time account of {d} (seconds; docs/guarantees.md, "Where the time went")\n\n"
+            parts.append(f"time account of {d} (seconds; docs/guarantees.md, 'Where the time went')\n\n"
                          + render_runs(runs))
         text = "\n\n".join(parts) + "\n"
         if output:
