@@ -1,9 +1,16 @@
-"""Preemption on a real Slurm: a unit whose pretraining is interrupted the way Slurm preempts
-a job (submitit's ``SlurmJob._interrupt``: SIGTERM, then USR2) is requeued by submitit,
-continues from its last snapshot and ends with the weights of an uninterrupted run.
+"""Preemption and the time limit on a real Slurm.
+
+Preemption: a unit whose pretraining is interrupted the way Slurm preempts a job (submitit's
+``SlurmJob._interrupt``: SIGTERM, then USR2) is requeued by submitit, continues from its last
+snapshot and ends with the weights of an uninterrupted run.
+
+Time limit (``--time-limit``): the same unit, pretraining for about 2.5 minutes, submitted
+with ``--timeout-min 3``: Slurm itself sends USR2 90 s before the limit (submitit's ``--signal=USR2@90``), the job
+checkpoints and is requeued, as often as it takes (submitit allows 3 time-outs), and the unit
+ends with the weights of an uninterrupted run.
 
     sh benchmarks/slurm/start_local_slurm.sh        # a single-node Slurm (root)
-    python benchmarks/slurm/preempt_check.py WORKDIR
+    python benchmarks/slurm/preempt_check.py WORKDIR [--time-limit]
 
 Prints what happened; exits 1 if the resumed weights differ or nothing was resumed.
 """
@@ -38,6 +45,28 @@ def checkpoint(cache: Path) -> dict:
     return torch.load(path, weights_only=True)
 
 
+def time_limit(work: Path) -> int:
+    """A unit longer than its job's 3-minute limit allows before Slurm's warning (90 s
+    before the limit): requeued on that signal, continued from its snapshot."""
+    longer = ["--set", "pretrain_epochs=30", "--set", "pretrain_batch_size=128"]   # ~2.5 min
+    slurm = ["--executor", "slurm", "--cpus-per-job", "1", "--timeout-min", "3", *longer,
+             "--wait"]
+    t0 = time.time()
+    done = sslbench(work, "slurm", *slurm)
+    print(f"sslbench run --executor slurm --timeout-min 3 --wait: exit {done.returncode} "
+          f"after {time.time() - t0:.0f} s; {done.stdout.strip().splitlines()[-1]}")
+    local = sslbench(work, "local", *longer)
+    resumed, whole = checkpoint(work / "cache-slurm"), checkpoint(work / "cache-local")
+    same = all(torch.equal(resumed["backbone"][k], whole["backbone"][k]) for k in whole["backbone"])
+    after = resumed["info"].get("resumed_after_epoch")
+    logs = sorted((work / "out-slurm" / "slurm").glob("*/*log.err"))
+    text = "\n".join(p.read_text() for p in logs)
+    print(f"pretraining of {whole['info']['seconds']:.0f} s locally; timed out and requeued "
+          f"{text.lower().count('requeued job')} times (job logs); the last run resumed "
+          f"after epoch {after}; weights equal to an uninterrupted local run: {same}")
+    return 0 if same and after else 1
+
+
 def main(work: Path) -> int:
     work.mkdir(parents=True, exist_ok=True)
     slurm = ["--executor", "slurm", "--cpus-per-job", "1"]
@@ -69,4 +98,8 @@ def main(work: Path) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(Path(sys.argv[1])))
+    folder = Path(sys.argv[1])
+    if "--time-limit" in sys.argv[2:]:
+        folder.mkdir(parents=True, exist_ok=True)
+        sys.exit(time_limit(folder))
+    sys.exit(main(folder))

@@ -261,40 +261,49 @@ class RayExecutor(_EngineExecutor):
         return address is None
 
     def run(self, sweep: "Sweep", units: list[Unit]) -> None:
-        import ray
         self.start()
         self._ready.wait()
         if self._error is not None:
             raise self._error
         try:
-            resources = {"num_cpus": self.config.cpus_per_job or 1,
-                         "num_gpus": self.config.gpus_per_job}
-            available = ray.cluster_resources()
-            for kind, key in (("num_cpus", "CPU"), ("num_gpus", "GPU")):
-                if resources[kind] > available.get(key, 0):
-                    raise SSLBenchError(
-                        f"each unit asks for {resources[kind]} {key}, but the Ray cluster has "
-                        f"{available.get(key, 0):g}")
-            task = ray.remote(max_retries=0, **resources)(run_unit_job)
-            since = time.time()
-            pending = {task.remote(*self.job_args(unit)): unit for unit in units}
-            while pending:
-                done, _ = ray.wait(list(pending), num_returns=1)
-                unit = pending.pop(done[0])
-                try:
-                    outcome, error = ray.get(done[0]), None
-                except ray.exceptions.RayTaskError as exc:
-                    cause = exc.cause if getattr(exc, "cause", None) is not None else exc
-                    if isinstance(cause, SSLBenchError):
-                        for ref in pending:
-                            ray.cancel(ref, force=True)
-                        raise SSLBenchError(f"unit {unit.id}: {cause}") from None
-                    outcome, error = None, f"ray task failed: {_one_line(cause)}"
-                except ray.exceptions.RayError as exc:   # a worker or node lost
-                    outcome, error = None, f"ray: {_one_line(exc)}"
-                self.unit_finished(sweep, unit, outcome, error, since)
-        finally:
-            self._stop.set()       # the owner thread stops a local Ray meanwhile
+            self._send_and_wait(sweep, units)
+        except BaseException:
+            # the traceback still holds Ray objects of this thread: stop Ray only after them
+            self.close()
+            raise
+        # every Ray object of this thread went with _send_and_wait's frame: the owner thread
+        # may stop a local Ray while the driver prints (Ray exits the process if an object is
+        # released while it stops)
+        self._stop.set()
+
+    def _send_and_wait(self, sweep: "Sweep", units: list[Unit]) -> None:
+        import ray
+        resources = {"num_cpus": self.config.cpus_per_job or 1,
+                     "num_gpus": self.config.gpus_per_job}
+        available = ray.cluster_resources()
+        for kind, key in (("num_cpus", "CPU"), ("num_gpus", "GPU")):
+            if resources[kind] > available.get(key, 0):
+                raise SSLBenchError(
+                    f"each unit asks for {resources[kind]} {key}, but the Ray cluster has "
+                    f"{available.get(key, 0):g}")
+        task = ray.remote(max_retries=0, **resources)(run_unit_job)
+        since = time.time()
+        pending = {task.remote(*self.job_args(unit)): unit for unit in units}
+        while pending:
+            done, _ = ray.wait(list(pending), num_returns=1)
+            unit = pending.pop(done[0])
+            try:
+                outcome, error = ray.get(done[0]), None
+            except ray.exceptions.RayTaskError as exc:
+                cause = exc.cause if getattr(exc, "cause", None) is not None else exc
+                if isinstance(cause, SSLBenchError):
+                    for ref in pending:
+                        ray.cancel(ref, force=True)
+                    raise SSLBenchError(f"unit {unit.id}: {cause}") from None
+                outcome, error = None, f"ray task failed: {_one_line(cause)}"
+            except ray.exceptions.RayError as exc:   # a worker or node lost
+                outcome, error = None, f"ray: {_one_line(exc)}"
+            self.unit_finished(sweep, unit, outcome, error, since)
 
     def close(self) -> None:
         if self._owner is not None:
