@@ -24,6 +24,7 @@ twice.
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import os
@@ -271,9 +272,12 @@ class RayExecutor(_EngineExecutor):
             # the traceback still holds Ray objects of this thread: stop Ray only after them
             self.close()
             raise
-        # every Ray object of this thread went with _send_and_wait's frame: the owner thread
-        # may stop a local Ray while the driver prints (Ray exits the process if an object is
-        # released while it stops)
+        # Ray exits the process if one of its objects is released while it stops, so every
+        # Ray object of this thread must be gone first: those of _send_and_wait's frame went
+        # with it, those kept in reference cycles (a lost worker's exception and the frames
+        # of its traceback) go with a collection. Then the owner thread may stop a local Ray
+        # while the driver prints.
+        gc.collect()
         self._stop.set()
 
     def _send_and_wait(self, sweep: "Sweep", units: list[Unit]) -> None:
