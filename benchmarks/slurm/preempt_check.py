@@ -59,10 +59,10 @@ def time_limit(work: Path) -> int:
     resumed, whole = checkpoint(work / "cache-slurm"), checkpoint(work / "cache-local")
     same = all(torch.equal(resumed["backbone"][k], whole["backbone"][k]) for k in whole["backbone"])
     after = resumed["info"].get("resumed_after_epoch")
-    logs = sorted((work / "out-slurm" / "slurm").glob("*/*log.err"))
+    logs = sorted((work / "out-slurm" / "slurm").glob("*/*_log.*"))   # submitit's .out, .err
     text = "\n".join(p.read_text() for p in logs)
     print(f"pretraining of {whole['info']['seconds']:.0f} s locally; timed out and requeued "
-          f"{text.lower().count('requeued job')} times (job logs); the last run resumed "
+          f"{text.count('Requeued job')} times (submitit in the job logs); the last run resumed "
           f"after epoch {after}; weights equal to an uninterrupted local run: {same}")
     return 0 if same and after else 1
 
