@@ -255,8 +255,12 @@ class RayExecutor(_EngineExecutor):
             ray.init(address=address, include_dashboard=False, log_to_driver=False,
                      configure_logging=False)
         except (ConnectionError, RuntimeError, ValueError) as exc:
+            hint = ("; if it uses Ray's token authentication (clusters started with "
+                    "`ray start` do from Ray 2.59 on), set RAY_AUTH_MODE=token for this "
+                    "command, with the cluster's token in RAY_AUTH_TOKEN or ~/.ray/auth_token"
+                    if address and not os.environ.get("RAY_AUTH_MODE") else "")
             raise SSLBenchError(f"cannot reach the Ray cluster at {address}: "
-                                f"{_one_line(exc)}") from None
+                                f"{_one_line(exc)}{hint}") from None
         finally:
             ray_log.setLevel(level)
         return address is None
