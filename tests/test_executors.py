@@ -234,6 +234,37 @@ def test_an_unreachable_ray_address_is_one_line_at_once(fast_run, plugin):
     assert len(err.strip().splitlines()) == 1
 
 
+def test_a_running_ray_cluster_is_joined_with_its_token(plugin, tmp_path):
+    """`ray start --head` on 127.0.0.1 (token authentication: the default for such clusters
+    from Ray 2.59 on), then `sslbench run --executor ray --ray-address` with
+    RAY_AUTH_MODE=token: the units run on that cluster, and the command leaves it running."""
+    pytest.importorskip("ray")
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    ray_cli = [sys.executable, "-m", "ray.scripts.scripts"]
+    env = {**os.environ, "RAY_AUTH_MODE": "token", "OMP_NUM_THREADS": "1"}
+    env.pop("RAY_ADDRESS", None)
+    started = subprocess.run([*ray_cli, "start", "--head", "--port", str(port), "--num-cpus",
+                              "1", "--include-dashboard", "false", "--disable-usage-stats"],
+                             capture_output=True, text=True, env=env, timeout=120)
+    assert started.returncode == 0, started.stderr
+    try:
+        args = [sys.executable, "-m", "sslbench", "run", "--quiet", "--out", str(tmp_path / "out"),
+                "--cache-dir", str(tmp_path / "cache"), "--resolution", "16", *FAST_FLAGS,
+                *sweep_args(plugin, "--seeds", "0", "--protocols", "linear"),
+                "--executor", "ray", "--ray-address", f"127.0.0.1:{port}"]
+        done = subprocess.run(args, capture_output=True, text=True, env=env, timeout=300)
+        assert done.returncode == 0, done.stderr
+        assert len(accuracies(tmp_path / "out")) == 2
+        status = subprocess.run([*ray_cli, "status", "--address", f"127.0.0.1:{port}"],
+                                capture_output=True, text=True, env=env, timeout=60)
+        assert status.returncode == 0, status.stderr       # still running: not ours to stop
+    finally:
+        subprocess.run([*ray_cli, "stop", "--force"], capture_output=True, env=env, timeout=120)
+
+
 def _slurm_answers() -> bool:
     if not shutil.which("sinfo"):
         return False
