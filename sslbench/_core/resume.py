@@ -77,12 +77,8 @@ def random_states(*generators: torch.Generator | None) -> dict[str, Any]:
     """Every random stream a training run draws from: its own ``generators`` (in order;
     ``None`` and repeats are skipped) and torch's global ones (dropout and other layers)."""
     import torch
-    states: dict[str, Any] = {"cpu": torch.get_rng_state(), "generators": []}
-    seen: list[torch.Generator] = []
-    for g in generators:
-        if g is not None and not any(g is s for s in seen):
-            seen.append(g)
-            states["generators"].append(g.get_state())
+    states: dict[str, Any] = {"cpu": torch.get_rng_state(),
+                              "generators": [g.get_state() for g in _distinct(generators)]}
     if torch.cuda.is_available() and torch.cuda.is_initialized():
         states["cuda"] = torch.cuda.get_rng_state()
     return states
@@ -91,10 +87,7 @@ def random_states(*generators: torch.Generator | None) -> dict[str, Any]:
 def set_random_states(states: dict[str, Any], *generators: torch.Generator | None) -> None:
     """Restore what :func:`random_states` saved, given the same generators in the same order."""
     import torch
-    seen: list[torch.Generator] = []
-    for g in generators:
-        if g is not None and not any(g is s for s in seen):
-            seen.append(g)
+    seen = _distinct(generators)
     if len(seen) != len(states["generators"]):
         raise ValueError(f"{len(states['generators'])} generator states saved, "
                          f"{len(seen)} generators given")
@@ -103,3 +96,13 @@ def set_random_states(states: dict[str, Any], *generators: torch.Generator | Non
     torch.set_rng_state(states["cpu"])
     if "cuda" in states:
         torch.cuda.set_rng_state(states["cuda"])
+
+
+def _distinct(generators) -> list:
+    """The generators given, without ``None`` and without repeats (one object passed twice,
+    as a resident data set's batch order shares the caller's generator), in order."""
+    seen: list = []
+    for g in generators:
+        if g is not None and not any(g is s for s in seen):
+            seen.append(g)
+    return seen
