@@ -34,7 +34,7 @@ __all__ = [
     'OPTIMIZERS', 'make_optimizer', 'LARS', 'warmup_cosine', 'epoch_batches',
     'check_finite', 'effective_schedule', 'predict', 'random_batches', 'step_batches',
     'accuracy', 'shard', 'sync_gradients', 'sync_buffers', 'global_sum',
-    'ResumeFile', 'random_states', 'set_random_states'
+    'ResumeFile', 'random_states', 'set_random_states', 'checks_since_best'
 ]
 
 
@@ -229,6 +229,19 @@ def step_batches(n: int, batch_size: int, steps: int, generator: torch.Generator
 
 def accuracy(predicted: torch.Tensor, labels: torch.Tensor) -> float:
     return float((predicted == labels).float().mean()) if len(labels) else float("nan")
+
+
+def checks_since_best(scores: list[float]) -> int:
+    """How many validation checks have passed since the best one (the first to reach the
+    highest score; a later tie is no improvement): 0 when the last check is the best.
+
+    Early stopping with a patience of P checks stops once this reaches P. It is a function of
+    the curve alone, so a resumed run (whose snapshot holds the curve) and every process of a
+    data-parallel run (which all see the same validation accuracy) stop at the same step."""
+    if not scores:
+        return 0
+    best = max(range(len(scores)), key=lambda i: (scores[i], -i))
+    return len(scores) - 1 - best
 
 
 # --------------------------------------------------------------------------- data parallel

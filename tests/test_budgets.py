@@ -79,3 +79,45 @@ def test_a_cells_validation_set_is_no_larger_than_its_labeled_set(fast_run, tmp_
         assert 0 < record["n_val"] <= record["n_train"]
         assert record["n_labeled"] == record["n_train"] + record["n_val"]
         assert record["validation"] == "labeled"
+
+
+def test_checks_since_best_counts_from_the_first_best_check():
+    from sslbench.training import checks_since_best
+    assert checks_since_best([]) == 0
+    assert checks_since_best([0.5, 0.6, 0.7]) == 0
+    assert checks_since_best([0.5, 0.7, 0.6, 0.7]) == 2          # a tie is no improvement
+    assert checks_since_best([0.9, 0.1, 0.2]) == 2
+
+
+def test_a_stopped_run_is_converged_even_if_its_curve_looks_rising():
+    rising = curve([0.5, 0.6, 0.62, 0.63, 0.64, 0.66, 0.67, 0.70])
+    assert not convergence(rising, n_val=400)["converged"]
+    assert convergence(rising, n_val=400, stopped_early=True)["converged"]
+
+
+def test_early_stopping_stops_after_patience_checks_and_keeps_the_best_model(fast_run, tmp_path):
+    """With a learning rate too small to change any prediction, validation accuracy is flat:
+    the first check stays the best, and patience 2 stops the run at the third of 8 checks.
+    The stopped run predicts every test image as the full run does (same chosen model), and
+    its record says where it stopped and that the budget was not reached."""
+    opts = ["--tasks", "rotation", "--protocols", "finetune", "--fractions", "1.0",
+            "--opt", "finetune.steps=16", "--opt", "finetune.evals=8",
+            "--opt", "finetune.lr=1e-12"]
+    runs = {}
+    for patience in (0, 2):
+        out = tmp_path / f"p{patience}"
+        status, _, err = fast_run(*opts, "--opt", f"finetune.patience={patience}", out=out)
+        assert status == 0, err
+        runs[patience] = {json.loads(p.read_text())["task"]: json.loads(p.read_text())
+                          for p in (out / "records").glob("*.json")}
+    for task in ("scratch", "rotation"):
+        full, stopped = runs[0][task]["details"], runs[2][task]["details"]
+        assert [p["step"] for p in full["curve"]] == [2, 4, 6, 8, 10, 12, 14, 16]
+        assert full["last_step"] == 16 and full["budget_reached"]
+        assert [p["step"] for p in stopped["curve"]] == [2, 4, 6]
+        assert stopped["last_step"] == 6 and not stopped["budget_reached"]
+        assert stopped["converged"] and stopped["chosen_step"] == full["chosen_step"] == 2
+        assert stopped["curve"] == full["curve"][:3]
+        assert (runs[2][task]["metrics"]["test_correct"]
+                == runs[0][task]["metrics"]["test_correct"])
+        assert runs[2][task]["options"]["protocol"]["patience"] == 2

@@ -12,7 +12,12 @@ The budget scales with the labeled set (:func:`budget`): ``epochs`` passes over 
 labeled training images, at least ``min_steps`` steps, so that 100% of the labels is trained
 to convergence as 10% is (a fixed step count, ``steps``, remains available). The model is
 checked on the cell's validation images ``evals`` times; the checkpoint with the best validation
-accuracy is the one that predicts on test. The record says whether the run looks converged
+accuracy is the one that predicts on test. With ``patience`` P > 0 the run stops early once P
+checks in a row have not beaten the best one (:func:`~sslbench.training.checks_since_best`);
+the record says at which step it stopped (``last_step``) and whether the budget's end was
+reached (``budget_reached``). Measured on the flowers and digits curves
+(benchmarks/bench_early_stopping.py), the cosine schedule keeps improving the model until
+late in the budget, so early stopping saves little there without changing the choice. The record says whether the run looks converged
 (:func:`convergence`): a run whose best check is at the very end and better than every
 earlier check by more than the validation set's noise is flagged, and every report marks it.
 
@@ -40,7 +45,7 @@ from sslbench.task import ConsistencyContext
 from sslbench.training import (accuracy, autocast, check_finite, global_sum, make_optimizer,
                                maybe_compile, predict, random_batches, random_states,
                                set_random_states, shard, step_batches, sync_buffers,
-                               sync_gradients, to_device, warmup_cosine)
+                               sync_gradients, to_device, warmup_cosine, checks_since_best)
 
 
 class Classifier(nn.Module):
@@ -77,6 +82,7 @@ class FineTune(EvaluationProtocol):
         "lr": 0.05,                # SGD, Nesterov momentum 0.9, warm-up then cosine
         "weight_decay": 5e-4,
         "evals": 20,               # validation checks (model selection)
+        "patience": 0,             # > 0: stop after this many checks without a better one
         "unlabeled_batch_size": 128,   # unlabeled images per step for consistency tasks
     }
     presets = {"standard": {"epochs": 100, "min_steps": 2000, "batch_size": 128, "evals": 40,
@@ -93,6 +99,7 @@ class FineTune(EvaluationProtocol):
         o = self.options
         for key in ("epochs", "steps"):
             self.require(key, o[key] >= 0, ">= 0")
+        self.require("patience", o["patience"] >= 0, ">= 0 (0: no early stopping)")
         for key in ("min_steps", "batch_size", "evals", "unlabeled_batch_size"):
             self.require(key, o[key] >= 1, ">= 1")
         self.require("lr", o["lr"] > 0, "> 0")
@@ -132,6 +139,7 @@ class FineTune(EvaluationProtocol):
         best = {"val_accuracy": -1.0, "step": 0, "state": None}
         curve: list[dict] = []
         start, seconds_before = 0, 0.0
+        last_step, patience = 0, int(o["patience"])
         snapshot = ctx.resume.load() if ctx.resume is not None else None
         if snapshot is not None:
             model.load_state_dict(snapshot["model"])
@@ -164,6 +172,7 @@ class FineTune(EvaluationProtocol):
                 if h is not None:
                     h.train()
             for step, (idx, batch) in enumerate(batches, start=start + 1):
+                last_step = step
                 x = standard_augment(batch, gen)
                 contexts = [ConsistencyContext(model.backbone, head, model.fc, step, steps,
                                                ctx.num_classes, gen) for head in heads]
@@ -214,6 +223,9 @@ class FineTune(EvaluationProtocol):
                     elapsed = time.perf_counter() - started
                     bar.epoch_done(len(curve), mean_loss,
                                    (step - start) * len(idx) / max(elapsed, 1e-9), val=val_acc)
+                    if patience and checks_since_best(
+                            [p["val_accuracy"] for p in curve]) >= patience:
+                        break     # early stopping: the best model is kept below, as always
                     if ctx.resume is not None and step < steps and ctx.resume.due():
                         ctx.resume.save({
                             "step": step, "curve": curve, "best": best,
@@ -222,6 +234,7 @@ class FineTune(EvaluationProtocol):
                             "optimizer": optimizer.state_dict(),
                             "schedule": schedule.state_dict(), "random": random_states(gen),
                             "seconds": seconds_before + elapsed})
+        last_step = max(last_step, start)   # a snapshot taken at the last step runs no more
         model.load_state_dict(best["state"])
         model.eval()
 
@@ -230,15 +243,20 @@ class FineTune(EvaluationProtocol):
 
         return ProtocolResult(predict_split, best["val_accuracy"],
                               {"chosen_step": best["step"], "chosen": f"step {best['step']}",
-                               "steps": steps,
-                               "epochs": steps * batch_size / len(labels),
-                               **convergence(curve, len(ctx.val)), "curve": curve,
+                               "steps": steps, "last_step": last_step,
+                               "budget_reached": last_step >= steps,
+                               "epochs": last_step * batch_size / len(labels),
+                               **convergence(curve, len(ctx.val), last_step < steps),
+                               "curve": curve,
                                "resumed_at_step": start or None,
                                "seconds": seconds_before + time.perf_counter() - started})
 
 
-def convergence(curve: list[dict], n_val: int) -> dict:
+def convergence(curve: list[dict], n_val: int, stopped_early: bool = False) -> dict:
     """Whether a fine-tuning run looks converged, from its validation curve.
+
+    A run that ``stopped_early`` (its patience ran out) converged by definition: validation
+    accuracy had stopped improving.
 
     ``chosen_at_last_check``: the best check is the last one (recorded as it is).
     ``still_improving``: the best check is among the last ones (the last tenth of the checks,
@@ -253,7 +271,8 @@ def convergence(curve: list[dict], n_val: int) -> dict:
     p = accs[best]
     se = math.sqrt(max(p * (1 - p), 1e-12) / max(1, n_val))
     earlier = accs[:len(accs) - tail]
-    rising = best >= len(accs) - tail and bool(earlier) and p - max(earlier) > se
+    rising = (not stopped_early and best >= len(accs) - tail and bool(earlier)
+              and p - max(earlier) > se)
     return {"converged": not rising, "chosen_at_last_check": best == len(accs) - 1,
             "still_improving": rising}
 
