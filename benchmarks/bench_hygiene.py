@@ -44,3 +44,36 @@ def test_decode_only(benchmark, data):
     rate = record(benchmark, "hygiene_decode", n)
     if "hygiene" in FIGURES and rate == rate:
         benchmark.extra_info["hygiene_vs_decode"] = FIGURES["hygiene"] / rate
+
+
+# ------------------------------------------------------------------ the decode cache (issue 15)
+# What a run does with a data set it holds whole: the duplicate check (which decodes), then
+# placing the same pixels. With sslbench._core.decoded the check decodes through the disk
+# cache and placement takes the rows from memory; a second run (a new process: a new
+# DecodedImages) reads the digests and the cached pixels instead of decoding.
+
+def _load_for_a_run(data: ImageData, cache) -> None:
+    find_duplicates(data, WORKERS, decoded=cache)
+    cache.decode(data.train_images, WORKERS)
+    cache.decode(data.test_images, WORKERS)
+    cache.release()
+
+
+def test_data_pass_first_run(benchmark, data, tmp_path):
+    from sslbench._core.decoded import DecodedImages
+    n = len(data.train_labels) + len(data.test_labels)
+    rounds = iter(range(100))
+    benchmark.pedantic(_load_for_a_run, setup=lambda: (
+        (data, DecodedImages(tmp_path / f"empty{next(rounds)}")), {}), rounds=3, iterations=1)
+    record(benchmark, "data_pass_first", n)
+
+
+def test_data_pass_second_run(benchmark, data, tmp_path):
+    from sslbench._core.decoded import DecodedImages
+    n = len(data.train_labels) + len(data.test_labels)
+    _load_for_a_run(data, DecodedImages(tmp_path / "warm"))
+    benchmark.pedantic(_load_for_a_run, setup=lambda: (
+        (data, DecodedImages(tmp_path / "warm")), {}), rounds=3, iterations=1)
+    rate = record(benchmark, "data_pass_second", n)
+    if "data_pass_first" in FIGURES and rate == rate:
+        benchmark.extra_info["second_vs_first"] = rate / FIGURES["data_pass_first"]

@@ -39,6 +39,7 @@ from torch.utils.data import DataLoader, Dataset
 from ..data import ImageData
 from ..errors import SSLBenchError
 from ..images import DecodeFailure, ImageFiles, pil_to_uint8
+from .decoded import DecodedImages
 
 NEAR_BITS = 4          # pHash bits two images may differ in and still count as near duplicates
 HASH_SIDE = 32         # the side of the grayscale image whose DCT makes the hash
@@ -104,11 +105,19 @@ def _identity(batch):
 
 
 def image_hashes(images: torch.Tensor | ImageFiles, workers: int = 0,
-                 batch_size: int = 256) -> tuple[list[str], np.ndarray]:
-    """(exact digests, pHashes) of every image of a split, in order."""
+                 batch_size: int = 256, decoded: DecodedImages | None = None
+                 ) -> tuple[list[str], np.ndarray]:
+    """(exact digests, pHashes) of every image of a split, in order. With ``decoded`` (a
+    split that the run will hold whole in memory), image files are decoded through its disk
+    cache, and the run places the same pixels without decoding them again."""
     digests: list[str] = []
     hashes: list[np.ndarray] = []
-    if isinstance(images, ImageFiles):
+    if isinstance(images, ImageFiles) and decoded is not None:
+        digests = decoded.digests(images)
+        images = decoded.decode(images, workers)
+        hashes = [perceptual_hash(images[i:i + batch_size])
+                  for i in range(0, len(images), batch_size)]
+    elif isinstance(images, ImageFiles):
         loader = DataLoader(_HashedFiles(images),
                             batch_sampler=[list(range(i, min(i + batch_size, len(images))))
                                            for i in range(0, len(images), batch_size)],
@@ -245,15 +254,16 @@ def _names(images, split: str) -> list[str]:
     return [f"{split}[{i}]" for i in range(len(images))]
 
 
-def find_duplicates(data: ImageData, workers: int = 0,
-                    near_bits: int = NEAR_BITS) -> HygieneReport:
-    """Every group of exact or near-duplicate images in the train and test splits."""
+def find_duplicates(data: ImageData, workers: int = 0, near_bits: int = NEAR_BITS,
+                    decoded: DecodedImages | None = None) -> HygieneReport:
+    """Every group of exact or near-duplicate images in the train and test splits (image
+    files decoded through ``decoded``, when given: see :func:`image_hashes`)."""
     members: list[Member] = []
     digests: list[str] = []
     hashes: list[np.ndarray] = []
     for split in ("train", "test"):
         images, labels = getattr(data, f"{split}_images"), getattr(data, f"{split}_labels")
-        d, h = image_hashes(images, workers)
+        d, h = image_hashes(images, workers, decoded=decoded)
         digests += d
         hashes.append(h)
         members += [Member(split, i, int(y), name) for i, (y, name) in

@@ -26,10 +26,12 @@ from dataclasses import dataclass, field
 
 import torch
 
-from ..data import Splits
+from ..data import ImageData, Splits
 from ..errors import SSLBenchError
-from ..images import (ConcatSource, Images, ResidentImages, StreamedImages, decode_all,
-                     host_source, nbytes, take)
+from ..images import (ConcatSource, ImageFiles, Images, ResidentImages, StreamedImages,
+                      host_source, nbytes, take)
+from ..images import decode_all as _decode_all
+from .decoded import DecodedImages
 
 STREAM_MODES = ("auto", "never", "always")
 STATS_SAMPLE = 10_000   # images sampled for the channel statistics of a streamed pool
@@ -89,20 +91,33 @@ class PlacedData:
         return {**where, **self.notes}
 
 
-def place(splits: Splits, device: torch.device, mode: str, workers: int) -> PlacedData:
-    """Decide, per :data:`STREAM_MODES` ``mode``, where the splits' images live, and put them
-    there. Resident images are decoded once, by ``workers`` DataLoader processes."""
+def _sources(data: ImageData) -> list:
+    return [data.train_images, data.test_images] + (
+        [data.unlabeled_images] if data.unlabeled_images is not None else [])
+
+
+def held_whole(data: ImageData, device: torch.device, mode: str) -> bool:
+    """Whether :func:`place` will hold ``data`` on the device (decoded whole) rather than
+    stream it, per :data:`STREAM_MODES` ``mode``."""
     if mode not in STREAM_MODES:
         raise SSLBenchError(f"unknown --stream mode {mode!r}; use {', '.join(STREAM_MODES)}")
-    data = splits.data
-    sources = [data.train_images, data.test_images] + (
-        [data.unlabeled_images] if data.unlabeled_images is not None else [])
-    total = sum(nbytes(s) for s in sources)
-    budget = free_memory(device) // 2
+    sources = _sources(data)
     decoded = all(isinstance(s, torch.Tensor) for s in sources)
-    if mode == "never" or (mode == "auto" and ((device.type == "cpu" and decoded)
-                                                or total <= budget)):
-        return _place_resident(splits, device, workers)
+    return mode == "never" or (mode == "auto" and (
+        (device.type == "cpu" and decoded)
+        or sum(nbytes(s) for s in sources) <= free_memory(device) // 2))
+
+
+def place(splits: Splits, device: torch.device, mode: str, workers: int,
+          decoded: DecodedImages | None = None) -> PlacedData:
+    """Decide, per :data:`STREAM_MODES` ``mode``, where the splits' images live, and put them
+    there. Resident images are decoded once, by ``workers`` DataLoader processes (through
+    ``decoded``'s cache, when given: :mod:`sslbench._core.decoded`)."""
+    data = splits.data
+    if held_whole(data, device, mode):
+        return _place_resident(splits, device, workers, decoded)
+    total = sum(nbytes(s) for s in _sources(data))
+    budget = free_memory(device) // 2
     return _place_streamed(splits, device, workers, 0 if mode == "always" else budget,
                            {"reason": (f"--stream {mode}" if mode == "always" else
                                        f"{total / 2**30:.1f} GiB of images > half the "
@@ -110,9 +125,16 @@ def place(splits: Splits, device: torch.device, mode: str, workers: int) -> Plac
                             "workers": workers})
 
 
-def _place_resident(splits: Splits, device: torch.device, workers: int) -> PlacedData:
+def _place_resident(splits: Splits, device: torch.device, workers: int,
+                    decoded: DecodedImages | None) -> PlacedData:
     data = splits.data
-    train = decode_all(data.train_images, workers)
+
+    def decode(images) -> torch.Tensor:
+        if decoded is not None and isinstance(images, ImageFiles):
+            return decoded.decode(images, workers)
+        return _decode_all(images, workers)
+
+    train = decode(data.train_images)
     pool = take(train, splits.pool_index).to(device)
     seen = torch.from_numpy(splits.pretraining_index).to(device)
     pretraining = pool if len(splits.holdout) == 0 else pool[seen]
@@ -120,13 +142,13 @@ def _place_resident(splits: Splits, device: torch.device, workers: int) -> Place
     stats = (x.mean(dim=(0, 2, 3)).cpu(), x.std(dim=(0, 2, 3)).cpu())
     del x
     if data.unlabeled_images is not None:
-        pretraining = torch.cat([pretraining, decode_all(data.unlabeled_images, workers).to(device)])
+        pretraining = torch.cat([pretraining, decode(data.unlabeled_images).to(device)])
     val = None if splits.per_cell_validation else ResidentImages(
         take(train, splits.val_index).to(device))
     return PlacedData(
         pool=ResidentImages(pool), pool_labels=splits.pool_labels.to(device),
         val=val, val_labels=None if val is None else splits.val_labels.to(device),
-        test=ResidentImages(decode_all(data.test_images, workers).to(device)),
+        test=ResidentImages(decode(data.test_images).to(device)),
         test_labels=data.test_labels.to(device),
         pretraining=ResidentImages(pretraining),
         heldout=ResidentImages(pool[torch.from_numpy(splits.holdout).to(device)]),
@@ -169,7 +191,7 @@ def _size(images: Images) -> int:
 
 
 def _resident(images: StreamedImages) -> ResidentImages:
-    return ResidentImages(decode_all(images.source, images.workers).to(images.device))
+    return ResidentImages(_decode_all(images.source, images.workers).to(images.device))
 
 
 def _sampled_stats(pool: StreamedImages, seed: int) -> tuple[torch.Tensor, torch.Tensor]:

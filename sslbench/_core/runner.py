@@ -39,12 +39,13 @@ from .resume import ResumeFile
 from . import timing
 from .timing import timed
 from .features import FeatureCache, FeatureStore
+from .decoded import DecodedImages
 from .fractions import fraction_key, labeled_split, labeled_subset
 from .grid import (SCRATCH, Cell, TaskPlan, Unit, build_plans, references_of, route_options,
                    slug, split_file_stem, task_configs, units_of)
 from .hygiene import HygieneReport, deduplicate, find_duplicates
 from ..images import default_workers
-from .placement import PlacedData, place
+from .placement import PlacedData, held_whole, place
 from .plugins import PluginHost
 from .progress import Reporter
 from ..protocol import EvalContext, EvaluationProtocol, Split
@@ -154,6 +155,7 @@ class Sweep:
                                     f"{slug(name)!r} in the results; give their folders "
                                     "different names or run them with different --out")
         self.features = FeatureCache(self.cache_dir / "features", warn=self._warn_once)
+        self.decoded = DecodedImages(self.cache_dir / "decoded", warn=self._warn_once)
         self.checkpoints = CheckpointStore(self.cache_dir, self._warn_once)
         self.checkpoints_trained = 0
         self.workers = config.workers if config.workers is not None else default_workers()
@@ -356,7 +358,8 @@ class Sweep:
         splits = make_splits(data, s["validation"], s["val_fraction"], s["pretext_holdout"],
                              split_seed)
         self._write_split_files(ds, splits, hygiene)
-        placed = place(splits, self.device, self.config.stream, self.workers)
+        placed = place(splits, self.device, self.config.stream, self.workers, self.decoded)
+        self.decoded.release()
         if placed.streamed:
             self.reporter.log(f"streaming {ds} through {self.workers} DataLoader workers "
                               f"({placed.notes['reason']})")
@@ -389,7 +392,10 @@ class Sweep:
         if len(self.config.split_seeds) > 1 and "split_seed" not in data.provenance:
             self._warn_once(f"{name} has a fixed test split: its split seeds differ only in "
                             "the pretext hold-out (and a fixed validation split)")
-        hygiene = find_duplicates(data, self.workers)
+        # a data set held whole is decoded once, through the disk cache, for the duplicate
+        # check and the placement alike
+        whole = held_whole(data, self.device, self.config.stream)
+        hygiene = find_duplicates(data, self.workers, decoded=self.decoded if whole else None)
         hygiene.dataset = name
         if self.config.dedup and hygiene.groups:
             data = deduplicate(data, hygiene)
