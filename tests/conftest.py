@@ -96,3 +96,27 @@ def fast_run(cli, tmp_path):
         return cli("run", "--quiet", "--out", str(out), "--cache-dir", str(tmp_path / "cache"),
                    "--resolution", "16", *FAST_FLAGS, *args)
     return run
+
+
+def hand_made_record(task, protocol, fraction, seed, acc, status="ok", seconds=None):
+    """A minimal record of a finished (or failed) cell, for leaderboard and report tests."""
+    return {"schema": 1, "dataset": "digits", "backbone": "smallcnn", "task": task,
+            "protocol": protocol, "fraction": fraction, "seed": seed, "status": status,
+            "preset": "quick", "error": None if status == "ok" else "boom",
+            "metrics": {"test_accuracy": acc} if status == "ok" else None,
+            "pretraining": {"seconds": seconds} if seconds else None,
+            "settings": {"resolution": 32, "pretrain_epochs": 15, "finetune_steps": 300},
+            "sweep": {"protocols": ["linear", "finetune"]}}
+
+
+@pytest.fixture
+def load(tmp_path):
+    """``load(name)``: a data set through the plugin host, at 16 px, data under tmp_path."""
+    from sslbench._core.plugins import PluginHost
+    from sslbench.data import DatasetRequest
+    host = PluginHost.from_environment()
+
+    def run(name, download=False):
+        spec, argument = host.dataset(name)
+        return spec.load(DatasetRequest(argument, 16, str(tmp_path), download=download))
+    return run

@@ -15,13 +15,6 @@ def test_backbone_exposes_pooled_features_per_stage(name, resolution):
     assert torch.allclose(backbone(x), stages[-1], atol=1e-5)
 
 
-def test_resnet_stem_is_adapted_for_small_images_only():
-    host = PluginHost.from_environment()
-    small, large = host.backbone("resnet18").create(32), host.backbone("resnet18").create(128)
-    assert small.stem_adapted and small.net.conv1.stride == (1, 1)
-    assert not large.stem_adapted and large.net.conv1.stride == (2, 2)
-
-
 def test_input_statistics_travel_with_the_state_dict():
     host = PluginHost.from_environment()
     a = host.backbone("smallcnn").create(16)

@@ -1,5 +1,7 @@
+"""The linear probe (sslbench_plugins.protocols.linear): L2-regularised logistic regression,
+and its L2 grid walked with warm starts."""
+
 import torch
-from sslbench_plugins.protocols.knn import knn_predict
 from sslbench_plugins.protocols.linear import fit_l2_path, fit_logistic_regression
 
 
@@ -17,12 +19,6 @@ def test_logistic_regression_separates_blobs_and_l2_shrinks_weights():
     assert ((x @ w + b).argmax(1) == y).float().mean() > 0.95
     w_strong, _, _ = fit_logistic_regression(x, y, 3, l2=10.0, max_iter=100)
     assert w_strong.norm() < w.norm()
-
-
-def test_knn_recovers_labels_of_blobs():
-    x, y = blobs()
-    xq, yq = blobs(seed=0)
-    assert (knn_predict(x, y, xq + 0.01, k=5, num_classes=3) == yq).float().mean() > 0.95
 
 
 def test_the_warm_started_l2_path_reaches_the_independent_solutions_in_fewer_iterations():

@@ -6,7 +6,7 @@ import shutil
 import subprocess
 
 import pytest
-from test_reports import record
+from conftest import hand_made_record as record
 
 from sslbench.leaderboard import Leaderboard
 from sslbench._core.plugins import PluginHost

@@ -7,18 +7,10 @@ from html.parser import HTMLParser
 
 import pytest
 
+from conftest import hand_made_record as record
+
 from sslbench.leaderboard import Leaderboard
 from sslbench._core.plugins import PluginHost
-
-
-def record(task, protocol, fraction, seed, acc, status="ok", seconds=None):
-    return {"schema": 1, "dataset": "digits", "backbone": "smallcnn", "task": task,
-            "protocol": protocol, "fraction": fraction, "seed": seed, "status": status,
-            "preset": "quick", "error": None if status == "ok" else "boom",
-            "metrics": {"test_accuracy": acc} if status == "ok" else None,
-            "pretraining": {"seconds": seconds} if seconds else None,
-            "settings": {"resolution": 32, "pretrain_epochs": 15, "finetune_steps": 300},
-            "sweep": {"protocols": ["linear", "finetune"]}}
 
 
 @pytest.fixture

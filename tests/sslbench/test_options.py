@@ -99,9 +99,3 @@ def test_sweep_file_options_and_list(cli, fast_run, tmp_path):
     assert status == 0 and "max_iter=500" in out and "l2=[1e-05" in out
 
 
-def test_settings_page_is_generated_from_the_code():
-    from conftest import REPO
-
-    from sslbench._core.settingsdoc import render
-    assert (REPO / "docs" / "settings.md").read_text() == render(), \
-        "run: python -m sslbench._core.settingsdoc"

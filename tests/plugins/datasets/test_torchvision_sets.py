@@ -1,4 +1,4 @@
-"""Data set loaders on tiny files in the real on-disk formats, written here (no network).
+"""torchvision data sets (sslbench_plugins.datasets.torchvision_sets) on tiny files in the real on-disk formats, written here (no network).
 
 torchvision verifies the official files' MD5 sums; tiny files cannot match them, so these
 tests replace only that check (``check_integrity``) with an existence check.
@@ -13,21 +13,9 @@ import scipy.io
 import torch
 from PIL import Image
 
-from sslbench.data import DatasetRequest
 from sslbench.errors import SSLBenchError
-from sslbench._core.plugins import PluginHost
 
-RES = 16
-
-
-@pytest.fixture
-def load(tmp_path):
-    host = PluginHost.from_environment()
-
-    def run(name, download=False):
-        spec, argument = host.dataset(name)
-        return spec.load(DatasetRequest(argument, RES, str(tmp_path), download=download))
-    return run
+RES = 16   # the load fixture's resolution (tests/conftest.py)
 
 
 @pytest.fixture(autouse=True)
@@ -122,76 +110,3 @@ def test_flowers102_train_and_val_form_the_training_split(load, tmp_path):
 def test_missing_download_says_how_to_get_it(load):
     with pytest.raises(SSLBenchError, match="cifar10 not found.*--download"):
         load("cifar10")
-
-
-def test_imagefolder_split_is_stratified_and_recorded(load, image_folder):
-    data = load(f"imagefolder:{image_folder}")
-    assert data.classes == ["cat", "dog", "fox"]
-    assert len(data.train_labels) == 24 and len(data.test_labels) == 6
-    assert torch.bincount(data.test_labels).tolist() == [2, 2, 2]
-    assert len(data.provenance["test_files"]) == 6
-    assert data.train_images.shape[1:] == (3, RES, RES)
-
-
-def test_imagefolder_with_train_and_test_folders(load, tmp_path):
-    from conftest import write_image_folder
-    write_image_folder(tmp_path / "ds" / "train", per_class=4)
-    write_image_folder(tmp_path / "ds" / "test", per_class=2, seed=1)
-    data = load(f"imagefolder:{tmp_path / 'ds'}")
-    assert len(data.train_labels) == 12 and len(data.test_labels) == 6
-
-
-def test_digits_is_embedded(load):
-    data = load("digits")
-    assert data.num_classes == 10 and len(data.train_labels) + len(data.test_labels) == 1797
-    assert data.train_images.shape[1:] == (3, RES, RES)
-
-
-def test_image_folder_ignores_hidden_folders_and_follows_links_once(tmp_path):
-    """A notebook's .ipynb_checkpoints is not a class; a symlink loop inside a class folder
-    (daisy/up -> ..) and a second link to a file add nothing."""
-    from conftest import write_image_folder
-    root = write_image_folder(tmp_path / "imgs", classes=("daisy", "rose"), per_class=10)
-    (root / ".ipynb_checkpoints").mkdir()
-    (root / "daisy" / ".hidden.png").write_bytes((root / "daisy" / "000.png").read_bytes())
-    os.symlink("..", root / "daisy" / "up")
-    os.symlink(root / "rose" / "000.png", root / "rose" / "link.png")
-    spec, argument = PluginHost.from_environment().dataset(f"imagefolder:{root}")
-    data = spec.load(DatasetRequest(argument, 16, str(tmp_path)))
-    assert data.classes == ["daisy", "rose"]
-    assert len(data.train_labels) + len(data.test_labels) == 20
-
-
-def test_16_bit_and_float_greyscale_keep_their_values(tmp_path):
-    import numpy as np
-    from PIL import Image
-
-    from sslbench.images import decode_file
-    ramp = np.linspace(0, 65535, 32 * 32).reshape(32, 32).astype(np.uint16)
-    Image.fromarray(ramp).save(tmp_path / "deep.png")               # 16-bit greyscale PNG
-    assert Image.open(tmp_path / "deep.png").mode.startswith("I")
-    x = decode_file(str(tmp_path / "deep.png"), 32).float()
-    assert x.min() < 5 and x.max() > 250 and 100 < x.mean() < 155     # a ramp, not white
-    Image.fromarray((ramp / 65535).astype(np.float32)).save(tmp_path / "float.tif")
-    y = decode_file(str(tmp_path / "float.tif"), 32).float()
-    assert (x - y).abs().max() <= 1
-
-
-def test_links_out_of_the_data_set_are_followed(tmp_path):
-    """Class folders made of links to images stored elsewhere are the usual way to build a
-    subset: those are followed (a link into another class's folder is not)."""
-    import os
-
-    from conftest import write_image_folder
-    store = write_image_folder(tmp_path / "store", classes=("daisy", "rose"), per_class=6)
-    root = tmp_path / "subset"
-    for name in ("daisy", "rose"):
-        (root / name).mkdir(parents=True)
-        for i in range(3):
-            os.symlink(store / name / f"{i:03d}.png", root / name / f"{i}.png")
-    os.symlink(store / "daisy", root / "daisy" / "more")        # a linked folder
-    os.symlink(root / "rose", root / "daisy" / "roses")          # another class: not followed
-    spec, argument = PluginHost.from_environment().dataset(f"imagefolder:{root}")
-    data = spec.load(DatasetRequest(argument, 16, str(tmp_path)))
-    labels = torch.cat([data.train_labels, data.test_labels])
-    assert (labels == 0).sum() == 6 and (labels == 1).sum() == 3
