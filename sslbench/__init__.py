@@ -2,7 +2,7 @@
 
 Plugins import :data:`hookimpl` to mark their hook implementations (see
 :mod:`sslbench.hookspecs`). Notebooks call :func:`run_sweep`, which returns the leaderboard
-as a pandas DataFrame.
+as a pandas DataFrame; :func:`load_backbone` reads a backbone written by ``sslbench export``.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ hookimpl = pluggy.HookimplMarker("sslbench")
 
 from .errors import SSLBenchError  # noqa: E402
 
-__all__ = ["hookimpl", "run_sweep", "SSLBenchError", "__version__"]
+__all__ = ["hookimpl", "run_sweep", "load_backbone", "SSLBenchError", "__version__"]
 
 
 def __getattr__(name: str):
@@ -24,4 +24,7 @@ def __getattr__(name: str):
     if name == "run_sweep":
         from ._core.api import run_sweep
         return run_sweep
+    if name == "load_backbone":      # a backbone written by ``sslbench export``
+        from ._core.export import load_backbone
+        return load_backbone
     raise AttributeError(f"module 'sslbench' has no attribute {name!r}")

@@ -4,6 +4,7 @@ runs the CLI in-process and returns (exit status, stdout, stderr)."""
 from __future__ import annotations
 
 import os
+import textwrap
 from importlib import metadata
 from pathlib import Path
 
@@ -120,3 +121,54 @@ def load(tmp_path):
         spec, argument = host.dataset(name)
         return spec.load(DatasetRequest(argument, 16, str(tmp_path), download=download))
     return run
+
+
+# ---------------------------------------------------------------- plugin sources for tests
+# written to a file by a test and loaded with --plugin
+
+# a task whose loss is NaN: its cells must fail, with the reason, and the sweep go on
+NAN_TASK = textwrap.dedent('''
+    import torch
+    from torch import nn
+    import sslbench
+    from sslbench.task import PretextTask, TaskStep
+
+    class Exploding(PretextTask):
+        name = "exploding"
+        def build_head(self, backbone):
+            return nn.Linear(backbone.feature_dim, 2)
+        def pretext_loss(self, backbone, head, images, generator):
+            return TaskStep(head(backbone(images)).sum() * float("nan"))
+
+    @sslbench.hookimpl
+    def sslbench_tasks():
+        return [Exploding]
+''')
+
+# a small working task with an option, as a user's local plugin file would be
+LOCAL_TASK = textwrap.dedent('''
+    import torch, torch.nn.functional as F
+    from torch import nn
+    import sslbench
+    from sslbench.task import PretextTask, TaskStep
+
+    class Brightness(PretextTask):
+        """Predict which of 3 brightness levels was applied."""
+        name = "brightness"
+        description = "predict the brightness factor (test plugin)"
+        defaults = {"levels": 3}
+
+        def build_head(self, backbone):
+            return nn.Linear(backbone.feature_dim, self.options["levels"])
+
+        def pretext_loss(self, backbone, head, images, generator):
+            k = self.options["levels"]
+            t = torch.randint(0, k, (len(images),), device=images.device, generator=generator)
+            x = images * (0.4 + 0.6 * t.float() / (k - 1))[:, None, None, None]
+            logits = head(backbone(x))
+            return TaskStep(F.cross_entropy(logits, t), logits, t)
+
+    @sslbench.hookimpl
+    def sslbench_tasks():
+        return [Brightness]
+''')

@@ -281,6 +281,37 @@ def report(results_dirs, fmt, output, plugins, show_time) -> None:
         click.echo(text)
 
 
+@cli.command("export")
+@click.argument("source", type=click.Path())
+@click.option("--task", default=None, help="The task whose checkpoint (with SOURCE a folder).")
+@click.option("--seed", type=int, default=None, help="Its seed.")
+@click.option("--dataset", default=None, help="Its data set (when the folder has several).")
+@click.option("--backbone", default=None, help="Its backbone (when the folder has several).")
+@click.option("--cache-dir", type=click.Path(file_okay=False), default=None,
+              help="The cache the sweep used (default ~/.cache/sslbench).")
+@click.option("--keys", type=click.Choice(["auto", "timm", "sslbench"]), default="auto",
+              show_default=True,
+              help="Key names in the file: timm's own for a timm backbone (auto), or the "
+                   "sslbench backbone's.")
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
+              help="NAME.safetensors to write (NAME.json is written beside it).")
+def export_command(source, task, seed, dataset, backbone, cache_dir, keys, output) -> None:
+    """Write a pretrained backbone as safetensors, with a JSON saying what it is.
+
+    SOURCE is a record file (RESULTS/records/CELL.json) or a results folder narrowed to one
+    checkpoint by --task and --seed. Load it with sslbench.load_backbone(PATH), or with
+    plain timm for a timm backbone (docs/export.md)."""
+    from .export import export_checkpoint, find_record
+    from .runner import default_cache_dir
+    record = find_record(source, task, seed, dataset, backbone)
+    weights, meta = export_checkpoint(
+        record, Path(cache_dir) if cache_dir else default_cache_dir(), Path(output), keys,
+        warn=lambda m: click.echo(f"sslbench: warning: {m}", err=True))
+    click.echo(f"wrote {weights} and {meta} ({record['task']}, seed {record['seed']}, "
+               f"{record['backbone']} at {record['settings']['resolution']} px, "
+               f"from {record['cell_id']})")
+
+
 @cli.command()
 @click.argument("task_name", metavar="TASK")
 @click.option("--dataset", default="digits", show_default=True, help="Where the images come from.")

@@ -94,6 +94,11 @@ def _read(path: Path) -> tuple[dict[str, Any] | None, str | None]:
     return (None, problem) if problem else (record, None)
 
 
+def read_record_file(path: Path) -> tuple[dict[str, Any] | None, str | None]:
+    """(the record in ``path``, None), or (None, why it is not a record of this schema)."""
+    return _read(Path(path))
+
+
 def read_record(out: Path, cell_id: str) -> dict[str, Any] | None:
     """The cell's record, or None when there is none or it is not a readable record of this
     schema (the cell then counts as unfinished and runs again)."""

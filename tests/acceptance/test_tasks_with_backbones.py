@@ -56,7 +56,7 @@ def test_a_resolution_too_small_for_jigsaw_is_refused_before_anything_runs(fast_
 
 
 def test_show_of_a_task_without_preview_is_bad_input(cli, tmp_path):
-    from test_failed_cells import NAN_TASK
+    from conftest import NAN_TASK
     plugin = tmp_path / "exploding.py"
     plugin.write_text(NAN_TASK)
     status, _, err = cli("show", "exploding", "--plugin", str(plugin), "-o", str(tmp_path / "x.png"))

@@ -127,7 +127,7 @@ def test_report_merges_several_results_dirs(cli, fast_run, tmp_path):
 
 def test_report_shows_reference_numbers_from_the_records_alone(cli, fast_run, tmp_path):
     """The records carry the task's published numbers: the report needs no plugin."""
-    from test_plugins import LOCAL_TASK
+    from conftest import LOCAL_TASK
     plugin = tmp_path / "bright.py"
     source = LOCAL_TASK.replace(
         '    defaults = {"levels": 3}',

@@ -4,6 +4,7 @@ import textwrap
 from importlib import metadata
 
 import pytest
+from conftest import LOCAL_TASK
 
 import sslbench
 from sslbench.errors import SSLBenchError
@@ -79,34 +80,6 @@ def test_a_plugin_that_fails_to_import_is_reported_and_the_rest_load(monkeypatch
     assert "rotation" in host.registry("task")          # the others still load
     with pytest.raises(SSLBenchError, match="not used because they are broken.*broken"):
         host.task("broken_task")
-
-
-LOCAL_TASK = textwrap.dedent('''
-    import torch, torch.nn.functional as F
-    from torch import nn
-    import sslbench
-    from sslbench.task import PretextTask, TaskStep
-
-    class Brightness(PretextTask):
-        """Predict which of 3 brightness levels was applied."""
-        name = "brightness"
-        description = "predict the brightness factor (test plugin)"
-        defaults = {"levels": 3}
-
-        def build_head(self, backbone):
-            return nn.Linear(backbone.feature_dim, self.options["levels"])
-
-        def pretext_loss(self, backbone, head, images, generator):
-            k = self.options["levels"]
-            t = torch.randint(0, k, (len(images),), device=images.device, generator=generator)
-            x = images * (0.4 + 0.6 * t.float() / (k - 1))[:, None, None, None]
-            logits = head(backbone(x))
-            return TaskStep(F.cross_entropy(logits, t), logits, t)
-
-    @sslbench.hookimpl
-    def sslbench_tasks():
-        return [Brightness]
-''')
 
 
 def test_local_plugin_file_runs_through_the_cli(fast_run, cli, tmp_path, image_folder):

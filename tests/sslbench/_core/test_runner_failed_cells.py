@@ -1,25 +1,8 @@
 """A failure inside one cell is recorded with its reason and the sweep goes on."""
 
 import json
-import textwrap
 
-NAN_TASK = textwrap.dedent('''
-    import torch
-    from torch import nn
-    import sslbench
-    from sslbench.task import PretextTask, TaskStep
-
-    class Exploding(PretextTask):
-        name = "exploding"
-        def build_head(self, backbone):
-            return nn.Linear(backbone.feature_dim, 2)
-        def pretext_loss(self, backbone, head, images, generator):
-            return TaskStep(head(backbone(images)).sum() * float("nan"))
-
-    @sslbench.hookimpl
-    def sslbench_tasks():
-        return [Exploding]
-''')
+from conftest import NAN_TASK
 
 
 def test_nan_loss_fails_its_cells_and_the_sweep_goes_on(fast_run, tmp_path):
