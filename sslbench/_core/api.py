@@ -1,32 +1,80 @@
-"""The Python API: one function runs a sweep and returns its leaderboard."""
+"""The Python API for notebooks: run a sweep, or read a finished one, as :class:`Results`:
+shown as the leaderboard table in Jupyter, converted to a pandas DataFrame with
+:meth:`Results.to_frame`."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+from ..errors import SSLBenchError
 from .config import build_config, load_toml
 from ..leaderboard import Leaderboard
 from .plugins import PluginHost
 from .progress import Reporter
+from .records import load_records, merge_records
 from .runner import Sweep
 
 
+class Results:
+    """The records of one or more sweeps and their leaderboard.
+
+    In Jupyter it shows as the leaderboard (the ``html`` report: every table with its
+    statistics, the plots, where each number comes from); ``repr`` is the terminal table;
+    :meth:`to_frame` is the long summary (one row per task, protocol and fraction, with
+    mean, std and n over seeds); ``records`` are the records themselves and ``leaderboard``
+    the :class:`~sslbench.leaderboard.Leaderboard` behind all of these."""
+
+    def __init__(self, records: list[dict[str, Any]], host: PluginHost) -> None:
+        self.records = records
+        self.leaderboard = Leaderboard(records, host)
+        self._host = host
+
+    def to_frame(self) -> pd.DataFrame:
+        return self.leaderboard.summary()
+
+    def render(self, fmt: str) -> str:
+        """The leaderboard in a report format (table, markdown, html, latex, csv, ...)."""
+        return self._host.report_format(fmt).render(self.leaderboard)
+
+    def _repr_html_(self) -> str:
+        return self.render("html")
+
+    def __repr__(self) -> str:
+        return self.render("table")
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+
 def run_sweep(config_file: str | None = None, *, reporter: Reporter | None = None,
-              **options: Any) -> pd.DataFrame:
-    """Run (or resume) a sweep and return the leaderboard as a DataFrame.
+              **options: Any) -> Results:
+    """Run (or resume) a sweep and return its :class:`Results`.
 
     ``options`` are :class:`sslbench._core.config.SweepConfig` fields, for example::
 
         run_sweep(datasets=["digits"], tasks=["rotation"], fractions=[0.1, 1.0],
                   settings={"pretrain_epochs": 5}, out="results/try")
-
-    The frame is the long summary (one row per task, protocol and fraction, with mean, std
-    and n over seeds); ``Leaderboard(records).display()`` gives the printed table.
     """
     config = build_config(load_toml(config_file) if config_file else None, **options)
     host = PluginHost.from_environment(config.plugins)
     sweep = Sweep(config, host, reporter)
-    records = sweep.run()
-    return Leaderboard(records).summary()
+    return Results(sweep.run(), host)
+
+
+def load_results(*directories: str | Path, plugins: list[str] | None = None) -> Results:
+    """The :class:`Results` of finished sweeps' folders (their ``--out``), merged as
+    ``sslbench report DIR...`` merges them."""
+    if not directories:
+        raise SSLBenchError("load_results needs at least one results folder")
+    sources = []
+    for d in directories:
+        if not Path(d).is_dir():
+            raise SSLBenchError(f"results directory {str(d)!r} does not exist")
+        found = load_records(d)
+        if not found:
+            raise SSLBenchError(f"no result records in {str(d)!r}")
+        sources.append((str(d), found))
+    return Results(merge_records(sources), PluginHost.from_environment(plugins or []))

@@ -57,6 +57,7 @@ def test_cpu_run_is_deterministic(tmp_path):
                   settings={**FAST, "resolution": 16}, options=FAST_OPTIONS)
     a = sslbench.run_sweep(out=str(tmp_path / "a"), cache_dir=str(tmp_path / "ca"), **kwargs)
     b = sslbench.run_sweep(out=str(tmp_path / "b"), cache_dir=str(tmp_path / "cb"), **kwargs)
+    a, b = a.to_frame(), b.to_frame()
     assert a["mean"].tolist() == b["mean"].tolist()
     assert set(a["task"]) == {"rotation", "scratch"} and len(a) == 4
 

@@ -143,7 +143,7 @@ def test_bf16_autocast_path_runs_every_task_and_protocol(monkeypatch, tmp_path):
         tasks=["rotation", "exemplar", "jigsaw", "relpatch", "rotation+uda"], fractions=[0.5],
         protocols=["linear", "finetune", "knn"], stream="always", workers=0,
         task_options={"exemplar": {"num_exemplars": 50}, "jigsaw": {"permutations": 10}},
-        settings={**FAST, "resolution": 32}, options=FAST_OPTIONS)
+        settings={**FAST, "resolution": 32}, options=FAST_OPTIONS).to_frame()
     assert frame["n_failed"].sum() == 0 and len(frame) == 1 + 3 * 5
     record = json.loads(next((tmp_path / "out" / "records").glob("*jigsaw*linear*")).read_text())
     assert record["precision"] == "bfloat16"
