@@ -21,7 +21,7 @@ from .config import (_deep_merge, build_config, load_toml, parse_assignments, pa
 from ..errors import SSLBenchError
 from .door import KINDS as DOOR_KINDS
 from .plugins import KINDS, PluginHost
-from .progress import Reporter, RichReporter
+from .progress import LogReporter, Reporter, RichReporter, TeeReporter
 from .records import load_records, merge_records
 
 plugin_option = click.option(
@@ -148,7 +148,13 @@ def run(config_file, datasets, backbones, tasks, fractions, protocols, seeds, pr
         engine.close()
         raise
     init_from_environment(config.device)      # under torchrun: join its process group
-    reporter = Reporter() if quiet or dry_run or not is_writer() else RichReporter()
+    # on a terminal, bars; redirected to a file or a CI log, plain lines (bars would show
+    # nothing until the end); --quiet: neither. Every run also logs to OUT/logs/.
+    if quiet or dry_run or not is_writer():
+        reporter: Reporter = Reporter()
+    else:
+        reporter = RichReporter() if sys.stderr.isatty() else LogReporter(sys.stderr)
+    log_file = None
     try:
         from .runner import Sweep   # torch and the runner: imported when a sweep runs
         sweep = Sweep(config, host, reporter)
@@ -157,12 +163,18 @@ def run(config_file, datasets, backbones, tasks, fractions, protocols, seeds, pr
             click.echo(describe_plan(sweep))
             return
         engine.check(sweep.out)            # a bad engine option: one line, before any unit
+        if is_writer():
+            log_file = _open_log(sweep.out)
+            if log_file is not None:
+                reporter = sweep.reporter = TeeReporter(reporter, LogReporter(log_file))
         records = sweep.run(engine)
     except BaseException:
         engine.close()
         raise
     finally:
         reporter.close()
+        if log_file is not None:
+            log_file.close()
     if getattr(engine, "submitted", None) and not config.wait:
         first = engine.submitted[0].split("_")[0]
         click.echo(f"submitted {len(engine.submitted)} units as Slurm jobs {first}_[...]; "
@@ -183,6 +195,20 @@ def run(config_file, datasets, backbones, tasks, fractions, protocols, seeds, pr
     click.echo(f"{len(records)} records in {sweep.out}/records"
                + (f"; {len(failed)} failed (see their 'error')" if failed else ""))
     sys.exit(1 if failed else 0)
+
+
+def _open_log(out: Path):
+    """This run's log file, ``OUT/logs/RUN.log`` (the time account's name), line-buffered;
+    None (with a warning) where it cannot be written: a log must not stop a sweep."""
+    from .timing import COMMAND_STARTED, run_name
+    path = Path(out) / "logs" / f"{run_name(COMMAND_STARTED or time.time())}.log"
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return open(path, "a", buffering=1, encoding="utf-8")
+    except OSError as exc:
+        click.echo(f"sslbench: warning: no log file {str(path)!r}: {exc.strerror or exc}",
+                   err=True)
+        return None
 
 
 @cli.command("list")
@@ -279,6 +305,59 @@ def report(results_dirs, fmt, output, plugins, show_time) -> None:
         click.echo(f"wrote {output}")
     else:
         click.echo(text)
+
+
+@cli.command()
+@click.argument("out", type=click.Path())
+@plugin_option
+def status(out, plugins) -> None:
+    """Finished, failed and missing cells of a results folder.
+
+    The grid is that of the sweep that wrote the folder's newest record; a cell is finished
+    when its record is of the configuration that grid computes now (else it is stale: a
+    rerun of the sweep recomputes it). For what a sweep would run, use
+    `sslbench run ... --dry-run`."""
+    from dataclasses import fields
+    from .config import SweepConfig
+    from .progress import Reporter as Silent
+    if not Path(out).is_dir():
+        raise SSLBenchError(f"results directory {out!r} does not exist")
+    records = load_records(out, warn=lambda m: click.echo(f"sslbench: warning: {m}", err=True))
+    if not records:
+        raise SSLBenchError(f"no result records in {out!r}")
+    newest = max(records, key=lambda r: r.get("finished_at") or "")
+    known = {f.name for f in fields(SweepConfig)}
+    given = {k: v for k, v in (newest.get("sweep") or {}).items() if k in known}
+    config = SweepConfig(**{**given, "out": out, "plugins": list(plugins) or given.get("plugins")
+                            or [], "executor": "local"})
+    host = _host(config.plugins)
+    from .runner import Sweep
+    sweep = Sweep(config, host, Silent())
+    by_id = {r["cell_id"]: r for r in records}
+    finished, failed, stale, missing = [], [], [], []
+    for cell in sweep.cells:
+        r = by_id.get(cell.id)
+        if r is None:
+            missing.append(cell.id)
+        elif r["status"] != "ok":
+            failed.append((cell.id, r.get("error") or "?"))
+        elif r.get("config_hash") != cell.config_hash:
+            stale.append(cell.id)
+        else:
+            finished.append(cell.id)
+    grid = {c.id for c in sweep.cells}
+    others = [r for r in records if r["cell_id"] not in grid]
+    click.echo(f"{out}: the grid of its newest sweep ({newest.get('finished_at', '?')}) has "
+               f"{len(sweep.cells)} cells: {len(finished)} finished, {len(failed)} failed, "
+               f"{len(stale)} stale (another configuration), {len(missing)} missing"
+               + (f"; {len(others)} more records of other grids" if others else ""))
+    shown = 20
+    for label, items in (("failed ", [f"{c}: {e.splitlines()[0][:160]}" for c, e in failed]),
+                         ("stale  ", stale), ("missing", missing)):
+        for item in items[:shown]:
+            click.echo(f"  {label} {item}")
+        if len(items) > shown:
+            click.echo(f"  {label} ... and {len(items) - shown} more")
 
 
 @cli.command("export")

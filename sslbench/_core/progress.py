@@ -1,12 +1,19 @@
-"""Progress display: the sweep (cells done of total, time left) and each training run
-(epoch, loss, images/s), drawn with rich. Training loops report once per epoch, after the
-one host-device synchronisation that reading the epoch's loss needs."""
+"""Progress: the sweep (cells done of total, the cell running, time left) and each training
+run (epoch, loss, images/s, time left). Training loops report once per epoch (or validation
+check), after the one host-device synchronisation that reading the loss needs.
+
+Three ways to show it: :class:`RichReporter` draws bars on a terminal; :class:`LogReporter`
+writes plain, timestamped lines, for a run whose output goes to a file or a CI log (where
+bars would show nothing until the end); :class:`TeeReporter` sends the same progress to
+two of them: every run of the command line also writes its log under ``OUT/logs/``."""
 
 from __future__ import annotations
 
 import contextlib
 import sys
+import time
 from collections.abc import Iterator
+from typing import TextIO
 
 from rich.console import Console
 from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
@@ -19,6 +26,8 @@ class Reporter:
     console: Console | None = None
 
     def sweep_started(self, total_cells: int) -> None: ...
+
+    def cell_started(self, label: str) -> None: ...
 
     def cell_done(self, label: str) -> None: ...
 
@@ -57,6 +66,10 @@ class RichReporter(Reporter):
     def sweep_started(self, total_cells: int) -> None:
         self._sweep = self._progress.add_task("sweep cells", total=total_cells, info="")
 
+    def cell_started(self, label: str) -> None:
+        if self._sweep is not None:
+            self._progress.update(self._sweep, info=f"running {label}")
+
     def cell_done(self, label: str) -> None:
         if self._sweep is not None:
             self._progress.update(self._sweep, advance=1, info=label)
@@ -85,3 +98,108 @@ class RichReporter(Reporter):
 
     def close(self) -> None:
         self._progress.stop()
+
+
+def _duration(seconds: float) -> str:
+    seconds = max(0, int(seconds))
+    h, m, sec = seconds // 3600, seconds // 60 % 60, seconds % 60
+    return f"{h}h{m:02d}m" if h else f"{m}m{sec:02d}s" if m else f"{sec}s"
+
+
+class LogReporter(Reporter):
+    """Plain lines, each with the time of day: the sweep's start, each cell's start and end
+    (with how many are done and the time left at the rate so far), every training epoch or
+    validation check (loss, throughput, metrics, time left), information and warnings."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+        self._total = 0
+        self._done = 0
+        self._started = time.monotonic()
+        self._counted = 0          # cells done by this process (the rate of time left)
+
+    def _line(self, text: str) -> None:
+        try:
+            self.stream.write(f"{time.strftime('%H:%M:%S')} {text}\n")
+            self.stream.flush()
+        except (OSError, ValueError):      # a closed or full log must not stop the sweep
+            pass
+
+    def sweep_started(self, total_cells: int) -> None:
+        self._total, self._started = total_cells, time.monotonic()
+        self._line(f"sweep: {total_cells} cells")
+
+    def cell_started(self, label: str) -> None:
+        self._line(f"cell {label}: started")
+
+    def cell_done(self, label: str) -> None:
+        self._done += 1
+        cached = label.endswith("(cached)")
+        if not cached:
+            self._counted += 1
+        left = ""
+        if self._counted and self._done < self._total:
+            rate = (time.monotonic() - self._started) / self._counted
+            left = f", about {_duration(rate * (self._total - self._done))} left"
+        self._line(f"cell {label}: done ({self._done}/{self._total}{left})")
+
+    def log(self, message: str) -> None:
+        self._line(message)
+
+    def warn(self, message: str) -> None:
+        self._line(f"sslbench: warning: {message}")
+
+    @contextlib.contextmanager
+    def training(self, label: str, total_epochs: int) -> Iterator[TrainingProgress]:
+        line, started = self._line, time.monotonic()
+
+        class _Lines(TrainingProgress):
+            def epoch_done(self, epoch, loss, images_per_s, **metrics):
+                extra = "".join(f" {k} {v:.3f}" for k, v in metrics.items())
+                spent = time.monotonic() - started
+                left = spent / max(epoch, 1) * (total_epochs - epoch)
+                line(f"  {label}: {epoch}/{total_epochs} loss {loss:.3f} "
+                     f"{images_per_s:,.0f} img/s{extra}, {_duration(left)} left")
+        yield _Lines()
+
+
+class TeeReporter(Reporter):
+    """The same progress to two reporters (the screen's and the log file's)."""
+
+    def __init__(self, first: Reporter, second: Reporter) -> None:
+        self.first, self.second = first, second
+        self.console = first.console
+
+    def sweep_started(self, total_cells: int) -> None:
+        self.first.sweep_started(total_cells)
+        self.second.sweep_started(total_cells)
+
+    def cell_started(self, label: str) -> None:
+        self.first.cell_started(label)
+        self.second.cell_started(label)
+
+    def cell_done(self, label: str) -> None:
+        self.first.cell_done(label)
+        self.second.cell_done(label)
+
+    def log(self, message: str) -> None:
+        self.first.log(message)
+        self.second.log(message)
+
+    def warn(self, message: str) -> None:
+        self.first.warn(message)
+        self.second.warn(message)
+
+    @contextlib.contextmanager
+    def training(self, label: str, total_epochs: int) -> Iterator[TrainingProgress]:
+        with self.first.training(label, total_epochs) as a, \
+                self.second.training(label, total_epochs) as b:
+            class _Both(TrainingProgress):
+                def epoch_done(self, *args, **kwargs):
+                    a.epoch_done(*args, **kwargs)
+                    b.epoch_done(*args, **kwargs)
+            yield _Both()
+
+    def close(self) -> None:
+        self.first.close()
+        self.second.close()

@@ -565,6 +565,7 @@ class Sweep:
             self.features, ckpt_id, {"pool": placed.pool, "val": placed.val, "test": placed.test},
             lambda: self._trained_backbone(bb, seed, placed, state), self.device, self.dtype)
         for cell in cells:
+            self.reporter.cell_started(cell.id)
             if is_writer():
                 self.host.notify("sslbench_cell_start", self._warn_once, cell=cell)
             record = self._base_record(cell, plan, splits, placed, hygiene)

@@ -105,6 +105,13 @@ def add(into: dict[str, float], charges: dict[str, float]) -> None:
         into[key] = into.get(key, 0.0) + value
 
 
+def run_name(started: float) -> str:
+    """One run of the command, named by when it started, the host and the process: its time
+    account (``OUT/time/NAME.json``) and its log (``OUT/logs/NAME.log``) share the name."""
+    run = time.strftime("%Y%m%dT%H%M%S", time.localtime(started))
+    return f"{run}-{socket.gethostname()}-{os.getpid()}"
+
+
 def write_run(out: Path, *, started: float, executor: str, sweep_started: float,
               units: dict[str, dict[str, float]], cells: dict[str, dict[str, float]],
               local: bool) -> Path:
@@ -123,8 +130,7 @@ def write_run(out: Path, *, started: float, executor: str, sweep_started: float,
     if local:
         total["other"] = max(0.0, wall - sum(total.values()))
     model = sum(total.get(k, 0.0) for k in MODEL_WORK)
-    run = time.strftime("%Y%m%dT%H%M%S", time.localtime(started))
-    path = Path(out) / TIME_DIR / f"{run}-{socket.gethostname()}-{os.getpid()}.json"
+    path = Path(out) / TIME_DIR / f"{run_name(started)}.json"
     atomic_write_json(path, {
         "started": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(started)),
         "executor": executor, "wall_s": round(wall, 3),
