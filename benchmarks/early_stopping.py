@@ -10,7 +10,8 @@ record, and every patience, the step where it would stop, the check it would cho
 validation images that choice loses are exact. Its test accuracy is not in the records when
 the choice differs; that is what the second measurement runs.
 
-``run``: the same sweep run with the full budget and with each patience, paired by cell.
+``run``: the same sweep run with the full budget and with each patience, paired by cell
+(``compare OUT`` redoes only the comparison of the folders it wrote).
     python benchmarks/early_stopping.py run --patience 5,8 --seeds 0,1,2 --out /tmp/es \\
         --dataset imagefolder:../shared/data/flowers
 Reports, per patience, the fine-tuning steps and seconds against the full budget (a ratio
@@ -28,7 +29,7 @@ from collections import defaultdict
 from pathlib import Path
 
 from sslbench._core.records import load_records
-from sslbench._core.stats import compare, paired_t
+from sslbench._core.stats import compare as paired_compare, paired_t
 from sslbench.training import checks_since_best
 
 
@@ -82,7 +83,13 @@ def run(args: argparse.Namespace) -> None:
         cmd = base + ["--out", str(out / f"patience-{p}"), "--opt", f"finetune.patience={p}"]
         print("$", " ".join(cmd[1:]), flush=True)
         subprocess.run(cmd, check=True, env=env)
-    runs = {p: load_records(out / f"patience-{p}") for p in patiences}
+    compare(out)
+
+
+def compare(out: Path) -> None:
+    """The patience-P folders of ``out`` against its patience-0 folder, paired by cell."""
+    patiences = sorted(int(d.name.split("-")[1]) for d in Path(out).glob("patience-*"))
+    runs = {p: load_records(Path(out) / f"patience-{p}") for p in patiences}
     key = lambda r: (r["task"], r["fraction"], r["seed"])  # noqa: E731
     full = {key(r): r for r in runs[0] if r["status"] == "ok"}
     for p in patiences[1:]:
@@ -106,7 +113,7 @@ def run(args: argparse.Namespace) -> None:
         print("| --- | ---: | ---: | --- | --- | --- |")
         every = []
         for (task, fraction), (a, b) in sorted(groups.items()):
-            c = compare(a, b)
+            c = paired_compare(a, b)
             every += [100 * (x["metrics"]["test_accuracy"] - y["metrics"]["test_accuracy"])
                       for x, y in zip(a, b)]
             shares = ", ".join(f"{x['details']['last_step'] / x['details']['steps']:.2f}"
@@ -132,9 +139,13 @@ def main() -> None:
     r.add_argument("--dataset", default="digits")
     r.add_argument("--threads", type=int, default=1)
     r.add_argument("--out", required=True)
+    m = sub.add_parser("compare", help="only the comparison, of the folders a run wrote")
+    m.add_argument("out")
     args = parser.parse_args()
     if args.command == "curves":
         curves(args.directories, [int(p) for p in args.patience.split(",")])
+    elif args.command == "compare":
+        compare(Path(args.out))
     else:
         run(args)
 

@@ -20,6 +20,7 @@ plugin and hook) while the sweep goes on.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pluggy
@@ -27,8 +28,8 @@ import pluggy
 __all__ = [
     'sslbench_tasks', 'sslbench_backbones', 'sslbench_resolve_backbone',
     'sslbench_datasets', 'sslbench_protocols', 'sslbench_report_formats',
-    'sslbench_sweep_start', 'sslbench_cell_start', 'sslbench_cell_finish',
-    'sslbench_sweep_finish', 'hookspec'
+    'sslbench_trackers', 'sslbench_sweep_start', 'sslbench_cell_start',
+    'sslbench_cell_finish', 'sslbench_sweep_finish', 'hookspec'
 ]
 
 if TYPE_CHECKING:  # pragma: no cover - imports for annotations only
@@ -38,6 +39,7 @@ if TYPE_CHECKING:  # pragma: no cover - imports for annotations only
     from .formats import ReportFormat
     from .protocol import EvaluationProtocol
     from ._core.runner import Cell
+    from .tracking import TrackerSpec
     from .task import PretextTask
 
 hookspec = pluggy.HookspecMarker("sslbench")
@@ -98,13 +100,21 @@ def sslbench_report_formats() -> list[ReportFormat]:
     ``sslbench report --format NAME`` and a function rendering a leaderboard to text."""
 
 
+@hookspec
+def sslbench_trackers() -> list[TrackerSpec]:
+    """Return :class:`sslbench.tracking.TrackerSpec` objects: the experiment trackers this
+    plugin logs to when a sweep asks with ``--log-to NAME``. The logging itself happens in
+    the lifecycle hooks below (see :mod:`sslbench.tracking`)."""
+
+
 # --------------------------------------------------------------------------- lifecycle
 
 @hookspec
-def sslbench_sweep_start(config: SweepConfig, cells: list[Cell]) -> None:
-    """Called once before the first cell runs, with the resolved configuration and every
-    cell of the grid (finished ones included; ``cell.done`` tells which will be skipped).
-    Runs on the driver (the ``sslbench run`` process), whatever the executor."""
+def sslbench_sweep_start(config: SweepConfig, cells: list[Cell], out: Path) -> None:
+    """Called once before the first cell runs, with the resolved configuration, every
+    cell of the grid (finished ones included; ``cell.done`` tells which will be skipped) and
+    the results folder. Runs on the driver (the ``sslbench run`` process), whatever the
+    executor."""
 
 
 @hookspec
@@ -115,16 +125,19 @@ def sslbench_cell_start(cell: Cell) -> None:
 
 
 @hookspec
-def sslbench_cell_finish(cell: Cell, record: dict[str, Any]) -> None:
+def sslbench_cell_finish(cell: Cell, record: dict[str, Any], out: Path) -> None:
     """Called after a cell ran, with the record just written (``record["status"]`` is
-    ``"ok"`` or ``"failed"``, the latter with ``record["error"]``). Runs where the cell ran
+    ``"ok"`` or ``"failed"``, the latter with ``record["error"]``) and the results folder
+    ``out`` (shared by the driver and the workers). Runs where the cell ran
     (the driver or a worker, as :func:`sslbench_cell_start`); for the cells of a unit an
     engine lost (a killed worker, a job over its time limit) it runs on the driver, with the
     failed record the driver wrote."""
 
 
 @hookspec
-def sslbench_sweep_finish(config: SweepConfig, records: list[dict[str, Any]]) -> None:
-    """Called once after the last cell, with the records of every cell of the grid. Runs on
+def sslbench_sweep_finish(config: SweepConfig, records: list[dict[str, Any]],
+                          out: Path) -> None:
+    """Called once after the last cell, with the records of every cell of the grid and the
+    results folder. Runs on
     the driver. With ``--executor slurm`` without ``--wait`` the command returns once the
     jobs are submitted: this hook then sees the records that exist at that moment."""

@@ -102,6 +102,9 @@ def cli() -> None:
               help="slurm: wait for the jobs and print the leaderboard (default: return).")
 @click.option("--checkpoint-every-min", type=float, default=None,
               help="A long pretraining's or fine-tuning's resumable snapshot, every N minutes (default 5).")
+@click.option("--log-to", "log_to", default=None, metavar="NAMES",
+              help="Experiment trackers to log every cell to, comma-separated: "
+                   "tensorboard, mlflow (sslbench list trackers).")
 @click.option("--dry-run", is_flag=True,
               help="List the units and cells that would run, with estimated times; run nothing.")
 @plugin_option
@@ -110,7 +113,8 @@ def run(config_file, datasets, backbones, tasks, fractions, protocols, seeds, pr
         compile_,
         stream, workers, out, cache_dir, data_dir, download, split_seeds, dedup, quiet,
         executor, ray_address, cpus_per_job, gpus_per_job, slurm_partition, timeout_min,
-        slurm_opts, slurm_cluster, wait, checkpoint_every_min, dry_run, plugins) -> None:
+        slurm_opts, slurm_cluster, wait, checkpoint_every_min, log_to, dry_run,
+        plugins) -> None:
     """Run (or resume) a sweep and print its leaderboard."""
     from . import timing
     timing.COMMAND_STARTED = time.time()      # the time account starts with the command
@@ -132,7 +136,8 @@ def run(config_file, datasets, backbones, tasks, fractions, protocols, seeds, pr
         plugins=(list(plugins) or None), executor=executor, ray_address=ray_address,
         cpus_per_job=cpus_per_job, gpus_per_job=gpus_per_job, slurm_partition=slurm_partition,
         timeout_min=timeout_min, slurm_options=parse_assignments(list(slurm_opts), "--slurm-opt")
-        or None, slurm_cluster=slurm_cluster, wait=wait, checkpoint_every_min=checkpoint_every_min)
+        or None, slurm_cluster=slurm_cluster, wait=wait, checkpoint_every_min=checkpoint_every_min,
+        log_to=log_to)
     from .distributed import init_from_environment, is_writer, world_size_from_environment
     if world_size_from_environment() > 1 and config.executor != "local":
         raise SSLBenchError("under torchrun every process runs the sweep itself: use "

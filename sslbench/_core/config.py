@@ -124,6 +124,7 @@ class SweepConfig:
     timeout_min: int = 24 * 60     # a Slurm job's time limit
     slurm_options: dict[str, Any] = field(default_factory=dict)  # --slurm-opt KEY=VALUE
     wait: bool = False             # slurm: wait for the jobs and print the leaderboard
+    log_to: list[str] = field(default_factory=list)   # experiment trackers (sslbench.tracking)
     checkpoint_every_min: float = 5.0  # a long pretraining's or fine-tuning's resumable snapshot (sslbench._core.resume)
 
     def to_dict(self) -> dict[str, Any]:
@@ -204,7 +205,7 @@ def load_toml(path: str | Path) -> dict[str, Any]:
 # TOML keys accepted, singular spellings included (``dataset = "digits"``).
 _TOML_ALIASES = {"dataset": "datasets", "backbone": "backbones", "task": "tasks",
                  "fraction": "fractions", "protocol": "protocols", "seed": "seeds",
-                 "plugin": "plugins", "split_seed": "split_seeds"}
+                 "plugin": "plugins", "split_seed": "split_seeds", "log-to": "log_to"}
 
 
 def build_config(file_values: dict[str, Any] | None = None, **overrides: Any) -> SweepConfig:
@@ -225,7 +226,7 @@ def build_config(file_values: dict[str, Any] | None = None, **overrides: Any) ->
     if unknown:
         raise SSLBenchError(f"unknown configuration key {unknown[0]!r}; known: {', '.join(sorted(known))}")
     for key, kind in (("datasets", str), ("backbones", str), ("tasks", str),
-                      ("protocols", str), ("plugins", str)):
+                      ("protocols", str), ("plugins", str), ("log_to", str)):
         if key in merged and not isinstance(merged[key], list):
             merged[key] = parse_list(merged[key], kind, key)
     if "fractions" in merged:

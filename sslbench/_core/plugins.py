@@ -64,6 +64,7 @@ class PluginHost:
         self._registries: dict[str, dict[str, Contribution]] = {}
         self._resolved: dict[str, Contribution] = {}   # backbones found by a resolve hook
         self._identities: dict[tuple[str, str], dict[str, Any]] = {}
+        self.tracker_problems: list[str] = []   # malformed sslbench_trackers() results
 
     # ------------------------------------------------------------------ loading
     @classmethod
@@ -226,6 +227,27 @@ class PluginHost:
 
     def report_format(self, name: str):
         return self.get("format", name)
+
+    def trackers(self) -> dict:
+        """Every :class:`~sslbench.tracking.TrackerSpec` that plugins offer, by name (a
+        plugin whose hook fails or returns something else is warned about and skipped)."""
+        from ..tracking import TrackerSpec
+        found: dict = {}
+        for impl in self.pm.hook.sslbench_trackers.get_hookimpls():
+            try:
+                specs = impl.function()
+            except Exception as exc:  # noqa: BLE001 - one plugin's failure, not the sweep's
+                self.tracker_problems.append(f"plugin {self.describe_plugin(impl.plugin_name)}:"
+                                             f" sslbench_trackers() raised {exc!r}")
+                continue
+            for spec in specs if isinstance(specs, list) else [specs]:
+                if not isinstance(spec, TrackerSpec):
+                    self.tracker_problems.append(
+                        f"plugin {self.describe_plugin(impl.plugin_name)}: sslbench_trackers() "
+                        f"must return a list of TrackerSpec, not {type(spec).__name__}")
+                    continue
+                found[spec.name] = spec
+        return found
 
     def backbone(self, name: str):
         """A listed backbone, else the first plugin that resolves the name (any timm model)."""

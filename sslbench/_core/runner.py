@@ -160,6 +160,7 @@ class Sweep:
         self.checkpoints_trained = 0
         self.workers = config.workers if config.workers is not None else default_workers()
         self._warned: set[str] = set()
+        self._check_trackers()
         self.cells = self._grid()
 
     # ------------------------------------------------------------------ the grid
@@ -238,7 +239,7 @@ class Sweep:
         def notify(hook: str, **kw: Any) -> None:
             if is_writer():             # of several torchrun processes, the first one
                 self.host.notify(hook, self._warn_once, **kw)
-        notify("sslbench_sweep_start", config=self.config, cells=self.cells)
+        notify("sslbench_sweep_start", config=self.config, cells=self.cells, out=self.out)
         sweep_started = time.time()
         self.reporter.sweep_started(len(self.cells))
         for cell in self.cells:
@@ -263,7 +264,7 @@ class Sweep:
                                  local=name == "local")
         records = [read_record(self.out, c.id) for c in self.cells]
         records = [r for r in records if r is not None]
-        notify("sslbench_sweep_finish", config=self.config, records=records)
+        notify("sslbench_sweep_finish", config=self.config, records=records, out=self.out)
         return records
 
     def run_here(self, units: list[Unit], prepared: dict | None = None) -> None:
@@ -349,6 +350,20 @@ class Sweep:
             with contextlib.suppress(OSError):
                 claim.path.unlink()
         return failed
+
+    def _check_trackers(self) -> None:
+        """``--log-to``: every name a tracker some plugin offers, usable here (its check)."""
+        if not self.config.log_to:
+            return
+        trackers = self.host.trackers()
+        for problem in self.host.tracker_problems:
+            self._warn_once(problem)
+        for name in self.config.log_to:
+            if name not in trackers:
+                raise SSLBenchError(f"unknown tracker {name!r} in --log-to; known: "
+                                    f"{', '.join(sorted(trackers)) or 'none installed'}")
+            if trackers[name].check is not None:
+                trackers[name].check()
 
     def prepare(self, ds: str, split_seed: int) -> Prepared:
         """A data set ready for its units: loaded and checked, split (the split files
@@ -705,4 +720,5 @@ class Sweep:
             self._cell_resume(cell).remove()     # a failed cell keeps it: a rerun continues
         self.reporter.cell_done(cell.id)
         if is_writer():
-            self.host.notify("sslbench_cell_finish", self._warn_once, cell=cell, record=record)
+            self.host.notify("sslbench_cell_finish", self._warn_once, cell=cell, record=record,
+                             out=self.out)

@@ -10,7 +10,8 @@ import importlib
 from conftest import REPO
 
 PUBLIC = ["task", "backbone", "protocol", "data", "images", "augment", "randaugment",
-          "training", "options", "formats", "leaderboard", "testing", "errors", "hookspecs"]
+          "training", "options", "formats", "leaderboard", "testing", "errors", "hookspecs",
+          "tracking"]
 
 
 def sslbench_imports(path):
