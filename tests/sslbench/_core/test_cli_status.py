@@ -6,27 +6,24 @@ import json
 from conftest import FAST_FLAGS
 
 
-def test_a_run_without_a_terminal_prints_lines_and_writes_its_log(cli, tmp_path):
+def test_a_run_without_a_terminal_prints_lines_and_writes_its_log_and_status_lists_cells(
+        cli, tmp_path):
     status, out, err = cli("run", "--out", str(tmp_path / "out"), "--cache-dir",
                            str(tmp_path / "cache"), "--resolution", "16", *FAST_FLAGS,
-                           "--tasks", "rotation", "--fractions", "1.0", "--protocols", "linear")
+                           "--tasks", "rotation", "--fractions", "0.5,1.0",
+                           "--protocols", "linear")
     assert status == 0, err
     # captured stderr is not a terminal: timestamped lines, no bars
-    assert "sweep: 2 cells" in err
+    assert "sweep: 4 cells" in err
     assert "cell digits__smallcnn__rotation__linear__f1__s0: started" in err
     assert "cell digits__smallcnn__rotation__linear__f1__s0: done" in err
     assert "pretrain rotation" in err and "loss" in err and "left" in err
     (log,) = (tmp_path / "out" / "logs").glob("*.log")
     text = log.read_text()
-    assert "sweep: 2 cells" in text and "digits__smallcnn__scratch__linear__f1__s0: done" in text
+    assert "sweep: 4 cells" in text and "digits__smallcnn__scratch__linear__f1__s0: done" in text
     assert log.stem == next((tmp_path / "out" / "time").glob("*.json")).stem  # one name per run
-
-
-def test_status_lists_finished_failed_stale_and_missing_cells(cli, fast_run, tmp_path):
-    status, _, err = fast_run("--tasks", "rotation", "--fractions", "0.5,1.0",
-                              "--protocols", "linear")
-    assert status == 0, err
-    records = tmp_path / "results" / "records"
+    # sslbench status: damage the folder, then ask
+    records = tmp_path / "out" / "records"
     (records / "digits__smallcnn__scratch__linear__f0.5__s0.json").unlink()
     failed = records / "digits__smallcnn__rotation__linear__f0.5__s0.json"
     r = json.loads(failed.read_text())
@@ -34,7 +31,7 @@ def test_status_lists_finished_failed_stale_and_missing_cells(cli, fast_run, tmp
                                   "metrics": None}))
     stale = records / "digits__smallcnn__rotation__linear__f1__s0.json"
     stale.write_text(json.dumps({**json.loads(stale.read_text()), "config_hash": "0" * 16}))
-    status, out, err = cli("status", str(tmp_path / "results"))
+    status, out, err = cli("status", str(tmp_path / "out"))
     assert status == 0, err
     assert "8 cells" not in out and "has 4 cells: 1 finished, 1 failed, 1 stale" in out
     assert "1 missing" in out
