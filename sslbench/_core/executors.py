@@ -61,14 +61,6 @@ class _CollectingReporter(Reporter):
 _SWEEPS: dict[str, tuple["Sweep", dict]] = {}   # one per configuration in a reused worker
 
 
-def warm_worker() -> None:
-    """Import the runner (and with it torch) and every installed plugin, as the first unit
-    on this worker would (:meth:`RayExecutor._warm_workers`)."""
-    from . import runner  # noqa: F401
-    from .plugins import PluginHost
-    PluginHost.from_environment()
-
-
 def run_unit_job(config: dict[str, Any], unit: Unit, cwd: str) -> dict[str, Any]:
     """Run one unit in a worker process; what the driver learns back.
 
@@ -241,25 +233,10 @@ class RayExecutor(_EngineExecutor):
             self._ready.set()
             return
         self._ready.set()
-        warming = self._warm_workers()
         self._stop.wait()
-        del warming          # released before Ray stops (a ref released while it stops exits)
         if started:
             import ray
             ray.shutdown()
-
-    def _warm_workers(self) -> list:
-        """One task per unit that can run at once, each importing what a unit imports first
-        (:func:`warm_worker`), while the driver still builds its sweep: the units that then
-        land on these workers start without importing torch again."""
-        import ray
-        try:
-            cpus = self.config.cpus_per_job or 1
-            slots = int(ray.cluster_resources().get("CPU", 0) // cpus)
-            task = ray.remote(max_retries=0, num_cpus=cpus)(warm_worker)
-            return [task.remote() for _ in range(max(0, min(slots, 8)))]
-        except Exception:  # noqa: BLE001 - warming is an optimisation; the units do the work
-            return []
 
     def _connect(self) -> bool:
         """Connect to (or start) Ray; whether this driver started it."""
