@@ -14,8 +14,8 @@ logs is in the record; the helpers below read it:
   check;
 * :func:`final_metrics`: test and validation accuracy, held-out pretext accuracy.
 
-The built-in ``tensorboard`` and ``mlflow`` trackers (``sslbench_plugins/trackers.py``) are
-the worked example in docs/plugins.md.
+The built-in ``tensorboard`` and ``mlflow`` trackers are the worked example in
+docs/plugins.md.
 """
 
 from __future__ import annotations

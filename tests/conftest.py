@@ -44,13 +44,10 @@ def write_image_folder(root: Path, classes=("cat", "dog", "fox"), per_class=10, 
     return root
 
 
-@pytest.fixture(autouse=True)
-def only_our_plugins(monkeypatch, tmp_path_factory):
-    """The suite sees sslbench's own plugins and those its tests install (under pytest's
-    temporary folder), never what else the environment holds: a half-deleted scaffold or a
-    user's plugin must not change expected output. (Tests that start a fresh process see the
-    environment as it is.)"""
-    base = tmp_path_factory.getbasetemp().resolve()
+def isolate_plugins(monkeypatch, base: Path) -> None:
+    """Let the ``sslbench`` entry-point group show sslbench's own plugins and those installed
+    under ``base`` (pytest's temporary folder), nothing else the environment holds."""
+    base = base.resolve()
     everything = metadata.entry_points
 
     def ours(dist) -> bool:
@@ -70,6 +67,32 @@ def only_our_plugins(monkeypatch, tmp_path_factory):
         return [ep for ep in found if ours(getattr(ep, "dist", None))]
 
     monkeypatch.setattr(metadata, "entry_points", entry_points)
+
+
+@pytest.fixture(autouse=True)
+def only_our_plugins(monkeypatch, tmp_path_factory):
+    """The suite sees sslbench's own plugins and those its tests install (under pytest's
+    temporary folder), never what else the environment holds: a half-deleted scaffold or a
+    user's plugin must not change expected output. (Tests that start a fresh process see the
+    environment as it is.)"""
+    isolate_plugins(monkeypatch, tmp_path_factory.getbasetemp())
+
+
+@pytest.fixture(scope="session")
+def finished_sweep(tmp_path_factory):
+    """One small finished sweep shared by the tests that only read it (export, publish,
+    notebooks): rotation and scratch, linear probe, 50% and 100% of the labels, seeds 0 and
+    1, fast settings. Returns (results folder, cache folder). Copy it before changing it."""
+    root = tmp_path_factory.mktemp("finished-sweep")
+    out, cache = root / "results", root / "cache"
+    with pytest.MonkeyPatch.context() as mp:
+        isolate_plugins(mp, tmp_path_factory.getbasetemp())
+        with pytest.raises(SystemExit) as exit_info:
+            main(["run", "--quiet", "--out", str(out), "--cache-dir", str(cache),
+                  "--resolution", "16", *FAST_FLAGS, "--tasks", "rotation",
+                  "--fractions", "0.5,1.0", "--protocols", "linear", "--seeds", "0,1"])
+    assert exit_info.value.code in (0, None)
+    return out, cache
 
 
 @pytest.fixture

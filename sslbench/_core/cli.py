@@ -365,6 +365,21 @@ def status(out, plugins) -> None:
             click.echo(f"  {label} ... and {len(items) - shown} more")
 
 
+@cli.command()
+@click.argument("results_dirs", nargs=-1, required=True, type=click.Path())
+@click.option("-o", "--output", required=True, type=click.Path(file_okay=False),
+              help="The site's folder (index.html and one folder per leaderboard).")
+@plugin_option
+def publish(results_dirs, output, plugins) -> None:
+    """Render finished sweeps as one static site: an index of leaderboards (data set x
+    backbone x preset, each with its headline), a page per leaderboard (tables, statistics,
+    plots, command, provenance, per-class accuracy and confusion matrices), and each
+    leaderboard as JSON and CSV with its records. Relative links only (GitHub Pages-ready)."""
+    from .publish import publish as write_site
+    pages = write_site(list(results_dirs), Path(output), _host(list(plugins)))
+    click.echo(f"wrote {pages[0]} and {len(pages) - 1} leaderboard pages")
+
+
 @cli.command("export")
 @click.argument("source", type=click.Path())
 @click.option("--task", default=None, help="The task whose checkpoint (with SOURCE a folder).")

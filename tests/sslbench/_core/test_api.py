@@ -7,17 +7,14 @@ import sslbench
 from sslbench.errors import SSLBenchError
 
 
-def test_load_results_shows_the_leaderboard_and_converts_to_a_frame(fast_run, tmp_path):
-    status, _, err = fast_run("--tasks", "rotation", "--fractions", "1.0",
-                              "--protocols", "linear")
-    assert status == 0, err
-    results = sslbench.load_results(tmp_path / "results")
-    assert len(results) == 2 and {r["task"] for r in results.records} == {"rotation", "scratch"}
+def test_load_results_shows_the_leaderboard_and_converts_to_a_frame(finished_sweep):
+    results = sslbench.load_results(finished_sweep[0])
+    assert len(results) == 8 and {r["task"] for r in results.records} == {"rotation", "scratch"}
     frame = results.to_frame()
     assert set(frame["task"]) == {"rotation", "scratch"} and set(frame["protocol"]) == {"linear"}
     html = results._repr_html_()                   # what Jupyter displays
     assert "<table" in html and "rotation" in html and "scratch" in html
-    assert "rotation" in repr(results) and "linear 100%" in repr(results)
+    assert "rotation" in repr(results) and "linear 100% (n=2)" in repr(results)
     assert results.render("markdown").count("|") > 4
 
 

@@ -28,31 +28,33 @@ def sweep_backbone(record, cache):
     return backbone.eval()
 
 
-def test_a_rotation_checkpoint_round_trips_with_its_features_and_errors_are_one_line(cli, fast_run, tmp_path):
-    status, _, err = fast_run("--tasks", "rotation", "--fractions", "1.0",
-                              "--protocols", "linear", "--seeds", "0,1")
-    assert status == 0, err
+def test_a_rotation_checkpoint_round_trips_with_its_features_and_errors_are_one_line(
+        cli, finished_sweep, tmp_path):
+    results_dir, cache = finished_sweep
     out = tmp_path / "export" / "rotation-s1.safetensors"
-    status, text, err = cli("export", str(tmp_path / "results"), "--task", "rotation",
-                            "--seed", "1", "--cache-dir", str(tmp_path / "cache"), "-o", str(out))
+    status, text, err = cli("export", str(results_dir), "--task", "rotation",
+                            "--seed", "1", "--cache-dir", str(cache), "-o", str(out))
     assert status == 0, err
     assert "wrote" in text and out.is_file() and out.with_suffix(".json").is_file()
     meta = json.loads(out.with_suffix(".json").read_text())
-    record = json.loads(next((tmp_path / "results" / "records").glob(
+    record = json.loads(next((results_dir / "records").glob(
         "*rotation__linear*s1.json")).read_text())
     assert (meta["task"], meta["seed"], meta["backbone"], meta["resolution"]) == (
         "rotation", 1, "smallcnn", 16)
-    assert meta["record"] == record["cell_id"] and meta["keys"] == "sslbench"
+    same_checkpoint = {json.loads(p.read_text())["cell_id"]
+                       for p in (results_dir / "records").glob("*rotation__linear*s1.json")}
+    assert len(same_checkpoint) == 2                 # 50% and 100%: one pretraining
+    assert meta["record"] in same_checkpoint and meta["keys"] == "sslbench"
     assert meta["checkpoint"] == record["pretraining"]["checkpoint"]
     loaded = sslbench.load_backbone(out)
-    reference = sweep_backbone(record, tmp_path / "cache")
+    reference = sweep_backbone(record, cache)
     x = images(16)
     for a, b in zip(loaded.forward_stages(x), reference.forward_stages(x)):
         assert torch.equal(a, b)
     # the file holds tensors only, under the backbone's own names
     assert set(load_file(str(out))) == set(reference.state_dict())
     # what cannot be exported is one line, exit 2
-    results, out = str(tmp_path / "results"), str(tmp_path / "x.safetensors")
+    results, out = str(results_dir), str(tmp_path / "x.safetensors")
     cases = [((results, "--task", "rotation"), "2 checkpoints match"),
              ((results, "--task", "scratch"), "no pretrained checkpoint"),
              ((results, "--task", "jigsaw"), "no record in"),
@@ -60,7 +62,7 @@ def test_a_rotation_checkpoint_round_trips_with_its_features_and_errors_are_one_
              ((results, "--task", "rotation", "--seed", "0", "--keys", "timm"),
               "not a timm model")]
     for args, message in cases:
-        status, _, err = cli("export", *args, "--cache-dir", str(tmp_path / "cache"), "-o", out)
+        status, _, err = cli("export", *args, "--cache-dir", str(cache), "-o", out)
         assert status == 2 and message in err and len(err.strip().splitlines()) == 1, err
     status, _, err = cli("export", results, "--task", "rotation", "--seed", "0",
                          "--cache-dir", str(tmp_path / "elsewhere"), "-o", out)
