@@ -641,7 +641,43 @@ class Publication:
             axes[0][-1].legend(fontsize=8)
         fig.tight_layout()
         figs["gain"] = fig
+        pretraining = self.pretraining_curves()
+        if pretraining:
+            fig, axes = plt.subplots(1, 2, figsize=(9, 3.6), squeeze=False)
+            for task, curves in sorted(pretraining.items()):
+                for ax, key in zip(axes[0], ("loss", "pretext_accuracy")):
+                    points = curves.get(key)
+                    if points:
+                        epochs = sorted(points)
+                        ax.plot(epochs, [sum(points[e]) / len(points[e]) for e in epochs], marker=".",
+                                label=task)
+            for ax, title in zip(axes[0], ("pretraining loss", "pretext accuracy, training batches (%)")):
+                ax.set_title(title)
+                ax.set_xlabel("epoch (mean over seeds)")
+                ax.grid(alpha=0.3)
+            axes[0][-1].legend(fontsize=8)
+            fig.tight_layout()
+            figs["pretraining"] = fig
         return figs
+
+    def pretraining_curves(self) -> dict[str, dict[str, dict[int, list[float]]]]:
+        """{task: {"loss" | "pretext_accuracy": {epoch: [value per checkpoint]}}}, from the
+        records' pretraining histories, each checkpoint counted once."""
+        seen: set[str] = set()
+        out: dict[str, dict[str, dict[int, list[float]]]] = {}
+        for r in self.board.records:
+            p = r.get("pretraining") or {}
+            ckpt = p.get("checkpoint")
+            if not ckpt or ckpt in seen or not p.get("history"):
+                continue
+            seen.add(ckpt)
+            for h in p["history"]:
+                for key in ("loss", "pretext_accuracy"):
+                    value = h.get(key)
+                    if isinstance(value, (int, float)) and math.isfinite(value):
+                        out.setdefault(r["task"], {}).setdefault(key, {}).setdefault(
+                            int(h["epoch"]), []).append(100 * value if key != "loss" else value)
+        return out
 
     def render_figures(self) -> dict[str, dict[str, bytes]]:
         """{figure name: {"png": bytes, "svg": bytes}}."""

@@ -91,6 +91,9 @@ def render_markdown(board: Leaderboard) -> str:
     if board.asset_stem:
         parts.append(f"![test accuracy against label fraction]({board.asset_stem}-accuracy.png)\n\n"
                      f"![gain over scratch]({board.asset_stem}-gain.png)\n")
+        if pub.pretraining_curves():
+            parts.append(f"![pretraining loss and pretext accuracy per epoch]"
+                         f"({board.asset_stem}-pretraining.png)\n")
     if len(eff):
         parts.append("### Label efficiency\n\nGain over scratch (points, same protocol and "
                      "labels; \"n.s.\": not significant), and the smallest label fraction whose "
@@ -141,7 +144,10 @@ def render_html(board: Leaderboard) -> str:
     figures = pub.render_figures()
     body.append("<h2>Plots</h2>")
     for name, alt in (("accuracy", "test accuracy against label fraction"),
-                      ("gain", "gain over scratch")):
+                      ("gain", "gain over scratch"),
+                      ("pretraining", "pretraining loss and pretext accuracy per epoch")):
+        if name not in figures:
+            continue
         svg = figures[name]["svg"].decode()
         svg = svg[svg.index("<svg"):]                       # drop the XML prologue
         body.append(f"<figure role='img' aria-label='{alt}'>{svg}<figcaption>{alt}"

@@ -17,6 +17,13 @@ ran: the driver, or a Ray or Slurm worker), from its record alone:
   final metrics, the record as an artifact (``record.json``); a failed cell is a failed run
   tagged with its error.
 
+* ``wandb`` (``pip install 'sslbench[wandb]'``): one Weights & Biases run per cell, in the
+  project ``$WANDB_PROJECT`` (else ``sslbench-`` and the results folder's name), files under
+  ``OUT/wandb``; offline unless ``$WANDB_MODE`` says otherwise or an API key is set
+  (``wandb sync OUT/wandb/offline-run-*`` uploads later): the configuration, the curves
+  (each against its own step: ``pretraining/epoch``, ``PROTOCOL/step``), the final metrics
+  in the run's summary, the record as an artifact; a failed cell ends with exit code 1.
+
 This module is also the worked example of lifecycle hooks in docs/plugins.md.
 """
 
@@ -46,7 +53,9 @@ def sslbench_trackers():
     return [TrackerSpec("tensorboard", "TensorBoard event files under OUT/tensorboard/",
                         lambda: _need("tensorboard", "tensorboard")),
             TrackerSpec("mlflow", "an MLflow run per cell ($MLFLOW_TRACKING_URI, else "
-                        "OUT/mlruns)", lambda: _need("mlflow", "mlflow"))]
+                        "OUT/mlruns)", lambda: _need("mlflow", "mlflow")),
+            TrackerSpec("wandb", "a Weights & Biases run per cell (offline unless "
+                        "$WANDB_MODE or an API key)", lambda: _need("wandb", "wandb"))]
 
 
 @sslbench.hookimpl
@@ -55,6 +64,8 @@ def sslbench_cell_finish(cell, record: dict[str, Any], out: Path) -> None:
         to_tensorboard(record, Path(out))
     if enabled("mlflow", record):
         to_mlflow(record, Path(out))
+    if enabled("wandb", record):
+        to_wandb(record, Path(out))
 
 
 def to_tensorboard(record: dict[str, Any], out: Path) -> None:
@@ -104,3 +115,33 @@ def to_mlflow(record: dict[str, Any], out: Path) -> None:
         client.log_batch(run_id, metrics=metrics[start:start + 1000])
     client.log_dict(run_id, record, "record.json")
     client.set_terminated(run_id, "FINISHED" if record["status"] == "ok" else "FAILED")
+
+
+def to_wandb(record: dict[str, Any], out: Path) -> None:
+    import wandb
+    mode = os.environ.get("WANDB_MODE") or (
+        "online" if os.environ.get("WANDB_API_KEY") else "offline")
+    (out / "wandb").mkdir(parents=True, exist_ok=True)
+    run = wandb.init(project=os.environ.get("WANDB_PROJECT") or f"sslbench-{out.resolve().name}",
+                     name=record["cell_id"], dir=str(out), mode=mode, config=params(record),
+                     job_type=record.get("protocol"), tags=[record["task"], record["protocol"]],
+                     reinit="create_new", settings=wandb.Settings(silent=True, console="off"))
+    try:
+        curves = series(record)
+        steps = {name: name.split("/")[0] + ("/epoch" if name.startswith("pretraining/")
+                                             else "/step") for name in curves}
+        for name, step in steps.items():
+            run.define_metric(step)
+            run.define_metric(name, step_metric=step)
+        for name, points in curves.items():
+            for step, value in points:
+                run.log({steps[name]: step, name: value})
+        for name, value in final_metrics(record).items():
+            run.summary[name] = value
+        path = Path(run.dir) / "record.json"
+        path.write_text(json.dumps(record, indent=1, default=str))
+        artifact = wandb.Artifact(f"record-{record['cell_id']}".replace(".", "_"), type="record")
+        artifact.add_file(str(path))
+        run.log_artifact(artifact)
+    finally:
+        run.finish(exit_code=0 if record["status"] == "ok" else 1)

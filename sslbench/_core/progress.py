@@ -46,7 +46,12 @@ class Reporter:
 
 
 class TrainingProgress:
-    def epoch_done(self, epoch: int, loss: float, images_per_s: float, **metrics: float) -> None:
+    """One training run's (or probe's) progress: ``epoch_done`` after each epoch, validation
+    check or probed stage, with its loss (``None`` where there is none to show), throughput
+    and any metrics."""
+
+    def epoch_done(self, epoch: int, loss: float | None, images_per_s: float,
+                   **metrics: float) -> None:
         ...
 
 
@@ -89,8 +94,9 @@ class RichReporter(Reporter):
         class _Rich(TrainingProgress):
             def epoch_done(self, epoch, loss, images_per_s, **metrics):
                 extra = " ".join(f"{k} {v:.3f}" for k, v in metrics.items())
+                shown = "" if loss is None else f"loss {loss:.3f} "
                 progress.update(task, completed=epoch,
-                                info=f"loss {loss:.3f} {images_per_s:,.0f} img/s {extra}")
+                                info=f"{shown}{images_per_s:,.0f} img/s {extra}")
         try:
             yield _Rich()
         finally:
@@ -158,7 +164,8 @@ class LogReporter(Reporter):
                 extra = "".join(f" {k} {v:.3f}" for k, v in metrics.items())
                 spent = time.monotonic() - started
                 left = spent / max(epoch, 1) * (total_epochs - epoch)
-                line(f"  {label}: {epoch}/{total_epochs} loss {loss:.3f} "
+                shown = "" if loss is None else f"loss {loss:.3f} "
+                line(f"  {label}: {epoch}/{total_epochs} {shown}"
                      f"{images_per_s:,.0f} img/s{extra}, {_duration(left)} left")
         yield _Lines()
 

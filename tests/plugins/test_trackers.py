@@ -54,7 +54,75 @@ def test_a_sweep_logs_to_tensorboard_and_mlflow(fast_run, tmp_path, monkeypatch)
     assert json.loads(open(artifact).read())["cell_id"] == cell
 
 
+def wandb_records(path):
+    """The records of an offline W&B run file, decoded with W&B's own protobuf schema. The
+    file is a LevelDB-style log after a 7-byte header: 32 KiB blocks of chunks, each with a
+    7-byte header (checksum, length, type: 1 whole, 2 first, 3 middle, 4 last)."""
+    import struct
+
+    from wandb.proto import wandb_internal_pb2
+    raw = path.read_bytes()
+    assert raw[:4] == b":W&B"
+    pos, block, pending = 7, 32768, b""
+    while pos + 7 <= len(raw):
+        if block - pos % block < 7:                  # a block's tail too short for a header
+            pos += block - pos % block
+            continue
+        _, length, kind = struct.unpack("<IHB", raw[pos:pos + 7])
+        data, pos = raw[pos + 7:pos + 7 + length], pos + 7 + length
+        if kind == 0:
+            continue
+        pending = data if kind in (1, 2) else pending + data
+        if kind in (1, 4):
+            record = wandb_internal_pb2.Record()
+            record.ParseFromString(pending)
+            yield record
+
+
+def item_key(item) -> str:
+    """A W&B record item's key ("finetune/step" may come as its parts, in nested_key)."""
+    return item.key or "/".join(item.nested_key)
+
+
+def test_a_sweep_logs_to_wandb_offline(fast_run, tmp_path, monkeypatch):
+    """Weights & Biases in its offline mode (no network): a run file per cell, read back with
+    W&B's own record schema: the configuration, the curves, the final metrics in the
+    summary, the record as an artifact, the exit code."""
+    pytest.importorskip("wandb")
+    for key in ("WANDB_API_KEY", "WANDB_PROJECT", "WANDB_BASE_URL"):
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    status, _, err = fast_run("--tasks", "rotation", "--fractions", "1.0", "--protocols",
+                              "finetune", "--log-to", "wandb")
+    assert status == 0, err
+    out = tmp_path / "results"
+    records = {r["cell_id"]: r for r in (json.loads(p.read_text())
+                                         for p in (out / "records").glob("*.json"))}
+    runs = sorted((out / "wandb").glob("offline-run-*/run-*.wandb"))
+    assert len(runs) == 2                                     # scratch and rotation
+    seen = set()
+    for path in runs:
+        kinds = {}
+        for r in wandb_records(path):
+            kinds.setdefault(r.WhichOneof("record_type"), []).append(r)
+        cell = kinds["run"][0].run.display_name
+        seen.add(cell)
+        config = {i.key: json.loads(i.value_json) for i in kinds["run"][0].run.config.update}
+        assert config["task"] == records[cell]["task"] and config["settings.resolution"] == "16"
+        summary = {item_key(i): json.loads(i.value_json) for r in kinds["summary"]
+                   for i in r.summary.update}
+        assert summary["test_accuracy"] == pytest.approx(records[cell]["metrics"]["test_accuracy"])
+        history = [{item_key(i): json.loads(i.value_json) for i in r.history.item}
+                   for r in kinds["history"]]
+        val = [(h["finetune/step"], h["finetune/val_accuracy"]) for h in history
+               if "finetune/val_accuracy" in h]
+        assert val == [(p["step"], pytest.approx(p["val_accuracy"]))
+                       for p in records[cell]["details"]["curve"]]
+        assert kinds["artifact"] and kinds["exit"][0].exit.exit_code == 0
+    assert seen == set(records)
+
+
 def test_an_unknown_tracker_is_one_line(fast_run):
     status, _, err = fast_run("--tasks", "rotation", "--log-to", "neptune")
-    assert status == 2 and "unknown tracker 'neptune' in --log-to; known: mlflow, tensorboard" \
-        in err and len(err.strip().splitlines()) == 1
+    assert status == 2 and ("unknown tracker 'neptune' in --log-to; known: mlflow, "
+                            "tensorboard, wandb") in err and len(err.strip().splitlines()) == 1

@@ -10,6 +10,8 @@ the headline number is the test accuracy of the stage chosen on validation.
 
 from __future__ import annotations
 
+import time
+
 import torch
 import torch.nn.functional as F
 
@@ -117,21 +119,15 @@ class LinearProbe(EvaluationProtocol):
         best = None
         stages = []
         iterations = 0
-        for stage, (ftr, fval) in enumerate(zip(train_feats, val_feats)):
-            norm = Standardiser(ftr)
-            xtr, xval = norm(ftr), norm(fval)
-            stage_best = None
-            for fit in fit_l2_path(xtr, y, ctx.num_classes, list(self.options["l2"]),
-                                   self.options["max_iter"], self.options["warm_start"]):
-                iterations += fit["iterations"]
-                acc = accuracy((xval @ fit["w"] + fit["b"]).argmax(1), y_val)
-                if stage_best is None or acc > stage_best["val_accuracy"]:
-                    stage_best = {"stage": stage + 1, "l2": fit["l2"], "val_accuracy": acc,
-                                  "norm": norm, "w": fit["w"], "b": fit["b"],
-                                  "converged": fit["converged"]}
-            stages.append(stage_best)
-            if best is None or stage_best["val_accuracy"] > best["val_accuracy"]:
-                best = stage_best
+        with ctx.reporter.training(f"linear probe {len(y)} labels", len(train_feats)) as bar:
+            for stage, (ftr, fval) in enumerate(zip(train_feats, val_feats)):
+                stage_best = self._stage(stage, ftr, fval, y, y_val, ctx.num_classes)
+                iterations += stage_best.pop("iterations")
+                stages.append(stage_best)
+                if best is None or stage_best["val_accuracy"] > best["val_accuracy"]:
+                    best = stage_best
+                bar.epoch_done(stage + 1, None, len(y) / max(1e-9, stage_best["seconds"]),
+                               val=stage_best["val_accuracy"])
 
         def predictor(choice):
             def predict(split: Split) -> torch.Tensor:
@@ -149,6 +145,24 @@ class LinearProbe(EvaluationProtocol):
                      "stages": [{k: s[k] for k in ("stage", "l2", "val_accuracy")}
                                 for s in stages]},
             extra_predictions={f"stage{s['stage']}": predictor(s) for s in stages})
+
+    def _stage(self, stage: int, ftr: torch.Tensor, fval: torch.Tensor, y: torch.Tensor,
+               y_val: torch.Tensor, num_classes: int) -> dict:
+        """The best probe of one stage over the L2 grid (chosen on validation)."""
+        started = time.perf_counter()
+        norm = Standardiser(ftr)
+        xtr, xval = norm(ftr), norm(fval)
+        stage_best, iterations = None, 0
+        for fit in fit_l2_path(xtr, y, num_classes, list(self.options["l2"]),
+                               self.options["max_iter"], self.options["warm_start"]):
+            iterations += fit["iterations"]
+            acc = accuracy((xval @ fit["w"] + fit["b"]).argmax(1), y_val)
+            if stage_best is None or acc > stage_best["val_accuracy"]:
+                stage_best = {"stage": stage + 1, "l2": fit["l2"], "val_accuracy": acc,
+                              "norm": norm, "w": fit["w"], "b": fit["b"],
+                              "converged": fit["converged"]}
+        return {**stage_best, "iterations": iterations,
+                "seconds": time.perf_counter() - started}
 
 
 @sslbench.hookimpl

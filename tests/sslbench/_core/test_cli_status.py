@@ -18,6 +18,7 @@ def test_a_run_without_a_terminal_prints_lines_and_writes_its_log_and_status_lis
     assert "cell digits__smallcnn__rotation__linear__f1__s0: started" in err
     assert "cell digits__smallcnn__rotation__linear__f1__s0: done" in err
     assert "pretrain rotation" in err and "loss" in err and "left" in err
+    assert "  linear probe " in err and "4/4" in err          # its stages, one line each
     (log,) = (tmp_path / "out" / "logs").glob("*.log")
     text = log.read_text()
     assert "sweep: 4 cells" in text and "digits__smallcnn__scratch__linear__f1__s0: done" in text
