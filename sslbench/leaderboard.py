@@ -531,6 +531,31 @@ class Publication:
                                           if h.get("deduplicated") else "no")}
         return pd.DataFrame(list(seen.values()))
 
+    def confusion(self) -> list[dict[str, Any]]:
+        """Per (data set, backbone, task, protocol, fraction): the confusion matrix summed over
+        its seeds (rows: true class, columns: predicted), the class names and the per-class
+        accuracy (%), from the records' ``metrics.confusion_matrix``."""
+        cells: dict[tuple, list[dict[str, Any]]] = {}
+        for r in self.board.records:
+            if r["status"] == "ok" and (r.get("metrics") or {}).get("confusion_matrix"):
+                key = (r["dataset"], r["backbone"], r["task"], r["protocol"], r["fraction"])
+                cells.setdefault(key, []).append(r)
+        out = []
+        for (dataset, backbone, task, protocol, fraction), rs in sorted(cells.items()):
+            matrices = [r["metrics"]["confusion_matrix"] for r in rs]
+            n = len(matrices[0])
+            if any(len(m) != n for m in matrices):
+                continue
+            total = [[sum(m[i][j] for m in matrices) for j in range(n)] for i in range(n)]
+            classes = (rs[0].get("data") or {}).get("classes") or []
+            names = classes if len(classes) == n else [str(i) for i in range(n)]
+            out.append({"dataset": dataset, "backbone": backbone, "task": task,
+                        "protocol": protocol, "fraction": fraction, "seeds": len(rs),
+                        "classes": names, "matrix": total,
+                        "per_class_accuracy": [100 * row[i] / max(1, sum(row))
+                                               for i, row in enumerate(total)]})
+        return out
+
     def references(self) -> pd.DataFrame:
         """Published numbers of the tasks in this leaderboard (their ``references``), with
         sslbench's own mean where the setting matches: same data set, backbone, protocol and

@@ -127,6 +127,25 @@ def _html_table(frame, **kwargs) -> str:
     return rendered.replace(_BEST_OPEN, "<b>").replace(_BEST_CLOSE, "</b>")
 
 
+def _html_confusion(cells: list[dict]) -> str:
+    """Per-class accuracy and confusion matrices, each folded (opened on demand)."""
+    out = ["<h2>Per-class accuracy and confusion matrices</h2><p class='caption'>Summed over "
+           "the seeds of each cell; rows: true class, columns: predicted class. Click a line "
+           "to open it.</p>"]
+    for c in cells:
+        head = "".join(f"<th>{html.escape(n)}</th>" for n in c["classes"])
+        rows = "".join(
+            f"<tr><th>{html.escape(n)}</th>" + "".join(f"<td>{v}</td>" for v in row)
+            + f"<td>{a:.1f}</td></tr>"
+            for n, row, a in zip(c["classes"], c["matrix"], c["per_class_accuracy"]))
+        out.append(f"<details><summary>{html.escape(c['dataset'])} · "
+                   f"{html.escape(c['backbone'])} · {html.escape(c['task'])} · "
+                   f"{html.escape(c['protocol'])} · {100 * c['fraction']:g}% of the labels "
+                   f"({c['seeds']} seeds)</summary><table><tr><th>true \\ predicted</th>{head}"
+                   f"<th>accuracy %</th></tr>{rows}</table></details>")
+    return "\n".join(out)
+
+
 def render_html(board: Leaderboard) -> str:
     from sslbench.leaderboard import run_command
     body = [f"<p>Produced by <code>{html.escape(run_command(board.records))}</code>.</p>"]
@@ -160,6 +179,9 @@ def render_html(board: Leaderboard) -> str:
     hygiene = pub.hygiene()
     if len(hygiene):
         body.append("<h2>Duplicated images</h2>" + _html_table(hygiene, showindex=False))
+    confusion = pub.confusion()
+    if confusion:
+        body.append(_html_confusion(confusion))
     refs = pub.references()
     if len(refs):
         body.append("<h2>Published reference numbers</h2>" + _html_table(refs, showindex=False))

@@ -5,8 +5,8 @@ GitHub Pages as it is)::
 
     SITE/index.html                 every leaderboard: data set, backbone, preset, headline
     SITE/NAME/index.html            one leaderboard: the html report (tables with their
-                                    statistics, plots, command, settings, provenance), then
-                                    per-class accuracy and confusion matrices, folded
+                                    statistics, plots, command, settings, provenance,
+                                    per-class accuracy and confusion matrices, folded)
     SITE/NAME/leaderboard.json      the summary, documented in its own "fields"
     SITE/NAME/leaderboard.csv       the same rows, for a spreadsheet
     SITE/NAME/records/CELL.json     every record behind the numbers
@@ -23,7 +23,6 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 
 from ..errors import SSLBenchError
 from ..leaderboard import Leaderboard, run_command
@@ -84,36 +83,11 @@ def headline(board: Leaderboard, dataset: str, backbone: str) -> str:
     return "; ".join(parts)
 
 
-def per_class(records: list[dict[str, Any]], classes: list[str]) -> str:
-    """Per-class accuracy and the confusion matrix, summed over seeds, per (task, protocol,
-    fraction): folded, opened on demand."""
-    cells: dict[tuple, list[dict[str, Any]]] = defaultdict(list)
-    for r in records:
-        if r["status"] == "ok" and (r.get("metrics") or {}).get("confusion_matrix"):
-            cells[(r["task"], r["protocol"], r["fraction"])].append(r)
-    out = ["<h2>Per-class accuracy and confusion matrices</h2><p class='caption'>Summed over "
-           "the seeds of each cell; rows: true class, columns: predicted class. Click to "
-           "open.</p>"]
-    for (task, protocol, fraction), rs in sorted(cells.items()):
-        matrix = np.sum([np.asarray(r["metrics"]["confusion_matrix"]) for r in rs], axis=0)
-        names = classes if len(classes) == len(matrix) else [str(i) for i in range(len(matrix))]
-        accuracy = matrix.diagonal() / np.maximum(matrix.sum(1), 1)
-        head = "".join(f"<th>{html.escape(n)}</th>" for n in names)
-        rows = "".join(
-            f"<tr><th>{html.escape(n)}</th>" + "".join(f"<td>{v}</td>" for v in row)
-            + f"<td>{100 * a:.1f}</td></tr>" for n, row, a in zip(names, matrix, accuracy))
-        out.append(f"<details><summary>{html.escape(task)} · {html.escape(protocol)} · "
-                   f"{100 * fraction:g}% of the labels ({len(rs)} seeds)</summary><table>"
-                   f"<tr><th>true \\ predicted</th>{head}<th>accuracy %</th></tr>{rows}"
-                   "</table></details>")
-    return "\n".join(out)
-
-
 def _number(value: Any) -> Any:
     if isinstance(value, float) and not math.isfinite(value):
         return None
-    if isinstance(value, np.generic):
-        return _number(value.item())
+    if hasattr(value, "item") and not isinstance(value, (str, bytes, list, dict)):
+        return _number(value.item())              # a numpy scalar from pandas
     return value
 
 
@@ -128,15 +102,12 @@ def publish(directories: list[str], site: Path, host) -> list[Path]:
         name = f"{slug(dataset)}-{backbone}-{preset}"
         folder = site / name
         board = Leaderboard(records, host)
-        classes = next((r["data"]["classes"] for r in records
-                        if (r.get("data") or {}).get("classes")), [])
         report = html_format.render(board)
         extra = (f"<p><a href='../index.html'>all leaderboards</a> · "
                  f"<a href='leaderboard.json'>leaderboard.json</a> · "
                  f"<a href='leaderboard.csv'>leaderboard.csv</a> · "
                  f"<a href='records/index.html'>the {len(records)} records</a></p>")
         report = report.replace("<body>\n", "<body>\n" + extra, 1)
-        report = report.replace("</body>", per_class(records, classes) + "\n</body>", 1)
         for r in records:
             atomic_write_json(folder / "records" / f"{r['cell_id']}.json", r)
         listing = "".join(f"<li><a href='{html.escape(r['cell_id'])}.json'>"

@@ -1,5 +1,6 @@
-"""--log-to tensorboard,mlflow (sslbench_plugins.trackers): every cell's curves, metrics,
-configuration and record, read back with TensorBoard's own reader and MLflow's client."""
+"""--log-to tensorboard,mlflow,wandb (sslbench_plugins.trackers): every cell's curves,
+metrics, configuration and record, read back with TensorBoard's own reader, MLflow's client
+and W&B's own record schema (one sweep logs to all three)."""
 
 import json
 
@@ -7,14 +8,18 @@ import pytest
 
 pytest.importorskip("tensorboard")
 pytest.importorskip("mlflow")
+pytest.importorskip("wandb")
 
 
-def test_a_sweep_logs_to_tensorboard_and_mlflow(fast_run, tmp_path, monkeypatch):
+def test_a_sweep_logs_to_tensorboard_mlflow_and_wandb(fast_run, tmp_path, monkeypatch):
     from mlflow import MlflowClient
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    status, _, err = fast_run("--tasks", "rotation", "--fractions", "1.0",
-                              "--protocols", "linear,finetune", "--log-to", "tensorboard,mlflow")
+    for name in ("WANDB_API_KEY", "WANDB_PROJECT", "WANDB_BASE_URL"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("WANDB_MODE", "offline")             # no network
+    status, _, err = fast_run("--tasks", "rotation", "--fractions", "1.0", "--protocols",
+                              "linear,finetune", "--log-to", "tensorboard,mlflow,wandb")
     assert status == 0, err
     out = tmp_path / "results"
     records = {r["cell_id"]: r for r in (json.loads(p.read_text())
@@ -52,6 +57,7 @@ def test_a_sweep_logs_to_tensorboard_and_mlflow(fast_run, tmp_path, monkeypatch)
         (p["step"], pytest.approx(p["val_accuracy"])) for p in record["details"]["curve"]]
     artifact = client.download_artifacts(run.info.run_id, "record.json", str(tmp_path / "a"))
     assert json.loads(open(artifact).read())["cell_id"] == cell
+    check_wandb(out, records)
 
 
 def wandb_records(path):
@@ -84,22 +90,12 @@ def item_key(item) -> str:
     return item.key or "/".join(item.nested_key)
 
 
-def test_a_sweep_logs_to_wandb_offline(fast_run, tmp_path, monkeypatch):
-    """Weights & Biases in its offline mode (no network): a run file per cell, read back with
-    W&B's own record schema: the configuration, the curves, the final metrics in the
-    summary, the record as an artifact, the exit code."""
-    pytest.importorskip("wandb")
-    for key in ("WANDB_API_KEY", "WANDB_PROJECT", "WANDB_BASE_URL"):
-        monkeypatch.delenv(key, raising=False)
-    monkeypatch.setenv("WANDB_MODE", "offline")
-    status, _, err = fast_run("--tasks", "rotation", "--fractions", "1.0", "--protocols",
-                              "finetune", "--log-to", "wandb")
-    assert status == 0, err
-    out = tmp_path / "results"
-    records = {r["cell_id"]: r for r in (json.loads(p.read_text())
-                                         for p in (out / "records").glob("*.json"))}
+def check_wandb(out, records):
+    """W&B's offline run files, one per cell, decoded with W&B's own record schema: the
+    configuration, the curves, the final metrics in the summary, the record as an artifact,
+    the exit code."""
     runs = sorted((out / "wandb").glob("offline-run-*/run-*.wandb"))
-    assert len(runs) == 2                                     # scratch and rotation
+    assert len(runs) == len(records)
     seen = set()
     for path in runs:
         kinds = {}
@@ -113,11 +109,12 @@ def test_a_sweep_logs_to_wandb_offline(fast_run, tmp_path, monkeypatch):
                    for i in r.summary.update}
         assert summary["test_accuracy"] == pytest.approx(records[cell]["metrics"]["test_accuracy"])
         history = [{item_key(i): json.loads(i.value_json) for i in r.history.item}
-                   for r in kinds["history"]]
-        val = [(h["finetune/step"], h["finetune/val_accuracy"]) for h in history
-               if "finetune/val_accuracy" in h]
-        assert val == [(p["step"], pytest.approx(p["val_accuracy"]))
-                       for p in records[cell]["details"]["curve"]]
+                   for r in kinds.get("history", [])]
+        protocol = records[cell]["protocol"]
+        curve = [(h[f"{protocol}/step"], h[f"{protocol}/val_accuracy"]) for h in history
+                 if f"{protocol}/val_accuracy" in h]
+        assert curve == [(p["step"], pytest.approx(p["val_accuracy"]))
+                         for p in (records[cell]["details"].get("curve") or [])]
         assert kinds["artifact"] and kinds["exit"][0].exit.exit_code == 0
     assert seen == set(records)
 
