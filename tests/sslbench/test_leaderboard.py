@@ -99,17 +99,16 @@ def test_table(board):
     assert "rotation" in text and "82.0 ± 2.8" in text and "n=2" in text
 
 
-def test_report_command_on_a_results_dir(cli, fast_run, tmp_path):
-    status, _, err = fast_run("--tasks", "rotation", "--fractions", "1.0", "--protocols", "linear")
-    assert status == 0, err
+def test_report_command_on_a_results_dir(cli, finished_sweep, tmp_path):
+    results = finished_sweep[0]
     out_file = tmp_path / "board.md"
-    status, _, err = cli("report", str(tmp_path / "results"), "--format", "markdown",
+    status, _, err = cli("report", str(results), "--format", "markdown",
                          "-o", str(out_file))
     assert status == 0, err
     assert "| rotation" in out_file.read_text() and "| scratch" in out_file.read_text()
     status, _, err = cli("report", str(tmp_path / "nothing"))
     assert status == 2 and "does not exist" in err
-    status, _, err = cli("report", str(tmp_path / "results"), "--format", "pdf")
+    status, _, err = cli("report", str(results), "--format", "pdf")
     assert status == 2 and "unknown format 'pdf'" in err
 
 
@@ -158,11 +157,8 @@ def test_markdown_and_latex_escape_names():
     assert "a\\_b\\%c" in tex and "a_b%c" not in tex
 
 
-def test_a_folder_reported_twice_counts_once(cli, fast_run, tmp_path):
-    status, _, err = fast_run("--tasks", "rotation", "--fractions", "1.0", "--protocols",
-                              "linear", "--seeds", "0,1")
-    assert status == 0, err
-    folder = str(tmp_path / "results")
+def test_a_folder_reported_twice_counts_once(cli, finished_sweep):
+    folder = str(finished_sweep[0])                   # seeds 0 and 1
     status, out, err = cli("report", folder, folder, "--format", "csv")
     assert status == 0, err
     assert {r["n"] for r in csv.DictReader(io.StringIO(out))} == {"2"}
