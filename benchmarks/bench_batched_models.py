@@ -91,6 +91,13 @@ def sgd(params) -> torch.optim.Optimizer:
     return torch.optim.SGD(params, lr=0.05, momentum=0.9, nesterov=True, weight_decay=5e-4)
 
 
+def summed_losses(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """The sum of the K models' mean cross-entropies, from (K, B, classes) logits: each
+    model's gradient is that of its own mean loss."""
+    loss = F.cross_entropy(logits.flatten(0, 1), y.flatten(), reduction="none")
+    return loss.view(K, BATCH).mean(1).sum()
+
+
 class Sequential:
     def __init__(self, models: list[Net]) -> None:
         self.models = [copy.deepcopy(m) for m in models]
@@ -121,10 +128,7 @@ class VMapped:
         self.forward = vmap(one, in_dims=(0, 0, 0))
 
     def step(self, x: torch.Tensor, y: torch.Tensor) -> None:
-        logits = self.forward(self.params, self.buffers, x)            # (K, B, classes)
-        # the sum of the K means: each model's gradient is that of its own mean loss
-        loss = F.cross_entropy(logits.flatten(0, 1), y.flatten(), reduction="none")
-        loss = loss.view(K, BATCH).mean(1).sum()
+        loss = summed_losses(self.forward(self.params, self.buffers, x), y)
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
         self.opt.step()
@@ -149,9 +153,7 @@ class Grouped:
         return x.transpose(0, 1).reshape(BATCH, K * 3, SIDE, SIDE)      # (B, K*3, H, W)
 
     def step(self, x: torch.Tensor, y: torch.Tensor) -> None:
-        logits = self.model(self.side_by_side(x))                      # (K, B, classes)
-        loss = F.cross_entropy(logits.flatten(0, 1), y.flatten(), reduction="none")
-        loss = loss.view(K, BATCH).mean(1).sum()
+        loss = summed_losses(self.model(self.side_by_side(x)), y)
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
         self.opt.step()

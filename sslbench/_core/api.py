@@ -14,7 +14,7 @@ from .config import build_config, load_toml
 from ..leaderboard import Leaderboard
 from .plugins import PluginHost
 from .progress import Reporter
-from .records import load_records, merge_records
+from .records import load_results_dirs
 from .runner import Sweep
 
 
@@ -69,12 +69,5 @@ def load_results(*directories: str | Path, plugins: list[str] | None = None) -> 
     ``sslbench report DIR...`` merges them."""
     if not directories:
         raise SSLBenchError("load_results needs at least one results folder")
-    sources = []
-    for d in directories:
-        if not Path(d).is_dir():
-            raise SSLBenchError(f"results directory {str(d)!r} does not exist")
-        found = load_records(d)
-        if not found:
-            raise SSLBenchError(f"no result records in {str(d)!r}")
-        sources.append((str(d), found))
-    return Results(merge_records(sources), PluginHost.from_environment(plugins or []))
+    return Results(load_results_dirs(list(directories)),
+                   PluginHost.from_environment(plugins or []))

@@ -22,7 +22,7 @@ from ..errors import SSLBenchError
 from .door import KINDS as DOOR_KINDS
 from .plugins import KINDS, PluginHost
 from .progress import LogReporter, Reporter, RichReporter, TeeReporter
-from .records import load_records, merge_records
+from .records import load_records, load_results_dirs
 
 plugin_option = click.option(
     "--plugin", "plugins", multiple=True, metavar="MODULE_OR_FILE",
@@ -285,15 +285,8 @@ def report(results_dirs, fmt, output, plugins, show_time) -> None:
         return
     host = _host(list(plugins))
     renderer = host.report_format(fmt)
-    sources = []
-    for d in results_dirs:
-        if not Path(d).is_dir():
-            raise SSLBenchError(f"results directory {d!r} does not exist")
-        found = load_records(d, warn=lambda m: click.echo(f"sslbench: warning: {m}", err=True))
-        if not found:
-            raise SSLBenchError(f"no result records in {d!r}")
-        sources.append((d, found))
-    records = merge_records(sources)
+    records = load_results_dirs(
+        list(results_dirs), warn=lambda m: click.echo(f"sslbench: warning: {m}", err=True))
     from ..leaderboard import Leaderboard   # pandas and scipy: imported when a report is made
     board = Leaderboard(records, host)
     if output:

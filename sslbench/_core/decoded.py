@@ -12,10 +12,9 @@ Within one process, rows are also remembered by digest: the duplicate check deco
 and placing it (or the split left by ``--dedup``, a subset of it) takes the same rows without
 decoding or reading again.
 
-The key is the ordered list of file digests, the resolution and :data:`DECODER` (the source
-of the decoding functions and Pillow's version), so editing the decoder or upgrading Pillow
-decodes afresh. Two folders with identical files share their entry, which holds exactly the
-pixels either would decode to. Files are written atomically and read without running code
+The key is the data set's folder, the ordered list of file digests, the resolution and
+:data:`DECODER` (the source of the decoding functions and Pillow's version), so editing a file
+or the decoder, or upgrading Pillow, decodes afresh, and no two data sets share an entry. Files are written atomically and read without running code
 (:func:`~sslbench._core.atomic.safe_torch_load`); a file that is truncated, corrupt or holds
 anything else (a wrong shape, a checksum that does not match its pixels) is named in a
 warning and decoded again.
@@ -80,11 +79,13 @@ class DecodedImages:
             self._digests[key] = [file_digest(p) for p in files.paths]
         return self._digests[key]
 
-    def path(self, digests: list[str], resolution: int) -> Path | None:
+    def path(self, files: ImageFiles, digests: list[str]) -> Path | None:
+        """The entry of ``files``: its folder, its files' digests, the resolution and the
+        decoder (two data sets never share an entry, even with byte-identical files)."""
         if self.directory is None:
             return None
-        key = hashlib.sha256(
-            "\n".join([DECODER, str(resolution), *digests]).encode()).hexdigest()[:24]
+        key = hashlib.sha256("\n".join(
+            [DECODER, str(files.resolution), files.root, *digests]).encode()).hexdigest()[:24]
         return self.directory / f"{key}.pt"
 
     def decode(self, files: ImageFiles, workers: int) -> torch.Tensor:
@@ -95,7 +96,7 @@ class DecodedImages:
         r = files.resolution
         if digests and all((d, r) in self._rows for d in digests):
             return self._gather([self._rows[(d, r)] for d in digests])
-        path = self.path(digests, r)
+        path = self.path(files, digests)
         images = self._load(path, (len(digests), 3, r, r)) if path is not None else None
         if images is None:
             images = decode_all(files, workers)

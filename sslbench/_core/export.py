@@ -81,8 +81,7 @@ def find_record(source: str | Path, task: str | None = None, seed: int | None = 
             f"{len(checkpoints)} checkpoints match ({', '.join(checkpoints[:4])}"
             f"{', ...' if len(checkpoints) > 4 else ''}): give --task, --seed, --dataset or "
             "--backbone to choose one")
-    return next(r for r in pretrained if r["status"] == "ok") if any(
-        r["status"] == "ok" for r in pretrained) else pretrained[0]
+    return ([r for r in pretrained if r["status"] == "ok"] or pretrained)[0]
 
 
 def describe(record: dict[str, Any], backbone: torch.nn.Module) -> dict[str, Any]:
@@ -124,6 +123,12 @@ def describe(record: dict[str, Any], backbone: torch.nn.Module) -> dict[str, Any
     return meta
 
 
+def _key_candidates(key: str) -> list[str]:
+    """A features_only model names a nested stage "stages_0" where timm's model says
+    "stages.0": the key as it is, then with each underscore in turn read as a dot."""
+    return [key] + [key.replace("_", ".", i + 1) for i in range(key.count("_"))]
+
+
 def timm_state(backbone: torch.nn.Module) -> dict[str, torch.Tensor]:
     """The weights of a timm backbone under the key names of timm's classifier-free model
     (``timm.create_model(name, num_classes=0)``): checked against that model, so a key
@@ -137,9 +142,7 @@ def timm_state(backbone: torch.nn.Module) -> dict[str, torch.Tensor]:
     expected = reference.state_dict()
     renamed: dict[str, torch.Tensor] = {}
     for key, value in state.items():
-        # features_only models name a nested stage "stages_0" where the model says "stages.0"
-        candidates = [key] + [key.replace("_", ".", i + 1) for i in range(key.count("_"))]
-        match = next((c for c in candidates if c in expected), None)
+        match = next((c for c in _key_candidates(key) if c in expected), None)
         if match is None or expected[match].shape != value.shape:
             raise SSLBenchError(f"cannot map {key!r} of {backbone.model_name} to timm's key "
                                 "names; export it for sslbench.load_backbone with --keys sslbench")
@@ -231,9 +234,8 @@ def _from_timm(backbone: torch.nn.Module, state: dict[str, torch.Tensor],
     for key in own:
         if key in BUFFERS:
             continue
-        bare = key.removeprefix("net.")
-        candidates = [bare] + [bare.replace("_", ".", i + 1) for i in range(bare.count("_"))]
-        match = next((c for c in candidates if c in state), None)
+        match = next((c for c in _key_candidates(key.removeprefix("net.")) if c in state),
+                     None)
         if match is None:
             raise SSLBenchError(f"the export has no weight for {key!r}")
         out[key] = state[match]

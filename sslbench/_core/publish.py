@@ -28,7 +28,7 @@ from ..errors import SSLBenchError
 from ..leaderboard import Leaderboard, run_command
 from .atomic import atomic_write_json, atomic_write_text
 from .grid import slug
-from .records import load_records, merge_records
+from .records import load_results_dirs
 
 FIELDS = {
     "task": "pretext task (scratch: no pretraining)", "protocol": "evaluation protocol",
@@ -51,16 +51,8 @@ def _page(title: str, body: str) -> str:
 
 def leaderboards(directories: list[str]) -> dict[tuple[str, str, str], list[dict[str, Any]]]:
     """The records of the given results folders, by (data set, backbone, preset)."""
-    sources = []
-    for d in directories:
-        if not Path(d).is_dir():
-            raise SSLBenchError(f"results directory {d!r} does not exist")
-        found = load_records(d)
-        if not found:
-            raise SSLBenchError(f"no result records in {d!r}")
-        sources.append((d, found))
     groups: dict[tuple[str, str, str], list[dict[str, Any]]] = defaultdict(list)
-    for r in merge_records(sources):
+    for r in load_results_dirs(directories):
         groups[(r["dataset"], r["backbone"], r.get("preset") or "quick")].append(r)
     return dict(groups)
 
@@ -98,8 +90,13 @@ def publish(directories: list[str], site: Path, host) -> list[Path]:
     html_format = host.report_format("html")
     csv_format = host.report_format("csv")
     rows, pages = [], []
+    names: dict[str, str] = {}
     for (dataset, backbone, preset), records in sorted(groups.items()):
         name = f"{slug(dataset)}-{backbone}-{preset}"
+        if name in names:      # two data sets with one short name: they would share a folder
+            raise SSLBenchError(f"data sets {names[name]!r} and {dataset!r} would both be "
+                                f"published as {name!r}; publish them to separate sites")
+        names[name] = dataset
         folder = site / name
         board = Leaderboard(records, host)
         report = html_format.render(board)

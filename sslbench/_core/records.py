@@ -139,6 +139,23 @@ def what_ran(record: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def load_results_dirs(directories: list[str | Path],
+                      warn: Callable[[str], None] | None = None) -> list[dict[str, Any]]:
+    """The records of finished sweeps' folders, merged (:func:`merge_records`): what
+    ``sslbench report``, ``sslbench publish`` and ``load_results`` read. A folder that does
+    not exist or holds no record is a one-line error."""
+    from ..errors import SSLBenchError
+    sources = []
+    for d in directories:
+        if not Path(d).is_dir():
+            raise SSLBenchError(f"results directory {str(d)!r} does not exist")
+        found = load_records(d, warn=warn)
+        if not found:
+            raise SSLBenchError(f"no result records in {str(d)!r}")
+        sources.append((str(d), found))
+    return merge_records(sources)
+
+
 def merge_records(sources: list[tuple[str, list[dict[str, Any]]]]) -> list[dict[str, Any]]:
     """The records of several results directories as one leaderboard's: the same record
     found twice (same cell id and configuration hash: a folder given twice, or copied)

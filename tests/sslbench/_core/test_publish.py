@@ -79,3 +79,23 @@ def test_every_page_loads_in_chromium_and_the_index_is_screenshotted(site, tmp_p
                     (site / "index.html").as_uri()], capture_output=True, timeout=120,
                    check=True)
     assert shot.read_bytes()[:4] == b"\x89PNG" and shot.stat().st_size > 5_000
+
+
+def test_two_data_sets_with_one_short_name_are_refused_in_one_line(cli, finished_sweep,
+                                                                    tmp_path):
+    """imagefolder:a/flowers and imagefolder:b/flowers would share the folder 'flowers-...'
+    of the site: one line, exit 2, nothing overwritten."""
+    for name, dataset in (("a", "imagefolder:a/digits"), ("b", "imagefolder:b/digits")):
+        folder = tmp_path / name / "records"
+        folder.mkdir(parents=True)
+        for path in sorted((finished_sweep[0] / "records").glob("*.json")):
+            record = json.loads(path.read_text())
+            if name == "b" and record["seed"] == 0:
+                continue                  # cells of b are not cells of a: no merge conflict
+            if name == "a" and record["seed"] == 1:
+                continue
+            (folder / path.name).write_text(json.dumps({**record, "dataset": dataset}))
+    status, _, err = cli("publish", str(tmp_path / "a"), str(tmp_path / "b"),
+                         "-o", str(tmp_path / "site"))
+    assert status == 2 and "would both be published as 'digits-smallcnn-quick'" in err
+    assert len(err.strip().splitlines()) == 1
