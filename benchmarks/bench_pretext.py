@@ -13,7 +13,7 @@ import pytest
 import torch
 from conftest import FIGURES, FLOWERS
 
-from sslbench._core.config import PRESETS
+from sslbench_plugins.presets import QUICK
 from sslbench.data import make_splits
 from sslbench.images import ResidentImages
 from sslbench._core.progress import Reporter
@@ -29,7 +29,7 @@ def pool(flowers32):
     from sslbench.data import ImageData
     data = ImageData("flowers", [str(i) for i in range(5)], images, labels, images[:10],
                      labels[:10])
-    splits = make_splits(data, "labeled", 0.1, PRESETS["quick"]["pretext_holdout"], 0)
+    splits = make_splits(data, "labeled", 0.1, QUICK.resolved_settings()["pretext_holdout"], 0)
     seen = torch.from_numpy(splits.pretraining_index)
     held = torch.from_numpy(splits.holdout)
     return images[seen], images[held]
@@ -48,7 +48,7 @@ def test_quick_preset_learns_its_pretext_task(benchmark, pool, task_name):
         backbone = SmallCNN()
         x = train.float().div(255)
         backbone.set_input_stats(x.mean(dim=(0, 2, 3)), x.std(dim=(0, 2, 3)))
-        out = pretrain(task, backbone, train, PRESETS["quick"], CPU, None, 0, Reporter(),
+        out = pretrain(task, backbone, train, QUICK.resolved_settings(), CPU, None, 0, Reporter(),
                        task_name)
         images, uses_index = task.evaluation_images(ResidentImages(held), out["prepared"])
         result.update(evaluate_pretext(task, backbone, out["head"], images, uses_index, CPU,

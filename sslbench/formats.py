@@ -14,7 +14,14 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:  # pragma: no cover
     from .leaderboard import Leaderboard
 
-__all__ = ["ReportFormat"]
+__all__ = ["ReportFormat", "ROLES"]
+
+# What the core asks a format for, by role rather than by name (it names no plugin):
+ROLES = {
+    "terminal": "printed by `sslbench run` at its end and by `sslbench report` without --format",
+    "page": "HTML: the leaderboard page of `sslbench publish` (and a notebook's display)",
+    "data": "CSV: the table of numbers `sslbench publish` puts beside each page",
+}
 
 
 @dataclass
@@ -26,3 +33,4 @@ class ReportFormat:
     render: Callable[["Leaderboard"], str]
     description: str = ""
     plots: bool = False   # ``sslbench report -o`` writes the plots (PNG, SVG) beside the file
+    roles: tuple[str, ...] = ()   # what the core uses it for (:data:`ROLES`); one format a role

@@ -28,7 +28,7 @@ import pluggy
 __all__ = [
     'sslbench_tasks', 'sslbench_backbones', 'sslbench_resolve_backbone',
     'sslbench_datasets', 'sslbench_protocols', 'sslbench_report_formats',
-    'sslbench_trackers', 'sslbench_sweep_start', 'sslbench_cell_start',
+    'sslbench_presets', 'sslbench_trackers', 'sslbench_sweep_start', 'sslbench_cell_start',
     'sslbench_cell_finish', 'sslbench_sweep_finish', 'hookspec'
 ]
 
@@ -37,6 +37,7 @@ if TYPE_CHECKING:  # pragma: no cover - imports for annotations only
     from ._core.config import SweepConfig
     from .data import DatasetSpec
     from .formats import ReportFormat
+    from .preset import Preset
     from .protocol import EvaluationProtocol
     from ._core.runner import Cell
     from .tracking import TrackerSpec
@@ -97,7 +98,17 @@ def sslbench_protocols() -> list[type[EvaluationProtocol]]:
 @hookspec
 def sslbench_report_formats() -> list[ReportFormat]:
     """Return :class:`sslbench.formats.ReportFormat` objects: a name for
-    ``sslbench report --format NAME`` and a function rendering a leaderboard to text."""
+    ``sslbench report --format NAME`` and a function rendering a leaderboard to text. A
+    format may claim a role the core needs (``roles``: the terminal's table, the published
+    page, its data file; :data:`sslbench.formats.ROLES`), one format per role."""
+
+
+@hookspec
+def sslbench_presets() -> list[Preset]:
+    """Return :class:`sslbench.preset.Preset` objects: named sweep settings
+    (``--preset NAME``) with the grid a sweep runs when it names no data set, task or
+    protocol. Exactly one installed preset says ``default=True``: the preset of a sweep
+    that names none. Plugins key their own per-preset option values by these names."""
 
 
 @hookspec

@@ -108,14 +108,29 @@ class Leaderboard:
             "pretrain_seconds", "pretext_accuracy", "pretext_chance", "pretext_near_chance",
             "control_name", "control_accuracy", "control_chance", "error"])
 
+    def installed(self, kind: str, name: str) -> Any:
+        """The installed plugin contribution of that name, or ``None`` (a combined row
+        "a+b", a plugin no longer installed). Only records older than sslbench 0.5, which
+        lack what later records carry, make a report ask."""
+        if self.host is None:
+            from ._core.plugins import PluginHost
+            self.host = PluginHost.from_environment()
+        try:
+            return self.host.get(kind, name)
+        except Exception:  # noqa: BLE001 - not installed (or its plugin broken): no answer
+            return None
+
+    def _installed_trains(self, protocol: str) -> bool:
+        return bool(getattr(self.installed("protocol", protocol), "trains_backbone", False))
+
     # ------------------------------------------------------------------ aggregates
     def trained_protocols(self) -> list[str]:
         """Protocols that train the whole network (their records say so), in table order:
         scratch under the first of them on 100% of the labels is the supervised reference
-        of label efficiency. Records before sslbench 0.5 do not say; there it is finetune."""
+        of label efficiency. Records before sslbench 0.5 do not say; for them the installed
+        protocol of that name is asked."""
         trained = {r["protocol"] for r in self.records
-                   if r.get("protocol_trains_backbone",
-                            r["protocol"] == "finetune")}   # records before 0.5
+                   if r.get("protocol_trains_backbone", self._installed_trains(r["protocol"]))}
         return [p for p in self.protocols if p in trained]
 
     @property
@@ -360,16 +375,8 @@ class Leaderboard:
                         and r["backbone"] == backbone and r["protocol"] == proto), None)
             if rec is None:
                 continue
-            text = rec.get("protocol_summary")
-            if text is None:
-                s = rec.get("settings", {})
-                text = ({"linear": "best stage chosen on validation",
-                         "finetune": (f"{s.get('finetune_steps')} fine-tuning steps"
-                                      if s.get("finetune_steps") else
-                                      f"fine-tuning for {s.get('finetune_epochs')} epochs of "
-                                      f"the labeled images (at least "
-                                      f"{s.get('finetune_min_steps')} steps)")}
-                        .get(proto, "settings of sslbench < 0.5"))   # records before 0.5
+            text = rec.get("protocol_summary") or \
+                "as its records' settings say (written by sslbench < 0.5, which kept no summary)"
             out[proto] = text
         return out
 
@@ -414,7 +421,7 @@ def run_command(records: list[dict[str, Any]]) -> str:
              f"--seeds {','.join(str(s) for s in sorted({r['seed'] for r in records}))}",
              f"--split-seeds {','.join(map(str, splits))}" if splits != [0] else "",
              "--dedup" if sweep.get("dedup") else "",
-             f"--preset {sweep.get('preset', 'quick')}"]
+             f"--preset {sweep.get('preset')}" if sweep.get("preset") else ""]
     parts += _overrides(sweep)
     return " ".join(p for p in parts if p)
 
@@ -422,8 +429,8 @@ def run_command(records: list[dict[str, Any]]) -> str:
 def _overrides(sweep: dict[str, Any]) -> list[str]:
     """The flags that changed what ran beyond the grid's axes: every setting that differs
     from the preset (``--set``), every task option (``--task-opt``), every ``--plugin``."""
-    from ._core.config import PRESETS, format_value
-    preset = PRESETS.get(sweep.get("preset", "quick"), {})
+    from ._core.config import format_value
+    preset = sweep.get("preset_settings") or _installed_preset_settings(sweep.get("preset"))
     settings = sweep.get("settings") or {}
     out = [f"--set {k}={format_value(v)}" for k, v in sorted(settings.items())
            if k != "backbone" and k in preset and preset[k] != v]
@@ -432,6 +439,14 @@ def _overrides(sweep: dict[str, Any]) -> list[str]:
             for name, opts in sorted(given.items()) for k, v in sorted(opts.items())]
     out += [f"--plugin {p}" for p in sweep.get("plugins") or []]
     return [_quoted(flag) for flag in out]
+
+
+def _installed_preset_settings(name: str | None) -> dict[str, Any]:
+    """The settings of an installed preset, for records written before they carried their
+    preset's (sslbench 0.5.0.dev0 before presets became plugins); {} if it is not installed."""
+    from ._core.plugins import PluginHost
+    preset = Leaderboard([], PluginHost.from_environment()).installed("preset", name or "")
+    return preset.resolved_settings() if preset is not None else {}
 
 
 def _quoted(flag: str) -> str:
@@ -589,13 +604,7 @@ class Publication:
         for r in self.board.records:
             if r["task"] == task and "references" in r:
                 return list(r["references"] or [])
-        if self.board.host is None:
-            from ._core.plugins import PluginHost
-            self.board.host = PluginHost.from_environment()
-        try:
-            return list(getattr(self.board.host.task(task), "references", []))
-        except Exception:  # noqa: BLE001 - a combined row ("a+b"), or a plugin no longer installed
-            return []
+        return list(getattr(self.board.installed("task", task), "references", None) or [])
 
     def figures(self) -> dict[str, Any]:
         """matplotlib figures: ``accuracy`` (test accuracy against label fraction, one panel

@@ -54,6 +54,9 @@ class Configurable:
     name: ClassVar[str] = ""
     defaults: ClassVar[dict[str, Any]] = {}
     presets: ClassVar[dict[str, dict[str, Any]]] = {}
+    # sweep settings of earlier sslbench versions that are now options of this plugin
+    # (``{"finetune_epochs": "epochs"}``): ``--set finetune_epochs=...`` then says where it went
+    former_settings: ClassVar[dict[str, str]] = {}
 
     def __init__(self, **options: Any) -> None:
         # a value of the wrong type fails here, as one line, not hours later in a cell

@@ -20,6 +20,7 @@ import torch
 from .backbone import Backbone, BackboneSpec
 from ._core.door import backbone_problem, dataset_problem
 from .data import DatasetRequest, DatasetSpec, ImageData
+from .errors import SSLBenchError
 from .images import ImageFiles, ResidentImages, StreamedImages, decode_all
 from .protocol import EvaluationProtocol
 from ._core.seeding import make_generator
@@ -62,17 +63,17 @@ def _json_ok(report: _Report, obj: Any, what: str) -> None:
         report.fail(f"{what} must serialise to JSON (it goes into every record): {exc}")
 
 
-def _preset_backbones() -> tuple[str, ...]:
-    """The backbones the sweep presets use by default (a task is checked on each): the
-    kit checks what a sweep would run, and names no backbone itself."""
-    from ._core.config import PRESETS
-    return tuple(dict.fromkeys(preset["backbone"] for preset in PRESETS.values()))
+def _preset_backbones(host) -> tuple[str, ...]:
+    """The backbones the installed presets use (a task is checked on each): the kit checks
+    what a sweep would run, and names no backbone itself."""
+    return tuple(dict.fromkeys(c.obj.resolved_settings()["backbone"]
+                               for c in host.registry("preset").values()))
 
 
 def _backbones(names: tuple[str, ...] | None) -> list[tuple[str, Any]]:
     from ._core.plugins import PluginHost
     host = PluginHost.from_environment()
-    return [(n, host.backbone(n)) for n in (names or _preset_backbones())]
+    return [(n, host.backbone(n)) for n in (names or _preset_backbones(host))]
 
 
 def check_task(task: type[PretextTask] | PretextTask, *,
@@ -273,6 +274,27 @@ def check_protocol(cls: type[EvaluationProtocol]) -> None:
     r.finish()
 
 
+def _check_format(report: _Report, fmt: Any) -> None:
+    from .formats import ROLES
+    report.check(callable(fmt.render), f"report format {fmt.name!r}: render must be callable")
+    unknown = sorted(set(fmt.roles) - set(ROLES))
+    report.check(not unknown, f"report format {fmt.name!r}: unknown roles {unknown} "
+                              f"(roles: {', '.join(ROLES)})")
+
+
+def _check_preset(report: _Report, preset: Any) -> None:
+    """Its settings are sweep settings of the right types and name a backbone."""
+    from ._core.config import resolve_settings
+    try:
+        resolve_settings({}, preset.settings)
+    except SSLBenchError as exc:
+        report.fail(f"preset {preset.name!r}: {exc}")
+    for axis in ("datasets", "tasks", "protocols"):
+        value = getattr(preset, axis)
+        report.check(isinstance(value, tuple) and all(isinstance(v, str) for v in value),
+                     f"preset {preset.name!r}: {axis} must be a tuple of names")
+
+
 def check_plugin(plugin: Any, *, backbones: tuple[str, ...] | None = None,
                  resolutions: tuple[int, ...] = (32, 48),
                  dataset_request: DatasetRequest | None = None) -> None:
@@ -316,8 +338,8 @@ def check_plugin(plugin: Any, *, backbones: tuple[str, ...] | None = None,
         "protocol": check_protocol,
         "dataset": lambda obj: (check_dataset(obj, dataset_request) if dataset_request
                                 else None),
-        "format": lambda obj: r.check(callable(obj.render),
-                                      f"report format {obj.name!r}: render must be callable"),
+        "format": lambda obj: _check_format(r, obj),
+        "preset": lambda obj: _check_preset(r, obj),
     }
     for kind, check in checks.items():
         for contribution in host.registry(kind).values():

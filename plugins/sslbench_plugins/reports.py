@@ -250,12 +250,14 @@ def render_csv(board: Leaderboard) -> str:
 @sslbench.hookimpl
 def sslbench_report_formats():
     return [
-        ReportFormat("table", render_table, "plain-text table for the terminal"),
+        ReportFormat("table", render_table, "plain-text table for the terminal",
+                     roles=("terminal",)),
         ReportFormat("markdown", render_markdown, "markdown: leaderboard, gains with their "
                      "statistics, label efficiency, provenance (plots beside it with -o)",
                      plots=True),
         ReportFormat("html", render_html, "one self-contained page with tables and plots",
-                     plots=True),
+                     plots=True, roles=("page",)),
         ReportFormat("latex", render_latex, "LaTeX tables (booktabs, amssymb)"),
-        ReportFormat("csv", render_csv, "long-form CSV with mean, std, n and the statistics"),
+        ReportFormat("csv", render_csv, "long-form CSV with mean, std, n and the statistics",
+                     roles=("data",)),
     ]

@@ -40,10 +40,10 @@ class Results:
         return self._host.report_format(fmt).render(self.leaderboard)
 
     def _repr_html_(self) -> str:
-        return self.render("html")
+        return self._host.format_for("page").render(self.leaderboard)
 
     def __repr__(self) -> str:
-        return self.render("table")
+        return self._host.format_for("terminal").render(self.leaderboard)
 
     def __len__(self) -> int:
         return len(self.records)

@@ -48,11 +48,11 @@ def cli() -> None:
 @click.option("--fractions", metavar="LIST", help="Label fractions in (0, 1], e.g. 0.1,1.0.")
 @click.option("--protocols", metavar="NAMES", help="Evaluation protocols (linear,finetune; knn).")
 @click.option("--seeds", metavar="LIST", help="Seeds, e.g. 0,1,2.")
-@click.option("--preset", type=str, help="quick (default; a CPU) or standard (a GPU).")
+@click.option("--preset", type=str,
+              help="Named settings and default grid (sslbench list presets; built in: quick, "
+                   "the default, for a CPU; standard, for a GPU).")
 @click.option("--resolution", type=int, help="Image side in pixels (preset setting).")
 @click.option("--pretrain-epochs", type=int, help="Pretraining epochs (preset setting).")
-@click.option("--finetune-steps", type=int,
-              help="Fine-tuning steps (the same as --opt finetune.steps=N).")
 @click.option("--set", "set_items", multiple=True, metavar="KEY=VALUE",
               help="Override a sweep setting (docs/settings.md); repeatable.")
 @click.option("--opt", "opts", multiple=True, metavar="NAME.KEY=VALUE",
@@ -109,7 +109,7 @@ def cli() -> None:
               help="List the units and cells that would run, with estimated times; run nothing.")
 @plugin_option
 def run(config_file, datasets, backbones, tasks, fractions, protocols, seeds, preset,
-        resolution, pretrain_epochs, finetune_steps, set_items, opts, task_opts, device,
+        resolution, pretrain_epochs, set_items, opts, task_opts, device,
         compile_,
         stream, workers, out, cache_dir, data_dir, download, split_seeds, dedup, quiet,
         executor, ray_address, cpus_per_job, gpus_per_job, slurm_partition, timeout_min,
@@ -124,8 +124,6 @@ def run(config_file, datasets, backbones, tasks, fractions, protocols, seeds, pr
         if value is not None:
             settings[key] = value
     options = _deep_merge(parse_task_options(list(task_opts)), parse_options(list(opts)))
-    if finetune_steps is not None:
-        options.setdefault("finetune", {})["steps"] = finetune_steps
     config = build_config(
         file_values, datasets=datasets, backbones=backbones, tasks=tasks, fractions=fractions,
         protocols=protocols, seeds=seeds, preset=preset, settings=settings or None,
@@ -193,7 +191,7 @@ def run(config_file, datasets, backbones, tasks, fractions, protocols, seeds, pr
     try:
         if records:
             from ..leaderboard import Leaderboard
-            click.echo(host.report_format("table").render(Leaderboard(records, host)))
+            click.echo(host.format_for("terminal").render(Leaderboard(records, host)))
     finally:
         engine.close()                        # a local Ray stopped meanwhile
     failed = [r for r in records if r["status"] != "ok"]
@@ -255,8 +253,9 @@ def plugins(plugins) -> None:
 
 @cli.command()
 @click.argument("results_dirs", nargs=-1, required=True, type=click.Path())
-@click.option("--format", "fmt", default="table", show_default=True,
-              help="table, markdown, html, latex or csv (or a plugin's format).")
+@click.option("--format", "fmt", default=None,
+              help="table (the default: the terminal's format), markdown, html, latex or csv "
+                   "(sslbench list formats).")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write to FILE.")
 @click.option("--time", "show_time", is_flag=True,
               help="Instead of the leaderboard: where each run's wall time went (data, "
@@ -284,7 +283,7 @@ def report(results_dirs, fmt, output, plugins, show_time) -> None:
             click.echo(text, nl=False)
         return
     host = _host(list(plugins))
-    renderer = host.report_format(fmt)
+    renderer = host.report_format(fmt) if fmt else host.format_for("terminal")
     records = load_results_dirs(
         list(results_dirs), warn=lambda m: click.echo(f"sslbench: warning: {m}", err=True))
     from ..leaderboard import Leaderboard   # pandas and scipy: imported when a report is made
@@ -406,7 +405,8 @@ def export_command(source, task, seed, dataset, backbone, cache_dir, keys, outpu
 
 @cli.command()
 @click.argument("task_name", metavar="TASK")
-@click.option("--dataset", default="digits", show_default=True, help="Where the images come from.")
+@click.option("--dataset", default=None,
+              help="Where the images come from (default: the preset's first data set).")
 @click.option("--resolution", type=click.IntRange(8, 1024), default=None,
               help="Image side (default: 64 to draw, the preset's to --check).")
 @click.option("--count", type=click.IntRange(1, 16), default=4, show_default=True,
@@ -420,7 +420,7 @@ def export_command(source, task, seed, dataset, backbone, cache_dir, keys, outpu
               help="Instead of drawing: pretrain the task on the data set and print its "
                    "pretext accuracy on held-out images and its shortcut control, against "
                    "chance.")
-@click.option("--preset", default="quick", show_default=True, help="Settings for --check.")
+@click.option("--preset", default=None, help="Settings for --check (default: the default preset).")
 @click.option("--epochs", type=click.IntRange(1, 10000), default=None,
               help="Pretraining epochs for --check (default: the preset's).")
 @plugin_option
@@ -429,6 +429,13 @@ def show(task_name, dataset, resolution, count, seed, task_opts, data_dir, outpu
     """Draw the inputs a task builds from a few images, with their targets (or, with
     --check, pretrain it and check it)."""
     host = _host(list(plugins))
+    from .presets import default_preset
+    chosen = host.get("preset", preset) if preset else default_preset(host)
+    preset = chosen.name
+    if dataset is None:
+        if not chosen.datasets:
+            raise SSLBenchError(f"preset {preset!r} names no data set: give --dataset")
+        dataset = chosen.datasets[0]
     options = parse_task_options(list(task_opts)).get(task_name, {})
     task = host.task(task_name).for_preset(preset, **options)
     if check:
@@ -468,7 +475,8 @@ def _check_task(host: PluginHost, task, dataset: str, resolution: int | None, se
     from .pretraining import pretrain
     if not task.pretrains:
         raise SSLBenchError(f"task {task.name!r} has no pretraining to check")
-    settings = resolve_settings(preset, {k: v for k, v in (("resolution", resolution),
+    settings = resolve_settings(host.get("preset", preset).settings,
+                                {k: v for k, v in (("resolution", resolution),
                                                            ("pretrain_epochs", epochs))
                                          if v is not None})
     res = int(settings["resolution"])

@@ -20,48 +20,35 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-# Hyper-parameters of each preset. ``quick`` runs a whole sweep on a laptop CPU in minutes;
-# ``standard`` follows the papers' scale (ResNet-18, long schedules) and wants a GPU.
-PRESETS: dict[str, dict[str, Any]] = {
-    "quick": {
-        "backbone": "smallcnn",
-        "resolution": 32,
-        # Where choices (fine-tuning checkpoint, probe regularisation and layer, k) are made:
-        # "labeled" holds out val_share of each cell's own labeled images (the validation set
-        # never exceeds the label budget it serves; Oliver et al. 2018), "fixed" carves
-        # val_fraction of the training split out once for every cell (larger than small
-        # budgets: the pre-0.4 behaviour, kept as an explicit option).
-        "validation": "labeled",
-        "val_share": 0.2,
-        "val_fraction": 0.1,
-        "pretext_holdout": 500,      # pool images kept out of pretraining to measure pretext
-                                     # accuracy on unseen images (at most 10% of the pool)
-        "pretrain_epochs": 15,
-        "pretrain_batch_size": 128,  # source images per step (a task may expand each one)
-        "pretrain_lr": 0.1,
-        "weight_decay": 5e-4,
-        "sync_bn": False,            # with several processes (torchrun): global BN statistics
-        # the protocols' settings (fine-tuning budget, probe grids) are their options:
-        # --opt finetune.epochs=..., --opt linear.l2=[...] (sslbench list protocols)
-    },
-    "standard": {
-        "backbone": "resnet18",
-        "resolution": 32,
-        "validation": "labeled",
-        "val_share": 0.2,
-        "val_fraction": 0.1,
-        "pretext_holdout": 2000,
-        "pretrain_epochs": 100,
-        "pretrain_batch_size": 256,
-        "pretrain_lr": 0.1,
-        "weight_decay": 5e-4,
-        "sync_bn": False,
-    },
+# The sweep settings and their defaults. A preset (:class:`sslbench.preset.Preset`, contributed
+# by plugins: sslbench's ``quick`` and ``standard`` are built-in plugins) gives the values that
+# differ, and must name the backbone; ``--set KEY=VALUE`` and a sweep file's [settings] come
+# last. The core names no plugin here.
+SETTING_DEFAULTS: dict[str, Any] = {
+    "backbone": None,            # the preset names it
+    "resolution": 32,
+    # Where choices (fine-tuning checkpoint, probe regularisation and layer, k) are made:
+    # "labeled" holds out val_share of each cell's own labeled images (the validation set
+    # never exceeds the label budget it serves; Oliver et al. 2018), "fixed" carves
+    # val_fraction of the training split out once for every cell (larger than small
+    # budgets: the pre-0.4 behaviour, kept as an explicit option).
+    "validation": "labeled",
+    "val_share": 0.2,
+    "val_fraction": 0.1,
+    "pretext_holdout": 500,      # pool images kept out of pretraining to measure pretext
+                                 # accuracy on unseen images (at most 10% of the pool)
+    "pretrain_epochs": 15,
+    "pretrain_batch_size": 128,  # source images per step (a task may expand each one)
+    "pretrain_lr": 0.1,
+    "weight_decay": 5e-4,
+    "sync_bn": False,            # with several processes (torchrun): global BN statistics
+    # the protocols' settings (fine-tuning budget, probe grids) are their options:
+    # --opt NAME.KEY=VALUE (sslbench list protocols)
 }
 
 VALIDATION_MODES = ("labeled", "fixed")
 
-# what each sweep setting means (docs/settings.md is generated from this and PRESETS)
+# what each sweep setting means (docs/settings.md is generated from this and the presets)
 SETTING_HELP = {
     "backbone": "the backbone when --backbone is not given",
     "resolution": "image side in pixels (--resolution)",
@@ -80,27 +67,20 @@ SETTING_HELP = {
 }
 
 
-# settings that became options of the built-in protocols (sslbench 0.5): ``--set KEY=...``
-# says where each went, in one line
-MOVED = {"finetune_epochs": "finetune.epochs", "finetune_min_steps": "finetune.min_steps",
-         "finetune_steps": "finetune.steps", "finetune_batch_size": "finetune.batch_size",
-         "finetune_lr": "finetune.lr", "finetune_evals": "finetune.evals",
-         "unlabeled_batch_size": "finetune.unlabeled_batch_size", "probe_l2": "linear.l2",
-         "probe_max_iter": "linear.max_iter", "knn_k": "knn.k"}
-
-
 @dataclass
 class SweepConfig:
     """Everything that defines a sweep. Lists are the axes of the grid."""
 
-    datasets: list[str] = field(default_factory=lambda: ["digits"])
+    # the grid's axes; an empty one is the preset's (sslbench._core.presets)
+    datasets: list[str] = field(default_factory=list)
     backbones: list[str] = field(default_factory=list)   # empty: the preset's backbone
-    tasks: list[str] = field(default_factory=lambda: ["rotation"])
+    tasks: list[str] = field(default_factory=list)
     fractions: list[float] = field(default_factory=lambda: [0.1, 1.0])
-    protocols: list[str] = field(default_factory=lambda: ["linear", "finetune"])
+    protocols: list[str] = field(default_factory=list)
     seeds: list[int] = field(default_factory=lambda: [0])
-    preset: str = "quick"
-    settings: dict[str, Any] = field(default_factory=dict)
+    preset: str | None = None      # None: the installed preset that says it is the default
+    settings: dict[str, Any] = field(default_factory=dict)   # overrides, then every setting
+    preset_settings: dict[str, Any] = field(default_factory=dict)  # the preset's, for reports
     task_options: dict[str, dict[str, Any]] = field(default_factory=dict)   # merged into options
     options: dict[str, dict[str, Any]] = field(default_factory=dict)  # plugin name -> its options
     device: str = "auto"
@@ -241,8 +221,6 @@ def build_config(file_values: dict[str, Any] | None = None, **overrides: Any) ->
     # --task-opt and [task_options] are the task part of --opt and [options]
     cfg.options = _deep_merge(cfg.task_options, cfg.options)
     cfg.task_options = {}
-    if cfg.preset not in PRESETS:
-        raise SSLBenchError(f"unknown preset {cfg.preset!r}; known presets: {', '.join(PRESETS)}")
     for f in cfg.fractions:
         if not 0 < f <= 1:
             raise SSLBenchError(f"fraction {f:g} is outside (0, 1]")
@@ -257,24 +235,29 @@ def build_config(file_values: dict[str, Any] | None = None, **overrides: Any) ->
     cfg.fractions = sorted(set(cfg.fractions))
     cfg.seeds = sorted(set(cfg.seeds))
     cfg.split_seeds = sorted(set(cfg.split_seeds))
-    cfg.settings = resolve_settings(cfg.preset, cfg.settings)
-    if not cfg.backbones:
-        cfg.backbones = [cfg.settings["backbone"]]
-    return cfg
+    return cfg     # the preset's part (settings, empty axes) needs the plugins: presets.py
 
 
-def resolve_settings(preset: str, overrides: dict[str, Any]) -> dict[str, Any]:
-    """The preset's settings with ``overrides`` applied; keys and types are checked."""
-    settings = copy.deepcopy(PRESETS[preset])
+def resolve_settings(preset_settings: dict[str, Any], overrides: dict[str, Any],
+                     moved: dict[str, tuple[str, str]] | None = None) -> dict[str, Any]:
+    """Every setting: the defaults, the preset's values, then ``overrides``; keys and types
+    are checked. ``moved`` maps settings of earlier versions to the plugin option that
+    replaced them (kind, ``NAME.KEY``), for a one-line hint."""
+    settings = {**copy.deepcopy(SETTING_DEFAULTS), **copy.deepcopy(preset_settings)}
     for key, value in overrides.items():
-        if key in MOVED:
-            plugin, _, option = MOVED[key].partition(".")
+        if key in (moved or {}):
+            kind, target = moved[key]
+            plugin, _, option = target.partition(".")
             raise SSLBenchError(f"setting {key} is now option {option!r} of the {plugin} "
-                                f"protocol: --opt {MOVED[key]}=VALUE (or [options.{plugin}] "
+                                f"{kind}: --opt {target}=VALUE (or [options.{plugin}] "
                                 "in a sweep file)")
-        if key not in settings:
-            raise SSLBenchError(f"unknown setting {key!r}; settings: {', '.join(sorted(settings))}")
-        settings[key] = coerce_like(f"setting {key}", value, settings[key])
+        if key not in SETTING_DEFAULTS:
+            raise SSLBenchError(f"unknown setting {key!r}; settings: "
+                                f"{', '.join(sorted(SETTING_DEFAULTS))}")
+        settings[key] = coerce_like(f"setting {key}", value, SETTING_DEFAULTS[key])
+    if not isinstance(settings["backbone"], str) or not settings["backbone"]:
+        raise SSLBenchError("no backbone: the preset names none and neither does --backbone "
+                            "or --set backbone=NAME")
     if not 8 <= settings["resolution"] <= 2048:
         raise SSLBenchError(f"resolution {settings['resolution']} is outside 8..2048 px")
     if not settings["pretrain_lr"] > 0:

@@ -46,6 +46,7 @@ KINDS = {k.name: k for k in (
          True, True),
     Kind("format", "sslbench_report_formats", "ReportFormat objects", "formats",
          "report format", False, False),
+    Kind("preset", "sslbench_presets", "Preset objects", "presets", "preset", False, False),
 )}
 HOOKS = {name: (k.hook, k.wanted) for name, k in KINDS.items()}   # kind -> (hook, wanted)
 
@@ -64,6 +65,9 @@ def _base(kind: str) -> type:
     if kind == "protocol":
         from ..protocol import EvaluationProtocol
         return EvaluationProtocol
+    if kind == "preset":
+        from ..preset import Preset
+        return Preset
     from ..formats import ReportFormat
     return ReportFormat
 

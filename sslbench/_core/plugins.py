@@ -228,6 +228,17 @@ class PluginHost:
     def report_format(self, name: str):
         return self.get("format", name)
 
+    def format_for(self, role: str):
+        """The report format that plays ``role`` (:data:`sslbench.formats.ROLES`): exactly
+        one installed format may claim it."""
+        claims = [c for c in self.registry("format").values() if role in c.obj.roles]
+        if len(claims) != 1:
+            who = " and ".join(f"{c.name!r} (plugin {c.plugin!r})" for c in claims)
+            raise SSLBenchError(f"report formats {who} all claim the role {role!r}; uninstall "
+                                "one" if claims else f"no installed report format plays the "
+                                f"role {role!r} (sslbench list formats)")
+        return claims[0].obj
+
     def trackers(self) -> dict:
         """Every :class:`~sslbench.tracking.TrackerSpec` that plugins offer, by name (a
         plugin whose hook fails or returns something else is warned about and skipped)."""
@@ -313,5 +324,12 @@ class PluginHost:
             options = ", ".join(f"{k}={format_value(v)}" for k, v in defaults.items())
             if kind == "dataset" and c.obj.takes_argument:
                 name = f"{name}:PATH"
+            if kind == "preset":
+                options = ", ".join(f"{k}={format_value(v)}" for k, v in c.obj.settings.items())
+                grid = "; ".join(f"{axis} {','.join(getattr(c.obj, axis))}"
+                                 for axis in ("datasets", "tasks", "protocols")
+                                 if getattr(c.obj, axis))
+                options += f"; when none are named: {grid}" if grid else ""
+                desc += " (the default)" if c.obj.default else ""
             rows.append((name, desc, options, c.plugin))
         return rows

@@ -53,7 +53,7 @@ def leaderboards(directories: list[str]) -> dict[tuple[str, str, str], list[dict
     """The records of the given results folders, by (data set, backbone, preset)."""
     groups: dict[tuple[str, str, str], list[dict[str, Any]]] = defaultdict(list)
     for r in load_results_dirs(directories):
-        groups[(r["dataset"], r["backbone"], r.get("preset") or "quick")].append(r)
+        groups[(r["dataset"], r["backbone"], r.get("preset") or "unknown-preset")].append(r)
     return dict(groups)
 
 
@@ -87,8 +87,8 @@ def publish(directories: list[str], site: Path, host) -> list[Path]:
     """Write the site; returns the pages written, the index first."""
     groups = leaderboards(directories)
     site = Path(site)
-    html_format = host.report_format("html")
-    csv_format = host.report_format("csv")
+    html_format = host.format_for("page")
+    csv_format = host.format_for("data")
     rows, pages = [], []
     names: dict[str, str] = {}
     for (dataset, backbone, preset), records in sorted(groups.items()):

@@ -34,6 +34,7 @@ from .door import KINDS, backbone_problem, dataset_problem
 from ..errors import MalformedPlugin, SSLBenchError
 from .checkpoints import CheckpointStore, cache_key
 from .claims import Claim, waiting_claim
+from .presets import apply_preset
 from .distributed import from_first, is_writer, world_size_from_environment
 from .resume import ResumeFile
 from . import timing
@@ -100,7 +101,7 @@ class Sweep:
     :meth:`run`."""
 
     def __init__(self, config: SweepConfig, host: PluginHost, reporter: Reporter | None = None):
-        self.config = config
+        self.config = apply_preset(config, host)   # settings, backbone, axes left empty
         self.host = host
         self.reporter = reporter or Reporter()
         self.created = time.time()

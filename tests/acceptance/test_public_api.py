@@ -11,7 +11,7 @@ from conftest import REPO
 
 PUBLIC = ["task", "backbone", "protocol", "data", "images", "augment", "randaugment",
           "training", "options", "formats", "leaderboard", "testing", "errors", "hookspecs",
-          "tracking"]
+          "tracking", "preset"]
 
 
 def sslbench_imports(path):
@@ -59,3 +59,39 @@ def test_the_machinery_is_private():
     top = {p.stem for p in (REPO / "sslbench").glob("*.py")} - {"__init__", "__main__"}
     assert top == set(PUBLIC)
     assert (REPO / "sslbench" / "_core" / "runner.py").is_file()
+
+
+def _string_constants(path):
+    """The string literals of a file that are not docstrings, with their line numbers."""
+    tree = ast.parse(path.read_text())
+    docstrings = {id(node.body[0].value) for node in ast.walk(tree)
+                  if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef,
+                                       ast.AsyncFunctionDef))
+                  and node.body and isinstance(node.body[0], ast.Expr)
+                  and isinstance(node.body[0].value, ast.Constant)}
+    return [(node.lineno, node.value) for node in ast.walk(tree)
+            if isinstance(node, ast.Constant) and isinstance(node.value, str)
+            and id(node) not in docstrings]
+
+
+# the augmentation library's policy "uda" is the UDA authors' RandAugment variant, a name of
+# their code rather than of the built-in task
+NOT_A_PLUGIN = {("randaugment.py", "uda")}
+
+
+def test_the_core_names_no_builtin_contribution():
+    """No task, backbone, data set, protocol, report format or preset of the built-in
+    plugins is named in the core's code: defaults come from presets, report formats are
+    asked for by role, records carry what reports need."""
+    from sslbench._core.door import KINDS
+    from sslbench._core.plugins import PluginHost
+    host = PluginHost.from_environment()
+    builtin = {p.name for p in host.plugins if p.distribution == "sslbench"}
+    names = {name for kind in KINDS for name, c in host.registry(kind).items()
+             if c.plugin in builtin}
+    assert {"rotation", "finetune", "smallcnn", "digits", "table", "quick"} <= names
+    offenders = [f"{path.relative_to(REPO)}:{line}: {value!r}"
+                 for path in sorted((REPO / "sslbench").rglob("*.py"))
+                 for line, value in _string_constants(path)
+                 if value in names and (path.name, value) not in NOT_A_PLUGIN]
+    assert not offenders, offenders

@@ -3,12 +3,11 @@ MoCo, DINO), and the LARS optimiser such methods train with."""
 
 from __future__ import annotations
 
-import copy
 
 import pytest
 import torch
 
-from sslbench._core.config import PRESETS
+from sslbench_plugins.presets import QUICK
 from sslbench.images import ResidentImages
 from sslbench._core.progress import Reporter
 from sslbench.task import PretrainSchedule
@@ -36,7 +35,7 @@ class Scheduled(Rotation):
 
 def test_a_tasks_schedule_replaces_the_sweeps_and_after_step_sees_every_step():
     task = Scheduled()
-    settings = copy.deepcopy(PRESETS["quick"])
+    settings = QUICK.resolved_settings()
     images = ResidentImages(torch.randint(0, 256, (40, 3, 16, 16), dtype=torch.uint8))
     torch.manual_seed(0)
     result = pretrain(task, SmallCNN((8, 16)), images, settings, torch.device("cpu"), None,
@@ -51,7 +50,7 @@ def test_a_tasks_schedule_replaces_the_sweeps_and_after_step_sees_every_step():
 
 
 def test_the_default_schedule_is_the_sweeps():
-    settings = PRESETS["quick"]
+    settings = QUICK.resolved_settings()
     plan = effective_schedule(Rotation(), settings)
     assert (plan["epochs"], plan["batch_size"], plan["lr"], plan["optimizer"]) == (
         settings["pretrain_epochs"], settings["pretrain_batch_size"], settings["pretrain_lr"],

@@ -90,6 +90,11 @@ class FineTune(EvaluationProtocol):
     }
     presets = {"standard": {"epochs": 100, "min_steps": 2000, "batch_size": 128, "evals": 40,
                             "patience": 16, "unlabeled_batch_size": 448}}
+    # sweep settings of sslbench < 0.5 (``--set finetune_epochs=...`` says where they went)
+    former_settings = {"finetune_epochs": "epochs", "finetune_min_steps": "min_steps",
+                       "finetune_steps": "steps", "finetune_batch_size": "batch_size",
+                       "finetune_lr": "lr", "finetune_evals": "evals",
+                       "unlabeled_batch_size": "unlabeled_batch_size"}
 
     def summary(self) -> str:
         o = self.options

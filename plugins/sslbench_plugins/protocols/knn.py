@@ -35,6 +35,7 @@ class KNNProbe(EvaluationProtocol):
     name = "knn"
     description = "weighted k-nearest neighbours on cached features (k and stage chosen on val)"
     defaults = {"k": [1, 5, 10, 20]}            # the k grid, chosen on validation with the stage
+    former_settings = {"knn_k": "k"}             # the sweep setting of sslbench < 0.5
     presets = {"standard": {"k": [1, 5, 10, 20, 50]}}
 
     def summary(self) -> str:

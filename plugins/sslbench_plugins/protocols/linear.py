@@ -100,6 +100,7 @@ class LinearProbe(EvaluationProtocol):
         "warm_start": True,                      # walk the L2 grid strongest first (fit_l2_path)
     }
     presets = {"standard": {"l2": [1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1], "max_iter": 1000}}
+    former_settings = {"probe_l2": "l2", "probe_max_iter": "max_iter"}   # sslbench < 0.5
 
     def summary(self) -> str:
         l2 = ", ".join(f"{v:g}" for v in self.options["l2"])

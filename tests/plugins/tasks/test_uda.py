@@ -117,14 +117,14 @@ def test_labeled_and_both_unlabeled_views_share_one_batchnorm_batch():
     from sslbench_plugins.backbones.smallcnn import SmallCNN
     from sslbench_plugins.protocols.finetune import FineTune
 
-    from sslbench._core.config import PRESETS
+    from sslbench_plugins.presets import QUICK
     from sslbench.images import ResidentImages
     from sslbench._core.progress import Reporter
     from sslbench.protocol import EvalContext, Split
 
     images = torch.randint(0, 256, (40, 3, 16, 16), dtype=torch.uint8)
     labels = torch.arange(40) % 4
-    settings = PRESETS["quick"]
+    settings = QUICK.resolved_settings()
     backbone = SmallCNN()
     seen = []
     bn = next(m for m in backbone.modules() if isinstance(m, torch.nn.BatchNorm2d))
