@@ -39,18 +39,17 @@ def test_a_third_party_preset_gives_settings_and_grid(cli, tmp_path, image_folde
     assert status == 0 and "tiny" in out and "quick" in out
 
 
-def test_records_carry_their_presets_settings(fast_run, tmp_path):
-    status, _, err = fast_run("--tasks", "rotation", "--protocols", "linear",
-                              "--fractions", "1.0", "--set", "pretext_holdout=30")
-    assert status == 0, err
-    record = json.loads(next((tmp_path / "results" / "records").glob("*rotation*.json"))
-                        .read_text())
+def test_records_carry_their_presets_settings(finished_sweep):
+    out, _ = finished_sweep                   # run with --resolution 16 under the quick preset
+    record = json.loads(next((out / "records").glob("*rotation*.json")).read_text())
     sweep = record["sweep"]
     assert sweep["preset"] == "quick" and sweep["preset_settings"]["backbone"] == "smallcnn"
-    assert sweep["preset_settings"]["pretext_holdout"] == 500
-    assert record["settings"]["pretext_holdout"] == 30
+    assert sweep["preset_settings"]["resolution"] == 32 and record["settings"]["resolution"] == 16
     from sslbench.leaderboard import run_command
-    assert "--set pretext_holdout=30" in run_command([record])
+    changed = {k for k, v in record["settings"].items()
+               if k != "backbone" and sweep["preset_settings"][k] != v}
+    flags = {part.split("=")[0] for part in run_command([record]).split("--set ")[1:]}
+    assert "resolution" in changed and flags == changed      # what changed it, and only that
 
 
 def test_two_default_presets_or_none_named_are_one_line(cli, tmp_path, image_folder):
