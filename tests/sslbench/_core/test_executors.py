@@ -176,10 +176,10 @@ def test_a_killed_worker_fails_its_unfinished_cells_and_a_rerun_completes(
 def test_two_drivers_on_one_results_folder(plugin, tmp_path):
     """Two `sslbench run` processes on the same --out and cache: each cell runs once, in one
     of them (the other driver skips a unit while it is claimed), no record is corrupt, a
-    third run finds the grid complete."""
+    third run finds the grid complete. Two units (scratch and rotation), two drivers."""
     args = [sys.executable, "-m", "sslbench", "run", "--quiet", "--out", str(tmp_path / "out"),
             "--cache-dir", str(tmp_path / "cache"), "--resolution", "16", *FAST_FLAGS,
-            *sweep_args(plugin, "--seeds", "0,1")]
+            *sweep_args(plugin, "--seeds", "0")]
     log = tmp_path / "cells.log"
     env = {**os.environ, "SSLBENCH_TEST_CELL_LOG": str(log)}
     drivers = [subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
@@ -187,13 +187,13 @@ def test_two_drivers_on_one_results_folder(plugin, tmp_path):
     results = [d.communicate(timeout=600) for d in drivers]
     assert [d.returncode for d in drivers] == [0, 0], results
     recs = [json.loads(p.read_text()) for p in (tmp_path / "out" / "records").glob("*.json")]
-    assert len(recs) == 8 and all(r["status"] == "ok" for r in recs)
+    assert len(recs) == 4 and all(r["status"] == "ok" for r in recs)
     started = [line.split()[0] for line in log.read_text().splitlines()]
     assert sorted(started) == sorted(r["cell_id"] for r in recs)    # each cell ran once
     assert_clean(tmp_path / "out")
     done = subprocess.run(args, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr
-    assert "8 records" in done.stdout
+    assert "4 records" in done.stdout
 
 
 # ----------------------------------------------------------------------------- bad input
