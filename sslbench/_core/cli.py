@@ -477,8 +477,8 @@ def _check_task(host: PluginHost, task, dataset: str, resolution: int | None, se
         raise SSLBenchError(f"task {task.name!r} has no pretraining to check")
     settings = resolve_settings(host.get("preset", preset).settings,
                                 {k: v for k, v in (("resolution", resolution),
-                                                           ("pretrain_epochs", epochs))
-                                         if v is not None})
+                                                   ("pretrain_epochs", epochs))
+                                 if v is not None}, preset=preset)
     res = int(settings["resolution"])
     task.validate(res)
     spec, argument = host.dataset(dataset)

@@ -239,12 +239,30 @@ def build_config(file_values: dict[str, Any] | None = None, **overrides: Any) ->
 
 
 def resolve_settings(preset_settings: dict[str, Any], overrides: dict[str, Any],
-                     moved: dict[str, tuple[str, str]] | None = None) -> dict[str, Any]:
+                     moved: dict[str, tuple[str, str]] | None = None,
+                     preset: str = "") -> dict[str, Any]:
     """Every setting: the defaults, the preset's values, then ``overrides``; keys and types
-    are checked. ``moved`` maps settings of earlier versions to the plugin option that
-    replaced them (kind, ``NAME.KEY``), for a one-line hint."""
-    settings = {**copy.deepcopy(SETTING_DEFAULTS), **copy.deepcopy(preset_settings)}
-    for key, value in overrides.items():
+    of both are checked (an error in the preset's names it, ``preset``). ``moved`` maps
+    settings of earlier versions to the plugin option that replaced them (kind,
+    ``NAME.KEY``), for a one-line hint."""
+    settings = copy.deepcopy(SETTING_DEFAULTS)
+    try:
+        settings.update(_checked_settings(preset_settings, None))
+    except SSLBenchError as exc:
+        raise SSLBenchError(f"preset {preset!r}: {exc}" if preset else str(exc)) from None
+    settings.update(_checked_settings(overrides, moved))
+    if not isinstance(settings["backbone"], str) or not settings["backbone"]:
+        raise SSLBenchError("no backbone: the preset names none and neither does --backbone "
+                            "or --set backbone=NAME")
+    _check_ranges(settings)
+    return settings
+
+
+def _checked_settings(values: dict[str, Any], moved: dict[str, tuple[str, str]] | None
+                      ) -> dict[str, Any]:
+    """``values`` with every key a known setting and every value of its default's type."""
+    out = {}
+    for key, value in values.items():
         if key in (moved or {}):
             kind, target = moved[key]
             plugin, _, option = target.partition(".")
@@ -254,10 +272,11 @@ def resolve_settings(preset_settings: dict[str, Any], overrides: dict[str, Any],
         if key not in SETTING_DEFAULTS:
             raise SSLBenchError(f"unknown setting {key!r}; settings: "
                                 f"{', '.join(sorted(SETTING_DEFAULTS))}")
-        settings[key] = coerce_like(f"setting {key}", value, SETTING_DEFAULTS[key])
-    if not isinstance(settings["backbone"], str) or not settings["backbone"]:
-        raise SSLBenchError("no backbone: the preset names none and neither does --backbone "
-                            "or --set backbone=NAME")
+        out[key] = coerce_like(f"setting {key}", value, SETTING_DEFAULTS[key])
+    return out
+
+
+def _check_ranges(settings: dict[str, Any]) -> None:
     if not 8 <= settings["resolution"] <= 2048:
         raise SSLBenchError(f"resolution {settings['resolution']} is outside 8..2048 px")
     if not settings["pretrain_lr"] > 0:
@@ -277,7 +296,6 @@ def resolve_settings(preset_settings: dict[str, Any], overrides: dict[str, Any],
     for key in ("pretrain_batch_size",):
         if settings[key] < 1:
             raise SSLBenchError(f"setting {key} must be positive, got {settings[key]}")
-    return settings
 
 
 def coerce_like(what: str, value: Any, default: Any) -> Any:

@@ -52,7 +52,8 @@ def apply_preset(config: SweepConfig, host: PluginHost) -> SweepConfig:
     preset = host.get("preset", config.preset) if config.preset else default_preset(host)
     config.preset = preset.name
     config.preset_settings = preset.resolved_settings()
-    config.settings = resolve_settings(preset.settings, config.settings, former_settings(host))
+    config.settings = resolve_settings(preset.settings, config.settings, former_settings(host),
+                                       preset.name)
     if not config.backbones:
         config.backbones = [config.settings["backbone"]]
     for axis in ("datasets", "tasks", "protocols"):

@@ -17,7 +17,9 @@ PRESET_PLUGIN = textwrap.dedent('''
                                   "pretrain_epochs": 1, "pretext_holdout": 20}},
                        datasets=("imagefolder:{folder}",), tasks=("relpatch",),
                        protocols=("linear",), default={default}),
-                Preset("nobackbone", "names no backbone", settings={{"resolution": 16}})]
+                Preset("nobackbone", "names no backbone", settings={{"resolution": 16}}),
+                Preset("typo", "a misspelt setting",
+                       settings={{"backbone": "smallcnn", "resolutoin": 16}})]
 ''')
 
 
@@ -60,6 +62,9 @@ def test_two_default_presets_or_none_named_are_one_line(cli, tmp_path, image_fol
     status, _, err = cli("run", "--plugin", plugin, "--preset", "nobackbone", "--tasks",
                          "rotation", "--dry-run", "--out", str(tmp_path / "r"))
     assert status == 2 and "no backbone" in err and len(err.strip().splitlines()) == 1
+    status, _, err = cli("run", "--plugin", plugin, "--preset", "typo", "--tasks", "rotation",
+                         "--dry-run", "--out", str(tmp_path / "r"))
+    assert status == 2 and "preset 'typo': unknown setting 'resolutoin'" in err
     status, _, err = cli("run", "--preset", "nope", "--dry-run", "--out", str(tmp_path / "r"))
     assert status == 2 and "unknown preset 'nope'" in err
 
