@@ -156,6 +156,7 @@ class _EngineExecutor:
         for cell in unit.cells:
             if cell.id not in shown:          # a failed one was shown when it was recorded
                 sweep.reporter.cell_done(cell.id)
+        sweep.write_time_account(complete=False)
 
 
 def _missing_extra(engine: str, extra: str) -> SSLBenchError:

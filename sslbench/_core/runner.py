@@ -108,6 +108,8 @@ class Sweep:
         # where the time of this process's units and cells went (sslbench._core.timing)
         self.time_units: dict[str, dict[str, float]] = {}
         self.time_cells: dict[str, dict[str, float]] = {}
+        # set by run() on the process that writes the account (not on an engine's workers)
+        self._account_run: dict[str, Any] | None = None
         self.device = resolve_device(config.device)
         self.dtype = autocast_dtype_for(self.device)
         self.out = Path(config.out) if config.out else default_out(config)
@@ -248,6 +250,8 @@ class Sweep:
                 self.reporter.cell_done(f"{cell.id} (cached)")
         units = units_of([c for c in self.cells if not c.done])
         if units:
+            self._account_run = {"executor": getattr(executor, "name", self.config.executor),
+                                 "sweep_started": sweep_started}
             if executor is None:         # the Python API: this sweep owns its executor
                 from .executors import executor_for
                 own = executor_for(self.config, self.out)
@@ -257,12 +261,7 @@ class Sweep:
                     own.close()
             else:
                 executor.run(self, units)
-            if is_writer() and (self.time_units or self.time_cells):
-                name = getattr(executor, "name", self.config.executor)
-                timing.write_run(self.out, started=timing.COMMAND_STARTED or self.created,
-                                 executor=name, sweep_started=sweep_started,
-                                 units=self.time_units, cells=self.time_cells,
-                                 local=name == "local")
+            self.write_time_account(complete=True)
         records = [read_record(self.out, c.id) for c in self.cells]
         records = [r for r in records if r is not None]
         notify("sslbench_sweep_finish", config=self.config, records=records, out=self.out)
@@ -293,6 +292,21 @@ class Sweep:
                     self.time_units[f"prepare {unit.dataset} split {unit.split_seed}"] = \
                         timing.account().since(mark)
                 self.run_unit(unit, prepared[key])
+                self.write_time_account(complete=False)
+
+    def write_time_account(self, complete: bool) -> None:
+        """Write (again) this run's time account, ``OUT/time/RUN.json``: after every unit,
+        so that a run killed or preempted midway leaves its account up to its last finished
+        unit (marked incomplete), and once at the end. Only the process that runs the sweep
+        writes it (an engine's workers send their charges back instead)."""
+        if self._account_run is None or not is_writer() \
+                or not (self.time_units or self.time_cells):
+            return
+        name = self._account_run["executor"]
+        timing.write_run(self.out, started=timing.COMMAND_STARTED or self.created,
+                         executor=name, sweep_started=self._account_run["sweep_started"],
+                         units=self.time_units, cells=self.time_cells,
+                         local=name == "local", complete=complete)
 
     @contextlib.contextmanager
     def unit_claim(self, unit: Unit) -> Iterator[bool]:

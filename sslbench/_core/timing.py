@@ -20,9 +20,11 @@ Charges are exclusive: features extracted inside a probe's fit count as ``featur
 ``probes``. The model's own work is ``pretraining + finetuning + probes + features``.
 
 Each cell's record keeps its own charges (``time_s``); a unit's shared work (data,
-pretraining, its checks and checkpoint I/O) is charged to the unit. At its end every sweep
-writes ``OUT/time/RUN.json`` (one file per run of the command: per unit, per cell, and in
-total against the run's wall time); ``sslbench report OUT --time`` shows them. With an
+pretraining, its checks and checkpoint I/O) is charged to the unit. Every sweep writes
+``OUT/time/RUN.json``, one file per run of the command: per unit, per cell, and in total
+against the run's wall time; ``sslbench report OUT --time`` shows them. It is written after
+each unit and marked ``complete`` at the end, so a run that is killed or preempted leaves
+its account up to its last finished unit. With an
 engine (Ray, Slurm) the units' charges come back from the workers and add up to more than
 the driver's wall time when units run side by side, so ``other`` is left out there.
 """
@@ -114,12 +116,14 @@ def run_name(started: float) -> str:
 
 def write_run(out: Path, *, started: float, executor: str, sweep_started: float,
               units: dict[str, dict[str, float]], cells: dict[str, dict[str, float]],
-              local: bool) -> Path:
+              local: bool, complete: bool = True) -> Path:
     """Write this run's account to ``OUT/time/RUN.json`` (atomically) and return the path.
 
     ``started`` is when the command started (wall clock), ``sweep_started`` when its first
     unit could start; ``units`` and ``cells`` are the charges of what ran. With ``local``
-    (every unit ran in this process) ``other`` is the wall time the charges leave over."""
+    (every unit ran in this process) ``other`` is the wall time the charges leave over.
+    ``complete=False``: written after a unit while the run goes on; if the run is killed,
+    the file stays so, an account up to its last finished unit."""
     from .atomic import atomic_write_json
     wall = time.time() - started
     total: dict[str, float] = {}
@@ -133,7 +137,7 @@ def write_run(out: Path, *, started: float, executor: str, sweep_started: float,
     path = Path(out) / TIME_DIR / f"{run_name(started)}.json"
     atomic_write_json(path, {
         "started": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(started)),
-        "executor": executor, "wall_s": round(wall, 3),
+        "executor": executor, "wall_s": round(wall, 3), "complete": complete,
         "total_s": {k: round(v, 3) for k, v in total.items()},
         "model_work_s": round(model, 3),
         "model_work_share": round(model / wall, 4) if local and wall > 0 else None,
@@ -172,7 +176,9 @@ def render_runs(runs: list[dict[str, Any]]) -> str:
         add(sums, run["total_s"])
         share = run.get("model_work_share")
         cells = [f"{run['total_s'][k]:.1f}" if k in run["total_s"] else "—" for k in CATEGORIES]
-        lines.append(f"| {run['started']} | {run['executor']} | {wall:.1f} | "
+        # an account a killed run left: up to its last finished unit
+        started = run["started"] + ("" if run.get("complete", True) else " (unfinished)")
+        lines.append(f"| {started} | {run['executor']} | {wall:.1f} | "
                      + " | ".join(cells) + " | "
                      + (f"{run['model_work_s']:.1f} ({share:.0%})" if share is not None
                         else f"{run['model_work_s']:.1f}") + " |")

@@ -34,7 +34,7 @@ def test_a_sweep_writes_its_account_and_the_report_shows_it(fast_run, cli, tmp_p
     [path] = (out / "time").glob("*.json")
     run = json.loads(path.read_text())
     total = run["total_s"]
-    assert run["executor"] == "local" and set(total) <= set(CATEGORIES)
+    assert run["executor"] == "local" and set(total) <= set(CATEGORIES) and run["complete"]
     for category in ("startup", "data", "pretraining", "features", "probes", "finetuning",
                      "evaluation", "io", "other"):
         assert total[category] >= 0, category
@@ -65,6 +65,31 @@ def test_a_sweep_writes_its_account_and_the_report_shows_it(fast_run, cli, tmp_p
     (out / "time" / "19990101T000000-x-1.json").write_text("{not json")
     status, shown, err = cli("report", str(out), "--time")
     assert status == 0 and "19990101T000000-x-1.json" in err and "local" in shown
+
+
+def test_a_killed_run_leaves_its_account_up_to_its_last_unit(fast_run, cli, tmp_path,
+                                                             monkeypatch):
+    """The account is written after each unit: a run stopped in its second unit (as a kill
+    or a preemption would stop it) leaves the first unit's account, marked unfinished."""
+    from sslbench._core.runner import Sweep
+    run_unit, calls = Sweep.run_unit, []
+
+    def stopped_in_the_second(self, unit, prepared):
+        calls.append(unit.id)
+        if len(calls) == 2:
+            raise KeyboardInterrupt            # the process dies here: nothing else runs
+        return run_unit(self, unit, prepared)
+    monkeypatch.setattr(Sweep, "run_unit", stopped_in_the_second)
+    out = tmp_path / "results"
+    status, _, _ = fast_run("--tasks", "rotation", "--fractions", "1.0", "--protocols",
+                            "linear", out=out)
+    assert status == 130                       # "sslbench: aborted"
+    [path] = (out / "time").glob("*.json")
+    run = json.loads(path.read_text())
+    assert run["complete"] is False and calls[0] in run["units"]
+    assert calls[1] not in run["units"] and len(run["cells"]) == 1
+    status, shown, _ = cli("report", str(out), "--time")
+    assert status == 0 and "(unfinished)" in shown
 
 
 def test_a_folder_without_an_account_is_one_line(cli, tmp_path):
