@@ -100,6 +100,16 @@ def image_folder(tmp_path) -> Path:
     return write_image_folder(tmp_path / "imgs")
 
 
+FILES_RESOLUTION = 12
+
+
+@pytest.fixture
+def files(image_folder):
+    """The 30 PNGs of ``image_folder`` as ``ImageFiles`` decoded at 12 px (streaming tests)."""
+    from sslbench.images import ImageFiles
+    return ImageFiles(sorted(str(p) for p in image_folder.rglob("*.png")), FILES_RESOLUTION)
+
+
 @pytest.fixture
 def cli(capsys):
     """Run ``sslbench ARGS`` in-process: returns (status, stdout, stderr)."""

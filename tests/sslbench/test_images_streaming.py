@@ -5,6 +5,7 @@ import json
 
 import pytest
 import torch
+from conftest import FILES_RESOLUTION
 
 from sslbench.data import DatasetRequest
 from sslbench.errors import SSLBenchError
@@ -16,14 +17,8 @@ from sslbench._core.seeding import make_generator
 from sslbench._core.pretraining import pretrain
 from sslbench.training import epoch_batches
 
-RES = 12
+RES = FILES_RESOLUTION     # the shared ``files`` fixture's (conftest)
 CPU = torch.device("cpu")
-
-
-@pytest.fixture
-def files(image_folder) -> ImageFiles:
-    paths = sorted(str(p) for p in image_folder.rglob("*.png"))
-    return ImageFiles(paths, RES)
 
 
 def test_streamed_batches_hold_the_decoded_pixels_in_the_asked_order(files):

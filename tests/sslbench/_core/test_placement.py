@@ -1,21 +1,14 @@
 """Where a data set's splits live (sslbench._core.placement): held on the device or streamed,
 the same pixels either way."""
 
-import pytest
 import torch
+from conftest import FILES_RESOLUTION
 
 from sslbench.data import ImageData, carve_validation
-from sslbench.images import ImageFiles
 from sslbench._core.placement import place
 
-RES = 12
+RES = FILES_RESOLUTION     # the shared ``files`` fixture's (conftest)
 CPU = torch.device("cpu")
-
-
-@pytest.fixture
-def files(image_folder) -> ImageFiles:
-    paths = sorted(str(p) for p in image_folder.rglob("*.png"))
-    return ImageFiles(paths, RES)
 
 
 def _data(files) -> ImageData:
