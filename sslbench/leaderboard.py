@@ -445,8 +445,10 @@ def _installed_preset_settings(name: str | None) -> dict[str, Any]:
     """The settings of an installed preset, for records written before they carried their
     preset's (sslbench 0.5.0.dev0 before presets became plugins); {} if it is not installed."""
     from ._core.plugins import PluginHost
-    preset = Leaderboard([], PluginHost.from_environment()).installed("preset", name or "")
-    return preset.resolved_settings() if preset is not None else {}
+    try:
+        return PluginHost.from_environment().get("preset", name or "").resolved_settings()
+    except Exception:  # noqa: BLE001 - not installed (or its plugin broken): nothing to compare
+        return {}
 
 
 def _quoted(flag: str) -> str:
