@@ -67,7 +67,7 @@ def reference(tmp_path_factory):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("seed", [0, 1])     # two kills each: four random moments
+@pytest.mark.parametrize("seed", [0])      # two kills at random moments, then the rerun
 def test_killed_sweeps_resume_to_the_uninterrupted_leaderboard(reference, tmp_path, seed):
     expected, duration = reference
     rng = random.Random(seed)

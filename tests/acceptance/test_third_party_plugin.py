@@ -15,66 +15,61 @@ EXAMPLE = REPO / "examples" / "sslbench-counting"
 BYOL = REPO / "examples" / "sslbench-byol"
 
 
-def pip_install(package, tmp_path) -> dict:
-    """``pip install`` a package into a folder of its own; the environment that sees it."""
+def pip_install(package, tmp_path, *more) -> dict:
+    """``pip install`` packages into a folder of their own; the environment that sees them."""
     site = tmp_path / "site"
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-index",
-                    "--no-build-isolation", "--target", str(site), str(package)],
-                   check=True, capture_output=True)
+                    "--no-build-isolation", "--target", str(site), str(package),
+                    *map(str, more)], check=True, capture_output=True)
     return {**os.environ,
             "PYTHONPATH": os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")])}
 
 
-def test_pip_installed_plugin_gets_a_leaderboard_row(tmp_path):
-    env = pip_install(EXAMPLE, tmp_path)
+@pytest.fixture(scope="module")
+def examples_env(tmp_path_factory) -> dict:
+    """Both example packages, pip-installed once for this module's tests."""
+    return pip_install(EXAMPLE, tmp_path_factory.mktemp("examples"), BYOL)
+
+
+def leaderboard_rows(stdout: str) -> list[str]:
+    return [line.split("│")[1].strip() for line in stdout.splitlines()
+            if line.startswith("│") and not line.startswith("│ labels")]
+
+
+def test_pip_installed_plugins_get_leaderboard_rows(examples_env, tmp_path):
+    """counting and BYOL, pip-installed, listed and run beside a built-in task; BYOL's record
+    shows the schedule it asked for (LARS, 0.2 x batch / 256) rather than the sweep's SGD."""
     sslbench = [sys.executable, "-m", "sslbench._core.cli"]
-    listed = subprocess.run(sslbench + ["list", "tasks"], env=env, capture_output=True, text=True)
+    listed = subprocess.run(sslbench + ["list", "tasks"], env=examples_env, capture_output=True,
+                            text=True)
     assert listed.returncode == 0, listed.stderr
-    assert "counting" in listed.stdout
+    assert "counting" in listed.stdout and "byol" in listed.stdout
     out = tmp_path / "out"
-    run = subprocess.run(sslbench + ["run", "--quiet", "--tasks", "counting,rotation",
+    run = subprocess.run(sslbench + ["run", "--quiet", "--tasks", "counting,byol,rotation",
                                      "--fractions", "1.0", "--protocols", "linear",
                                      "--resolution", "16", "--out", str(out),
-                                     "--cache-dir", str(tmp_path / "cache"), *FAST_FLAGS],
-                         env=env, capture_output=True, text=True)
+                                     "--cache-dir", str(tmp_path / "cache"),
+                                     "--task-opt", "byol.hidden=64", "--task-opt", "byol.out=32",
+                                     *FAST_FLAGS],
+                         env=examples_env, capture_output=True, text=True)
     assert run.returncode == 0, run.stderr
-    rows = [line.split("│")[1].strip() for line in run.stdout.splitlines()
-            if line.startswith("│") and not line.startswith("│ labels")]
-    assert rows == ["counting", "rotation", "scratch"]
+    assert leaderboard_rows(run.stdout) == ["byol", "counting", "rotation", "scratch"]
     record = json.loads(next((out / "records").glob("*counting*")).read_text())
     assert record["status"] == "ok" and record["task_plan"]["pretext"]["name"] == "counting"
-
-
-@pytest.mark.parametrize("example", [EXAMPLE, BYOL], ids=lambda p: p.name)
-def test_example_plugins_own_tests_pass(tmp_path, example):
-    env = pip_install(example, tmp_path)
-    result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-                             str(example / "tests")], env=env, capture_output=True, text=True,
-                            cwd=tmp_path)
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert " passed" in result.stdout
-
-
-def test_byol_example_pretrains_with_its_own_schedule_and_momentum_teacher(tmp_path):
-    """BYOL, pip-installed, gets a leaderboard row; its record shows the schedule it asked
-    for (LARS, 0.2 x batch / 256) rather than the sweep's SGD."""
-    env = pip_install(BYOL, tmp_path)
-    out = tmp_path / "out"
-    run = subprocess.run([sys.executable, "-m", "sslbench._core.cli", "run", "--quiet", "--tasks",
-                          "byol", "--fractions", "1.0", "--protocols", "linear",
-                          "--resolution", "16", "--out", str(out), "--cache-dir",
-                          str(tmp_path / "cache"), "--task-opt", "byol.hidden=64",
-                          "--task-opt", "byol.out=32", *FAST_FLAGS],
-                         env=env, capture_output=True, text=True)
-    assert run.returncode == 0, run.stderr
-    rows = [line.split("│")[1].strip() for line in run.stdout.splitlines()
-            if line.startswith("│") and not line.startswith("│ labels")]
-    assert rows == ["byol", "scratch"]
     record = json.loads(next((out / "records").glob("*byol*")).read_text())
     schedule = record["pretraining"]["schedule"]
     assert schedule["optimizer"] == "lars" and schedule["lr"] == 0.2 * 32 / 256
     assert record["plugins"]["tasks"][0]["distribution"] == "sslbench-byol"
     assert record["pretraining"]["heldout"]["accuracy"] >= 0
+
+
+@pytest.mark.parametrize("example", [EXAMPLE, BYOL], ids=lambda p: p.name)
+def test_example_plugins_own_tests_pass(examples_env, tmp_path, example):
+    result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                             str(example / "tests")], env=examples_env, capture_output=True,
+                            text=True, cwd=tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert " passed" in result.stdout
 
 
 def test_new_plugin_skeleton_passes_its_own_test(cli, tmp_path):
@@ -97,9 +92,7 @@ def test_new_plugin_skeleton_passes_its_own_test(cli, tmp_path):
                           "--cache-dir", str(tmp_path / "cache"), *FAST_FLAGS],
                          env=env, capture_output=True, text=True)
     assert run.returncode == 0, run.stderr
-    rows = [line.split("│")[1].strip() for line in run.stdout.splitlines()
-            if line.startswith("│") and not line.startswith("│ labels")]
-    assert rows == ["flipped", "rotation", "scratch"]
+    assert leaderboard_rows(run.stdout) == ["flipped", "rotation", "scratch"]
 
 
 def test_new_plugin_bad_input(cli, tmp_path):
