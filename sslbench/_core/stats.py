@@ -25,7 +25,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import stats as _scipy
 
 ALPHA = 0.05
 BOOTSTRAP_SAMPLES = 10_000
@@ -65,8 +64,10 @@ def paired_t(diffs: Sequence[float], level: float = 0.95) -> tuple[float, float,
     if sd == 0:
         return mean, mean, mean, (1.0 if mean == 0 else 0.0)
     se = sd / math.sqrt(n)
-    q = float(_scipy.t.ppf(0.5 + level / 2, n - 1))
-    p = float(2 * _scipy.t.sf(abs(mean) / se, n - 1))
+    # imported here: scipy.stats takes 1-2 s to import, and a one-seed table needs no test
+    from scipy.stats import t as student_t
+    q = float(student_t.ppf(0.5 + level / 2, n - 1))
+    p = float(2 * student_t.sf(abs(mean) / se, n - 1))
     return mean, mean - q * se, mean + q * se, p
 
 
