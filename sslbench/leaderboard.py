@@ -115,10 +115,7 @@ class Leaderboard:
         if self.host is None:
             from ._core.plugins import PluginHost
             self.host = PluginHost.from_environment()
-        try:
-            return self.host.get(kind, name)
-        except Exception:  # noqa: BLE001 - not installed (or its plugin broken): no answer
-            return None
+        return _installed(self.host, kind, name)
 
     def _installed_trains(self, protocol: str) -> bool:
         return bool(getattr(self.installed("protocol", protocol), "trains_backbone", False))
@@ -441,14 +438,20 @@ def _overrides(sweep: dict[str, Any]) -> list[str]:
     return [_quoted(flag) for flag in out]
 
 
+def _installed(host, kind: str, name: str) -> Any:
+    """``host``'s contribution of that kind and name, or ``None`` when it has none."""
+    try:
+        return host.get(kind, name)
+    except Exception:  # noqa: BLE001 - not installed (or its plugin broken): no answer
+        return None
+
+
 def _installed_preset_settings(name: str | None) -> dict[str, Any]:
     """The settings of an installed preset, for records written before they carried their
     preset's (sslbench 0.5.0.dev0 before presets became plugins); {} if it is not installed."""
     from ._core.plugins import PluginHost
-    try:
-        return PluginHost.from_environment().get("preset", name or "").resolved_settings()
-    except Exception:  # noqa: BLE001 - not installed (or its plugin broken): nothing to compare
-        return {}
+    preset = _installed(PluginHost.from_environment(), "preset", name or "")
+    return preset.resolved_settings() if preset is not None else {}
 
 
 def _quoted(flag: str) -> str:

@@ -429,8 +429,8 @@ def show(task_name, dataset, resolution, count, seed, task_opts, data_dir, outpu
     """Draw the inputs a task builds from a few images, with their targets (or, with
     --check, pretrain it and check it)."""
     host = _host(list(plugins))
-    from .presets import default_preset
-    chosen = host.get("preset", preset) if preset else default_preset(host)
+    from .presets import chosen_preset
+    chosen = chosen_preset(host, preset)
     preset = chosen.name
     if dataset is None:
         if not chosen.datasets:

@@ -34,6 +34,11 @@ def default_preset(host: PluginHost) -> Preset:
     return defaults[0].obj
 
 
+def chosen_preset(host: PluginHost, name: str | None) -> Preset:
+    """The preset named ``name`` (one line if none is installed), or the default one."""
+    return host.get("preset", name) if name else default_preset(host)
+
+
 def former_settings(host: PluginHost) -> dict[str, tuple[str, str]]:
     """Settings of earlier versions that are now plugin options (a plugin's
     ``former_settings``): setting -> (kind, ``NAME.KEY``)."""
@@ -49,7 +54,7 @@ def apply_preset(config: SweepConfig, host: PluginHost) -> SweepConfig:
     """Fill ``config`` in from its preset (the default one when it names none): every
     setting, the backbone, empty grid axes. Unknown presets, settings and values are one
     line; so is an axis left empty by both the user and the preset."""
-    preset = host.get("preset", config.preset) if config.preset else default_preset(host)
+    preset = chosen_preset(host, config.preset)
     config.preset = preset.name
     config.preset_settings = preset.resolved_settings()
     config.settings = resolve_settings(preset.settings, config.settings, former_settings(host),
