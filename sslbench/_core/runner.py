@@ -292,12 +292,12 @@ class Sweep:
                     self.time_units[f"prepare {unit.dataset} split {unit.split_seed}"] = \
                         timing.account().since(mark)
                 self.run_unit(unit, prepared[key])
-                self.write_time_account(complete=False)
 
     def write_time_account(self, complete: bool) -> None:
-        """Write (again) this run's time account, ``OUT/time/RUN.json``: after every unit,
-        so that a run killed or preempted midway leaves its account up to its last finished
-        unit (marked incomplete), and once at the end. Only the process that runs the sweep
+        """Write (again) this run's time account, ``OUT/time/RUN.json``: after each unit's
+        pretraining and each cell, so that a run killed or preempted midway loses from its
+        account only the piece of work it was in (the file is marked incomplete), and once
+        at the end. Only the process that runs the sweep
         writes it (an engine's workers send their charges back instead)."""
         if self._account_run is None or not is_writer() \
                 or not (self.time_units or self.time_cells):
@@ -591,6 +591,7 @@ class Sweep:
             return
         finally:
             self.time_units[unit.id] = timing.account().since(mark)   # its pretraining
+            self.write_time_account(complete=False)
         features = FeatureStore(
             self.features, ckpt_id, {"pool": placed.pool, "val": placed.val, "test": placed.test},
             lambda: self._trained_backbone(bb, seed, placed, state), self.device, self.dtype)
@@ -616,6 +617,7 @@ class Sweep:
             record["peak_memory_mib"] = peak_memory_mib(self.device)
             self._finish(cell, record, error=error, trace=trace if error else None)
             self.time_cells[cell.id] = timing.account().since(mark)
+            self.write_time_account(complete=False)
         self.features.forget(ckpt_id)
 
     def _trained_backbone(self, bb: str, seed: int, placed: PlacedData,

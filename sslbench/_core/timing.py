@@ -23,8 +23,8 @@ Each cell's record keeps its own charges (``time_s``); a unit's shared work (dat
 pretraining, its checks and checkpoint I/O) is charged to the unit. Every sweep writes
 ``OUT/time/RUN.json``, one file per run of the command: per unit, per cell, and in total
 against the run's wall time; ``sslbench report OUT --time`` shows them. It is written after
-each unit and marked ``complete`` at the end, so a run that is killed or preempted leaves
-its account up to its last finished unit. With an
+each pretraining and each cell and marked ``complete`` at the end, so a run that is killed
+or preempted loses from its account only the piece of work it was in. With an
 engine (Ray, Slurm) the units' charges come back from the workers and add up to more than
 the driver's wall time when units run side by side, so ``other`` is left out there.
 """
@@ -122,8 +122,8 @@ def write_run(out: Path, *, started: float, executor: str, sweep_started: float,
     ``started`` is when the command started (wall clock), ``sweep_started`` when its first
     unit could start; ``units`` and ``cells`` are the charges of what ran. With ``local``
     (every unit ran in this process) ``other`` is the wall time the charges leave over.
-    ``complete=False``: written after a unit while the run goes on; if the run is killed,
-    the file stays so, an account up to its last finished unit."""
+    ``complete=False``: written after a pretraining or a cell while the run goes on; if the
+    run is killed, the file stays so, an account up to its last finished piece of work."""
     from .atomic import atomic_write_json
     wall = time.time() - started
     total: dict[str, float] = {}
@@ -176,7 +176,7 @@ def render_runs(runs: list[dict[str, Any]]) -> str:
         add(sums, run["total_s"])
         share = run.get("model_work_share")
         cells = [f"{run['total_s'][k]:.1f}" if k in run["total_s"] else "—" for k in CATEGORIES]
-        # an account a killed run left: up to its last finished unit
+        # an account a killed run left: up to its last finished pretraining or cell
         started = run["started"] + ("" if run.get("complete", True) else " (unfinished)")
         lines.append(f"| {started} | {run['executor']} | {wall:.1f} | "
                      + " | ".join(cells) + " | "

@@ -67,27 +67,28 @@ def test_a_sweep_writes_its_account_and_the_report_shows_it(fast_run, cli, tmp_p
     assert status == 0 and "19990101T000000-x-1.json" in err and "local" in shown
 
 
-def test_a_killed_run_leaves_its_account_up_to_its_last_unit(fast_run, cli, tmp_path,
-                                                             monkeypatch):
-    """The account is written after each unit: a run stopped in its second unit (as a kill
-    or a preemption would stop it) leaves the first unit's account, marked unfinished."""
+def test_a_killed_run_loses_only_the_cell_it_was_in(fast_run, cli, tmp_path, monkeypatch):
+    """The account is written after each pretraining and each cell: a run stopped in the
+    second unit's cell (as a kill or a preemption would stop it) leaves that unit's
+    pretraining and the first unit's cell in its account, marked unfinished."""
     from sslbench._core.runner import Sweep
-    run_unit, calls = Sweep.run_unit, []
+    evaluate, cells = Sweep._evaluate, []
 
-    def stopped_in_the_second(self, unit, prepared):
-        calls.append(unit.id)
-        if len(calls) == 2:
+    def stopped_in_the_second(self, cell, *args):
+        cells.append(cell.id)
+        if len(cells) == 2:
             raise KeyboardInterrupt            # the process dies here: nothing else runs
-        return run_unit(self, unit, prepared)
-    monkeypatch.setattr(Sweep, "run_unit", stopped_in_the_second)
+        return evaluate(self, cell, *args)
+    monkeypatch.setattr(Sweep, "_evaluate", stopped_in_the_second)
     out = tmp_path / "results"
     status, _, _ = fast_run("--tasks", "rotation", "--fractions", "1.0", "--protocols",
                             "linear", out=out)
     assert status == 130                       # "sslbench: aborted"
     [path] = (out / "time").glob("*.json")
     run = json.loads(path.read_text())
-    assert run["complete"] is False and calls[0] in run["units"]
-    assert calls[1] not in run["units"] and len(run["cells"]) == 1
+    assert run["complete"] is False and list(run["cells"]) == cells[:1]
+    [second_unit] = [u for u in run["units"] if "rotation" in u]
+    assert run["units"][second_unit].get("pretraining", 0) > 0
     status, shown, _ = cli("report", str(out), "--time")
     assert status == 0 and "(unfinished)" in shown
 
