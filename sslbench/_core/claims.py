@@ -173,6 +173,19 @@ class Claim:
                 os.unlink(self.path)
 
 
+def live_claims(folder: Path) -> dict[str, dict[str, Any]]:
+    """The claims of ``folder`` that a live holder keeps (stale ones left out): each file's
+    name without ``.claim`` and what its holder wrote (``host``, ``pid``, ``since``). What
+    ``sslbench status`` shows as running."""
+    live = {}
+    for path in sorted(Path(folder).glob("*.claim")):
+        claim = Claim(path)
+        holder = claim.holder()
+        if holder is not None and not claim.stale(holder):
+            live[path.stem] = holder
+    return live
+
+
 @contextlib.contextmanager
 def waiting_claim(path: Path, what: str, ready: Callable[[], bool],
                   on_wait: Callable[[str], None], poll_s: float = 2.0) -> Iterator[bool]:

@@ -308,12 +308,13 @@ def report(results_dirs, fmt, output, plugins, show_time) -> None:
 @click.argument("out", type=click.Path())
 @plugin_option
 def status(out, plugins) -> None:
-    """Finished, failed and missing cells of a results folder.
+    """Finished, failed, running and missing cells of a results folder.
 
     The grid is that of the sweep that wrote the folder's newest record; a cell is finished
     when its record is of the configuration that grid computes now (else it is stale: a
-    rerun of the sweep recomputes it). For what a sweep would run, use
-    `sslbench run ... --dry-run`."""
+    rerun of the sweep recomputes it). A cell is running while a live process (a driver, a
+    Ray or Slurm worker) holds its unit's claim in OUT/.claims. For what a sweep would run,
+    use `sslbench run ... --dry-run`."""
     from dataclasses import fields
     from .config import SweepConfig
     from .progress import Reporter as Silent
@@ -344,10 +345,24 @@ def status(out, plugins) -> None:
             finished.append(cell.id)
     grid = {c.id for c in sweep.cells}
     others = [r for r in records if r["cell_id"] not in grid]
+    # the units a live process has claimed: their cells without a record are running
+    from .claims import live_claims
+    from .grid import units_of
+    from .runner import CLAIMS_DIR
+    claimed = live_claims(Path(out) / CLAIMS_DIR)
+    left = [cell for cell in sweep.cells if cell.id in set(missing)]
+    running = [(unit, claimed[unit.id]) for unit in units_of(left) if unit.id in claimed]
+    busy = {cell.id for unit, _ in running for cell in unit.cells}
+    missing = [c for c in missing if c not in busy]
     click.echo(f"{out}: the grid of its newest sweep ({newest.get('finished_at', '?')}) has "
                f"{len(sweep.cells)} cells: {len(finished)} finished, {len(failed)} failed, "
-               f"{len(stale)} stale (another configuration), {len(missing)} missing"
+               f"{len(stale)} stale (another configuration), {len(busy)} running, "
+               f"{len(missing)} missing"
                + (f"; {len(others)} more records of other grids" if others else ""))
+    for unit, holder in running:
+        click.echo(f"  running unit {unit.id} ({len(unit.cells)} cells left): process "
+                   f"{holder.get('pid', '?')} on {holder.get('host', '?')} since "
+                   f"{holder.get('since', '?')}")
     shown = 20
     for label, items in (("failed ", [f"{c}: {e.splitlines()[0][:160]}" for c, e in failed]),
                          ("stale  ", stale), ("missing", missing)):

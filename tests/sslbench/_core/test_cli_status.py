@@ -1,9 +1,21 @@
 """Watching a run: plain progress lines when the output is not a terminal, the run's log
-under OUT/logs/, and ``sslbench status OUT`` (finished, failed, stale, missing cells)."""
+under OUT/logs/, and ``sslbench status OUT`` (finished, failed, stale, running, missing
+cells)."""
 
 import json
+import os
+import socket
+import subprocess
+import sys
 
 from conftest import FAST_FLAGS
+
+
+def _a_dead_pid() -> int:
+    """The pid of a process that has exited (and been reaped)."""
+    done = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)
+    return int(done.stdout)
 
 
 def test_a_run_without_a_terminal_prints_lines_and_writes_its_log_and_status_lists_cells(
@@ -39,5 +51,23 @@ def test_a_run_without_a_terminal_prints_lines_and_writes_its_log_and_status_lis
     assert "failed  digits__smallcnn__rotation__linear__f0.5__s0: boom: out of memory" in out
     assert "missing digits__smallcnn__scratch__linear__f0.5__s0" in out
     assert "stale   digits__smallcnn__rotation__linear__f1__s0" in out
+    # a live process (this one) claims the scratch unit, as a driver or a worker does before
+    # it runs it: its cell without a record is running, not missing; a dead holder's claim
+    # (a killed driver) is not shown
+    from sslbench._core.claims import Claim
+    claims = tmp_path / "out" / ".claims"
+    claim = Claim(claims / "digits__smallcnn__scratch__s0.claim", "unit scratch")
+    assert claim.try_acquire()
+    try:
+        (claims / "digits__smallcnn__rotation__s0.claim").write_text(json.dumps(
+            {"host": socket.gethostname(), "pid": _a_dead_pid(), "since": "then"}))
+        status, out, err = cli("status", str(tmp_path / "out"))
+    finally:
+        claim.release()
+    assert status == 0, err
+    assert "1 stale (another configuration), 1 running, 0 missing" in out
+    assert (f"running unit digits__smallcnn__scratch__s0 (1 cells left): process {os.getpid()}"
+            f" on {socket.gethostname()} since ") in out
+    assert "missing" not in out.split("\n", 1)[1] and "rotation__s0 (" not in out
     status, _, err = cli("status", str(tmp_path / "nowhere"))
     assert status == 2 and "does not exist" in err
