@@ -11,9 +11,10 @@ threads) and the unit on one (1 CPU, 1 thread: the other core is left to the eng
 a cluster node whose cores are not all granted to one job). Three units in one sweep show
 what is paid once. ``ray-cluster`` joins a Ray already running on 127.0.0.1 (``ray start
 --head``, started before the timed sweep and stopped after it, as a cluster outlives the
-sweeps sent to it): what a sweep pays on a cluster, where Ray's own start-up is not its. The records are checked to be equal to the local run's, and the sum of
-the cells' own times is kept, so that the fixed cost (wall time minus cells) is read apart
-from any slowdown of the cells."""
+sweeps sent to it): what a sweep pays on a cluster, where Ray's own start-up is not its.
+The records are checked to be equal to the local run's, and the sum of the cells' own times
+is kept, so that the fixed cost (wall time minus cells) is read apart from any slowdown of
+the cells."""
 
 from __future__ import annotations
 

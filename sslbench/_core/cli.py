@@ -350,7 +350,8 @@ def status(out, plugins) -> None:
     from .grid import units_of
     from .runner import CLAIMS_DIR
     claimed = live_claims(Path(out) / CLAIMS_DIR)
-    left = [cell for cell in sweep.cells if cell.id in set(missing)]
+    without_record = set(missing)
+    left = [cell for cell in sweep.cells if cell.id in without_record]
     running = [(unit, claimed[unit.id]) for unit in units_of(left) if unit.id in claimed]
     busy = {cell.id for unit, _ in running for cell in unit.cells}
     missing = [c for c in missing if c not in busy]

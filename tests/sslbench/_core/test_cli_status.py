@@ -11,13 +11,6 @@ import sys
 from conftest import FAST_FLAGS
 
 
-def _a_dead_pid() -> int:
-    """The pid of a process that has exited (and been reaped)."""
-    done = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
-                          capture_output=True, text=True, check=True)
-    return int(done.stdout)
-
-
 def test_a_run_without_a_terminal_prints_lines_and_writes_its_log_and_status_lists_cells(
         cli, tmp_path):
     status, out, err = cli("run", "--out", str(tmp_path / "out"), "--cache-dir",
@@ -59,8 +52,10 @@ def test_a_run_without_a_terminal_prints_lines_and_writes_its_log_and_status_lis
     claim = Claim(claims / "digits__smallcnn__scratch__s0.claim", "unit scratch")
     assert claim.try_acquire()
     try:
-        (claims / "digits__smallcnn__rotation__s0.claim").write_text(json.dumps(
-            {"host": socket.gethostname(), "pid": _a_dead_pid(), "since": "then"}))
+        code = ("import sys; from pathlib import Path; from sslbench._core.claims import "
+                "Claim; assert Claim(Path(sys.argv[1])).try_acquire()")   # exits holding it
+        subprocess.run([sys.executable, "-c", code,
+                        str(claims / "digits__smallcnn__rotation__s0.claim")], check=True)
         status, out, err = cli("status", str(tmp_path / "out"))
     finally:
         claim.release()
