@@ -132,6 +132,17 @@ NEAR_CHANCE = 0.1   # a held-out loss removing less than this share of the targe
 
 
 @torch.no_grad()
+def _add_counts(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """``a + b`` for target counts of different lengths: a task whose targets are positions
+    in the batch (BYOL's: which image's other view matches) has
+    as many target classes as its batch has images, so the last, shorter batch has fewer."""
+    if len(a) < len(b):
+        a, b = b, a
+    a = a.clone()
+    a[:len(b)] += b
+    return a
+
+
 def evaluate_pretext(task: PretextTask, backbone: nn.Module, head: nn.Module | None,
                      images: Images, uses_index: bool, device: torch.device,
                      dtype: torch.dtype | None, seed: int,
@@ -166,7 +177,7 @@ def evaluate_pretext(task: PretextTask, backbone: nn.Module, head: nn.Module | N
             correct += (out.logits.argmax(1) == out.targets).sum()
             loss_sum += out.loss.float() * out.targets.numel()
             found = torch.bincount(out.targets.reshape(-1), minlength=out.logits.shape[1])
-            counts = found if counts is None else counts + found
+            counts = found if counts is None else _add_counts(counts, found)
     finally:
         for m, mode in zip(modules, modes):
             m.train(mode)
