@@ -131,7 +131,6 @@ def pretrain(task: PretextTask, backbone: nn.Module, images: Images | torch.Tens
 NEAR_CHANCE = 0.1   # a held-out loss removing less than this share of the targets' entropy is "near chance"
 
 
-@torch.no_grad()
 def _add_counts(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """``a + b`` for target counts of different lengths: a task whose targets are positions
     in the batch (BYOL's: which image's other view matches) has
@@ -143,6 +142,7 @@ def _add_counts(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return a
 
 
+@torch.no_grad()
 def evaluate_pretext(task: PretextTask, backbone: nn.Module, head: nn.Module | None,
                      images: Images, uses_index: bool, device: torch.device,
                      dtype: torch.dtype | None, seed: int,
