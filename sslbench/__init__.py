@@ -15,6 +15,9 @@ __version__ = "0.5.0.dev0"
 hookimpl = pluggy.HookimplMarker("sslbench")
 
 from .errors import SSLBenchError  # noqa: E402
+from . import _deprecated  # noqa: E402
+
+_deprecated.install()     # sslbench 0.4's public modules, for one more release
 
 __all__ = ["hookimpl", "run_sweep", "load_results", "load_backbone", "SSLBenchError",
            "__version__"]

@@ -14,7 +14,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from .options import resolve_options
+from .options import Range, resolve_options
 
 __all__ = [
     'Backbone', 'BackboneSpec'
@@ -77,11 +77,12 @@ class BackboneSpec:
     description: str = ""
     defaults: dict[str, Any] = field(default_factory=dict)
     presets: dict[str, dict[str, Any]] = field(default_factory=dict)
+    ranges: dict[str, Range] = field(default_factory=dict)   # of numeric options
 
     def resolve(self, preset: str | None, given: dict[str, Any]) -> dict[str, Any]:
         """The options a run uses: defaults, the preset's values, the user's."""
         return resolve_options("backbone", self.name, self.defaults, given,
-                               self.presets.get(preset or "", {}))
+                               self.presets.get(preset or "", {}), self.ranges)
 
     def build(self, resolution: int, options: dict[str, Any] | None = None) -> Backbone:
         """``create(resolution, **options)``, or ``create(resolution)`` for a backbone

@@ -24,7 +24,7 @@ import torch.nn.functional as F
 
 from .errors import MalformedPlugin, SSLBenchError
 from .images import ImageFiles, pil_to_uint8  # noqa: F401 (re-exported for loaders)
-from .options import resolve_options
+from .options import Range, resolve_options
 
 __all__ = [
     'DatasetRequest', 'DatasetSpec', 'ImageData', 'ImageFiles', 'pil_to_uint8',
@@ -116,11 +116,12 @@ class DatasetSpec:
     takes_argument: bool = False
     defaults: dict[str, Any] = field(default_factory=dict)
     presets: dict[str, dict[str, Any]] = field(default_factory=dict)
+    ranges: dict[str, Range] = field(default_factory=dict)   # of numeric options
 
     def resolve(self, preset: str | None, given: dict[str, Any]) -> dict[str, Any]:
         """The options a run uses: defaults, the preset's values, the user's."""
         return resolve_options("data set", self.name, self.defaults, given,
-                               self.presets.get(preset or "", {}))
+                               self.presets.get(preset or "", {}), self.ranges)
 
 
 # ----------------------------------------------------------------------------- resizing

@@ -28,6 +28,7 @@ import pandas as pd
 
 from .formats import ReportFormat  # noqa: F401 (its old home; plugins may import it here)
 from ._core.fractions import fraction_key, percent
+from ._core.names import public_name
 from ._core.stats import ALPHA, PairedResult, compare, correct_family
 
 __all__ = [
@@ -326,6 +327,11 @@ class Leaderboard:
             out[task] = entry
         return out
 
+    def title(self, dataset: str) -> str:
+        """A data set as a report shows it: without its maker's folders
+        (``imagefolder:flowers``)."""
+        return public_name(dataset)
+
     def caption(self, dataset: str | None = None, backbone: str | None = None) -> str:
         """What the numbers are, how they were chosen and compared, and where they come from."""
         if dataset is None:
@@ -349,7 +355,7 @@ class Leaderboard:
                           "the label budget")
         protocols = "; ".join(f"{p}: {text}" for p, text in self._protocol_summaries(
             dataset, backbone).items())
-        return (f"Test accuracy (%) on {dataset} ({'/'.join(map(str, n_test)) or '?'} test "
+        return (f"Test accuracy (%) on {public_name(dataset)} ({'/'.join(map(str, n_test)) or '?'} test "
                 f"images), backbone {backbone}, preset {'/'.join(presets) or '?'} "
                 f"({s.get('resolution')} px, {s.get('pretrain_epochs')} pretraining epochs); "
                 f"{protocols}; mean ± std over {len(seeds)} seed(s) "
@@ -410,7 +416,9 @@ def run_command(records: list[dict[str, Any]]) -> str:
     sweep = records[0].get("sweep", {})
     tasks = sorted({r["task"] for r in records if r["task"] != SCRATCH})
     splits = sorted({r.get("split_seed", 0) for r in records})
-    parts = ["sslbench run", f"--dataset {','.join(sorted({r['dataset'] for r in records}))}",
+    # data sets by their public names: a report shows no folder of its maker's
+    datasets = sorted({public_name(r["dataset"]) for r in records})
+    parts = ["sslbench run", f"--dataset {','.join(datasets)}",
              f"--backbone {','.join(sorted({r['backbone'] for r in records}))}",
              f"--tasks {','.join(tasks)}" if tasks else "",
              f"--fractions {','.join(fraction_key(f) for f in sorted({float(r['fraction']) for r in records}))}",

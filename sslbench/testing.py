@@ -295,6 +295,71 @@ def _check_preset(report: _Report, preset: Any) -> None:
                      f"preset {preset.name!r}: {axis} must be a tuple of names")
 
 
+def _check_hook_names(r: _Report, plugin: object) -> None:
+    """Every ``sslbench_*`` function of a plugin is a hook sslbench has, marked as one: a
+    misspelt hook (``sslbench_task``) or an unmarked one contributes nothing, silently, in
+    every run."""
+    import difflib
+
+    from . import hookspecs
+    known = {n for n in dir(hookspecs) if n.startswith("sslbench_")}
+    for attr in dir(plugin):
+        if not attr.startswith("sslbench_") or not callable(getattr(plugin, attr, None)):
+            continue
+        if attr not in known:
+            close = difflib.get_close_matches(attr, sorted(known), n=1)
+            r.fail(f"{attr} is not an sslbench hook" + (f"; did you mean {close[0]}?"
+                                                        if close else "")
+                   + f" (the hooks: {', '.join(sorted(known))})")
+        elif not hasattr(getattr(plugin, attr), "sslbench_impl"):
+            r.fail(f"{attr} is not marked with @sslbench.hookimpl: sslbench never calls it")
+
+
+def _check_clashes(r: _Report, host) -> None:
+    """No contribution takes a name that another installed plugin gives already: which of
+    two "rotation" tasks a run used would depend on the order plugins load in."""
+    from ._core.plugins import KINDS, PluginHost
+    installed = PluginHost.from_environment()
+    ours = {getattr(obj, "__name__", id(obj)) for _, obj in host.pm.list_name_plugin()}
+
+    def same(plugin: str) -> bool:          # the plugin under test, installed or not
+        obj = installed.pm.get_plugin(plugin)
+        return getattr(obj, "__name__", id(obj)) in ours
+    for kind in KINDS:
+        theirs = {name: c.plugin for name, c in installed.registry(kind).items()
+                  if not same(c.plugin)}
+        for name in host.registry(kind):
+            if name in theirs:
+                r.fail(f"{kind} {name!r} is already given by the installed plugin "
+                       f"{installed.describe_plugin(theirs[name])}: choose another name")
+
+
+def _check_option_ranges(r: _Report, what: str, obj: Any) -> None:
+    """Every numeric option declares its range (:class:`sslbench.options.Range`), every
+    range names an option, and every default and preset value is inside its range."""
+    from .options import Range, numeric
+    defaults = getattr(obj, "defaults", None) or {}
+    ranges = getattr(obj, "ranges", None) or {}
+    for key in sorted(set(ranges) - set(defaults)):
+        r.fail(f"{what}: `ranges` names {key!r}, which is not an option (not in `defaults`)")
+    for key, allowed in ranges.items():
+        if not isinstance(allowed, Range):
+            r.fail(f"{what}: the range of {key!r} must be an sslbench.options.Range")
+    for key, value in defaults.items():
+        if numeric(value) and key not in ranges:
+            r.fail(f"{what}: numeric option {key!r} declares no range: add "
+                   f"`ranges = {{{key!r}: Range(ge=..., le=...)}}` beside `defaults`")
+    values = [("default", defaults)] + [(f"preset {p!r}", v) for p, v in
+                                        (getattr(obj, "presets", None) or {}).items()]
+    for label, table in values:
+        for key, allowed in ranges.items():
+            value = table.get(key)
+            if key in table and isinstance(allowed, Range) and not all(
+                    v in allowed for v in (value if isinstance(value, list) else [value])):
+                r.fail(f"{what}: the {label} value of {key!r}, {value!r}, is outside its "
+                       f"range {allowed}")
+
+
 def check_plugin(plugin: Any, *, backbones: tuple[str, ...] | None = None,
                  resolutions: tuple[int, ...] = (32, 48),
                  dataset_request: DatasetRequest | None = None) -> None:
@@ -331,6 +396,13 @@ def check_plugin(plugin: Any, *, backbones: tuple[str, ...] | None = None,
     host.registry("task")
     for info in host.failed:
         r.fail(info.error)
+    for name in host.pm.list_name_plugin():
+        _check_hook_names(r, name[1])
+    r.finish()
+    _check_clashes(r, host)
+    for kind in ("task", "protocol", "backbone", "dataset"):
+        for contribution in host.registry(kind).values():
+            _check_option_ranges(r, f"{kind} {contribution.name!r}", contribution.obj)
     r.finish()
     checks = {
         "task": lambda obj: check_task(obj, backbones=backbones, resolutions=resolutions),

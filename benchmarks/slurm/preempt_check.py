@@ -27,6 +27,8 @@ from pathlib import Path
 import submitit
 import torch
 
+from sslbench._core.atomic import safe_torch_load
+
 SWEEP = ["--tasks", "rotation", "--fractions", "1.0", "--protocols", "linear", "--seeds", "0",
          "--set", "pretrain_epochs=40", "--set", "pretrain_batch_size=16",
          "--opt", "linear.max_iter=50", "--checkpoint-every-min", "0", "--quiet"]
@@ -42,7 +44,7 @@ def sslbench(work: Path, name: str, *flags: str) -> subprocess.CompletedProcess:
 def checkpoint(cache: Path) -> dict:
     [path] = [p for p in (cache / "checkpoints").glob("rotation-*.pt")
               if not p.name.endswith(".resume.pt")]
-    return torch.load(path, weights_only=True)
+    return safe_torch_load(path)
 
 
 def time_limit(work: Path) -> int:
@@ -81,7 +83,7 @@ def main(work: Path) -> int:
         time.sleep(0.5)
     time.sleep(2)
     [snapshot] = snapshots.glob("*.resume.pt")
-    epoch = torch.load(snapshot, weights_only=True)["epoch"]
+    epoch = safe_torch_load(snapshot)["epoch"]
     print(f"interrupting job {job.job_id} (preemption) after its snapshot of epoch {epoch}")
     job._interrupt()
     waited = sslbench(work, "slurm", *slurm, "--wait")

@@ -31,7 +31,7 @@ _GAINS_NOTE = ("Each task against scratch, paired by seed (same initialisation, 
 
 def _tables(board: Leaderboard, mark):
     for dataset, backbone in board.groups:
-        yield (dataset, backbone, board.display(mark, dataset, backbone),
+        yield (board.title(dataset), backbone, board.display(mark, dataset, backbone),
                board.caption(dataset, backbone))
 
 
@@ -60,11 +60,35 @@ def _extras(board: Leaderboard) -> tuple:
     return pub, eff, pub.provenance()
 
 
+# Characters markdown gives a meaning inline (CommonMark and GitHub's tables): emphasis,
+# code spans, links and images (which need a "["), raw HTML, autolinks and entities,
+# strikethrough, table cells.
+_MD_SPECIAL = set("\\`*_[]<>&|~")
+
+
 def _md(text) -> str:
-    """A name or cell for markdown: no raw HTML (a class or task name may hold any text),
-    no pipe that would split a table cell."""
-    return (html.escape(str(text), quote=False).replace("|", "\\|")
-            .replace("*", "\\*").replace("`", "\\`"))
+    """A name or cell for markdown, shown as the text it is: a data set, class or task name
+    may hold any text, and none of it may become markup (a link, an image, raw HTML, a code
+    span, a table cell), so every character markdown reads inline is backslash-escaped
+    (CommonMark: any ASCII punctuation may be), and line breaks become spaces."""
+    return "".join(f"\\{ch}" if ch in _MD_SPECIAL else ch
+                   for ch in " ".join(str(text).splitlines()))
+
+
+def _md_code(text) -> str:
+    """``text`` as one inline code span that nothing in it can close: fenced by more
+    backticks than its longest run (CommonMark 6.1), on one line."""
+    text = " ".join(str(text).splitlines())
+    runs = [len(r) for r in "".join(c if c == "`" else " " for c in text).split()]
+    fence = "`" * (max(runs, default=0) + 1)
+    return f"{fence} {text} {fence}"
+
+
+def _md_link(path: str) -> str:
+    """A file name as a markdown link destination: percent-encoded, so that no character of
+    it ends the link or starts another."""
+    from urllib.parse import quote
+    return quote(path)
 
 
 def _md_table(frame, **kwargs) -> str:
@@ -77,7 +101,8 @@ def _md_table(frame, **kwargs) -> str:
 
 def render_markdown(board: Leaderboard) -> str:
     from sslbench.leaderboard import run_command
-    parts = [f"Produced by `{run_command(board.records)}`; rendered by `sslbench report`.\n"]
+    parts = [f"Produced by {_md_code(run_command(board.records))}; rendered by "
+             "`sslbench report`.\n"]
     for dataset, backbone, table, caption in _tables(
             board, lambda s: f"{_BEST_OPEN}{s}{_BEST_CLOSE}"):
         parts.append(f"### {_md(dataset)} · {_md(backbone)}\n\n"
@@ -89,11 +114,12 @@ def render_markdown(board: Leaderboard) -> str:
                          + _md_table(gains, showindex=False) + "\n")
     pub, eff, prov = _extras(board)
     if board.asset_stem:
-        parts.append(f"![test accuracy against label fraction]({board.asset_stem}-accuracy.png)\n\n"
-                     f"![gain over scratch]({board.asset_stem}-gain.png)\n")
+        stem = _md_link(board.asset_stem)
+        parts.append(f"![test accuracy against label fraction]({stem}-accuracy.png)\n\n"
+                     f"![gain over scratch]({stem}-gain.png)\n")
         if pub.pretraining_curves():
             parts.append(f"![pretraining loss and pretext accuracy per epoch]"
-                         f"({board.asset_stem}-pretraining.png)\n")
+                         f"({stem}-pretraining.png)\n")
     if len(eff):
         parts.append("### Label efficiency\n\nGain over scratch (points, same protocol and "
                      "labels; \"n.s.\": not significant), and the smallest label fraction whose "
@@ -244,7 +270,23 @@ def render_csv(board: Leaderboard) -> str:
     unconverged seeds, the label budget, and the paired comparison with scratch (gain, 95%
     interval, p-values before and after Holm's correction, significant) and whether the cell
     is its column's significant winner."""
-    return board.summary().to_csv(index=False)
+    import pandas as pd
+    frame = board.summary()
+    frame["dataset"] = frame["dataset"].map(board.title)
+    for column in frame.columns:
+        if not pd.api.types.is_numeric_dtype(frame[column]) \
+                and not pd.api.types.is_bool_dtype(frame[column]):
+            frame[column] = frame[column].map(_csv_cell)
+    return frame.to_csv(index=False)
+
+
+def _csv_cell(value):
+    """A text cell a spreadsheet will not run: one that starts like a formula (=, +, -, @,
+    a tab or a carriage return) gets a leading apostrophe, as OWASP's CSV-injection advice
+    says. Numbers are left as numbers."""
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + value
+    return value
 
 
 @sslbench.hookimpl

@@ -315,8 +315,6 @@ def status(out, plugins) -> None:
     rerun of the sweep recomputes it). A cell is running while a live process (a driver, a
     Ray or Slurm worker) holds its unit's claim in OUT/.claims. For what a sweep would run,
     use `sslbench run ... --dry-run`."""
-    from dataclasses import fields
-    from .config import SweepConfig
     from .progress import Reporter as Silent
     if not Path(out).is_dir():
         raise SSLBenchError(f"results directory {out!r} does not exist")
@@ -324,13 +322,31 @@ def status(out, plugins) -> None:
     if not records:
         raise SSLBenchError(f"no result records in {out!r}")
     newest = max(records, key=lambda r: r.get("finished_at") or "")
-    known = {f.name for f in fields(SweepConfig)}
-    given = {k: v for k, v in (newest.get("sweep") or {}).items() if k in known}
-    config = SweepConfig(**{**given, "out": out, "plugins": list(plugins) or given.get("plugins")
-                            or [], "executor": "local"})
+    # the record says what its grid was; it is data: its values are checked like a sweep
+    # file's, and nothing it names is loaded (plugins come from the environment and the
+    # user's --plugin only: a record naming a file must not make this command run it)
+    from .config import build_config
+    grid_keys = ("datasets", "backbones", "tasks", "fractions", "protocols", "seeds",
+                 "preset", "settings", "options", "task_options", "device", "stream",
+                 "split_seeds", "dedup", "data_dir")
+    given = {k: v for k, v in (newest.get("sweep") or {}).items()
+             if k in grid_keys and v is not None}
+    try:
+        config = build_config(given, out=out, plugins=list(plugins), executor="local")
+    except SSLBenchError as exc:
+        raise SSLBenchError(f"record {newest['cell_id']!r} in {out!r} does not describe a "
+                            f"grid this version can rebuild: {exc}") from None
     host = _host(config.plugins)
     from .runner import Sweep
-    sweep = Sweep(config, host, Silent())
+    try:
+        sweep = Sweep(config, host, Silent())
+    except SSLBenchError as exc:
+        named = [p for p in (newest.get("sweep") or {}).get("plugins") or []
+                 if p not in plugins]
+        hint = (f" (the sweep loaded --plugin {', '.join(map(repr, named))}: give it to "
+                "status too; a record's plugins are never loaded from the record)"
+                if named else "")
+        raise SSLBenchError(f"{exc}{hint}") from None
     by_id = {r["cell_id"]: r for r in records}
     finished, failed, stale, missing = [], [], [], []
     for cell in sweep.cells:
@@ -384,7 +400,8 @@ def publish(results_dirs, output, plugins) -> None:
     plots, command, provenance, per-class accuracy and confusion matrices), and each
     leaderboard as JSON and CSV with its records. Relative links only (GitHub Pages-ready)."""
     from .publish import publish as write_site
-    pages = write_site(list(results_dirs), Path(output), _host(list(plugins)))
+    pages = write_site(list(results_dirs), Path(output), _host(list(plugins)),
+                       warn=lambda m: click.echo(f"sslbench: warning: {m}", err=True))
     click.echo(f"wrote {pages[0]} and {len(pages) - 1} leaderboard pages")
 
 

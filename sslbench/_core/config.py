@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ast
 import copy
+import math
 import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -163,6 +164,8 @@ def parse_options(items: list[str]) -> dict[str, dict[str, Any]]:
 def parse_list(text: str | list | tuple, kind: type, what: str) -> list:
     items = text if isinstance(text, (list, tuple)) else [t for t in str(text).split(",") if t.strip()]
     try:
+        if any(isinstance(t, bool) or (kind is str and not isinstance(t, str)) for t in items):
+            raise ValueError
         values = [kind(str(t).strip()) if not isinstance(t, kind) else t for t in items]
     except ValueError:
         raise SSLBenchError(f"{what}: cannot read {text!r} as a list of {kind.__name__}s") from None
@@ -217,6 +220,7 @@ def build_config(file_values: dict[str, Any] | None = None, **overrides: Any) ->
         value = merged["split_seeds"]
         merged["split_seeds"] = parse_list([value] if isinstance(value, int) else value, int,
                                            "--split-seeds")
+    _check_field_types(merged)
     cfg = SweepConfig(**merged)
     # --task-opt and [task_options] are the task part of --opt and [options]
     cfg.options = _deep_merge(cfg.task_options, cfg.options)
@@ -236,6 +240,36 @@ def build_config(file_values: dict[str, Any] | None = None, **overrides: Any) ->
     cfg.seeds = sorted(set(cfg.seeds))
     cfg.split_seeds = sorted(set(cfg.split_seeds))
     return cfg     # the preset's part (settings, empty axes) needs the plugins: presets.py
+
+
+# the type of each field of a sweep that is not a grid axis (those are parsed as lists)
+_FIELD_TYPES: dict[str, tuple[type, ...]] = {
+    "preset": (str,), "device": (str,), "compile": (bool,), "stream": (str,),
+    "out": (str,), "cache_dir": (str,), "data_dir": (str,), "download": (bool,),
+    "dedup": (bool,), "executor": (str,), "ray_address": (str,), "slurm_partition": (str,),
+    "slurm_cluster": (str,), "wait": (bool,), "workers": (int,), "cpus_per_job": (int,),
+    "gpus_per_job": (int,), "timeout_min": (int,), "checkpoint_every_min": (int, float)}
+
+
+def _check_field_types(merged: dict[str, Any]) -> None:
+    """Every value of a sweep file (or the API) of its field's type: ``dedup = "no"`` is a
+    string, not false, and ``out = 5`` is not a folder. ``None`` means "not given"."""
+    for key, kinds in _FIELD_TYPES.items():
+        value = merged.get(key)
+        if value is None:
+            continue
+        if isinstance(value, bool) and bool not in kinds:
+            ok = False
+        else:
+            ok = isinstance(value, kinds)
+        if ok and isinstance(value, float) and not math.isfinite(value):
+            ok = False
+        if not ok:
+            names = " or ".join({bool: "true or false", str: "a string", int: "a whole number",
+                                 float: "a number"}[k] for k in kinds)
+            raise SSLBenchError(f"{key} must be {names}, not {value!r}")
+    if merged.get("device") is not None and merged["device"] not in ("auto", "cpu", "cuda"):
+        raise SSLBenchError(f"device must be auto, cpu or cuda, not {merged['device']!r}")
 
 
 def resolve_settings(preset_settings: dict[str, Any], overrides: dict[str, Any],
@@ -303,29 +337,38 @@ def coerce_like(what: str, value: Any, default: Any) -> Any:
     :class:`SSLBenchError` naming ``what``. Used for preset settings and task options."""
     try:
         if isinstance(default, bool):
+            # true or false, nothing else: "no" or 0 read as a flag would be a guess
             if isinstance(value, bool):
                 return value
-            text = str(value).strip().lower()
-            if text not in ("true", "false", "1", "0", "yes", "no"):
-                raise ValueError(value)
-            return text in ("true", "1", "yes")
+            if isinstance(value, str) and value.strip().lower() in ("true", "false"):
+                return value.strip().lower() == "true"
+            raise ValueError(value)
+        if isinstance(value, bool):          # True is not the number 1 here
+            raise ValueError(value)
         if isinstance(default, int):
             if isinstance(value, float) and not value.is_integer():
                 raise ValueError
             return int(value)
         if isinstance(default, float):
-            return float(value)
+            number = float(value)
+            if not math.isfinite(number):    # inf or nan: never a usable setting
+                raise ValueError(value)
+            return number
         if isinstance(default, list):
             if not default:
                 return list(value) if isinstance(value, (list, tuple)) else [value]
             items = value if isinstance(value, (list, tuple)) else parse_list(value, type(default[0]), what)
-            return [type(default[0])(v) for v in items]
+            return [coerce_like(what, v, default[0]) for v in items]
         if default is None:
             return value
+        if not isinstance(value, (str, int, float)):   # a list or a table is no name
+            raise ValueError(value)
         return str(value)
-    except (TypeError, ValueError, SSLBenchError):
+    except (TypeError, ValueError, OverflowError, SSLBenchError):
         raise SSLBenchError(f"{what}: {value!r} is not a valid "
-                            f"{type(default).__name__}") from None
+                            f"{type(default).__name__}"
+                            + (" (a finite number)" if isinstance(default, (int, float))
+                               and not isinstance(default, bool) else "")) from None
 
 
 EXECUTORS = ("local", "ray", "slurm")

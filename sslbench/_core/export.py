@@ -30,7 +30,7 @@ import torch
 from .. import __version__
 from ..errors import SSLBenchError
 from .atomic import atomic_write_bytes, atomic_write_json
-from .checkpoints import CheckpointStore
+from .checkpoints import CheckpointStore, state_mismatch
 from .records import load_records, read_record_file
 
 FORMAT = "sslbench-export/1"
@@ -154,14 +154,43 @@ def timm_state(backbone: torch.nn.Module) -> dict[str, torch.Tensor]:
     return renamed
 
 
+def _ours(meta_path: Path, weights: Path) -> str | None:
+    """Why export must not write ``weights`` and ``meta_path``, or None: it replaces only a
+    pair it wrote itself (an export's JSON beside it), never a record or another file."""
+    for path in (meta_path, weights):
+        if path.is_symlink() or (path.exists() and not path.is_file()):
+            return f"{str(path)!r} is not a plain file"
+    if meta_path.exists():
+        try:
+            meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            meta = None
+        if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+            return f"{str(meta_path)!r} exists and is not an sslbench export"
+    elif weights.exists():
+        return f"{str(weights)!r} exists and has no export description beside it"
+    return None
+
+
 def export_backbone(backbone: torch.nn.Module, meta: dict[str, Any], out: Path,
                     keys: str = "auto") -> tuple[Path, Path]:
     """Write ``out`` (``.safetensors``) and its JSON; ``keys``: ``timm`` (timm's names, for
-    a timm backbone), ``sslbench`` (the backbone's own state dict) or ``auto``."""
+    a timm backbone), ``sslbench`` (the backbone's own state dict) or ``auto``.
+
+    The JSON holds the SHA-256 of the weights file and is written second, so that a kill
+    between the two writes leaves a pair that :func:`load_backbone` refuses (new weights,
+    old description), never one it would load as something it is not. An existing file is
+    replaced only when it is an earlier export (a record or any other file is refused)."""
+    import hashlib
+
     from safetensors.torch import save
     out = Path(out)
     if out.suffix != ".safetensors":
         out = out.with_suffix(".safetensors")
+    meta_path = out.with_suffix(".json")
+    problem = _ours(meta_path, out)
+    if problem:
+        raise SSLBenchError(f"will not overwrite: {problem}; choose another -o")
     use_timm = "timm" in meta and keys in ("auto", "timm")
     if keys == "timm" and "timm" not in meta:
         raise SSLBenchError(f"backbone {meta['backbone']!r} is not a timm model: --keys timm "
@@ -171,39 +200,64 @@ def export_backbone(backbone: torch.nn.Module, meta: dict[str, Any], out: Path,
     if not use_timm:
         meta.pop("timm", None)
     tensors = {k: v.detach().contiguous().cpu() for k, v in state.items()}
-    atomic_write_bytes(out, save(tensors, metadata={"format": FORMAT}))
-    meta_path = out.with_suffix(".json")
+    data = save(tensors, metadata={"format": FORMAT})
+    meta["weights_sha256"] = hashlib.sha256(data).hexdigest()
+    atomic_write_bytes(out, data)
     atomic_write_json(meta_path, meta)
     return out, meta_path
 
 
 def export_checkpoint(record: dict[str, Any], cache_dir: Path, out: Path,
                       keys: str = "auto", warn=None) -> tuple[Path, Path]:
-    """Export the checkpoint behind ``record`` from ``cache_dir``."""
+    """Export the checkpoint behind ``record`` from ``cache_dir``: found by its id in the
+    cache's own folder (never a path the record gives), checked by its checksum and by the
+    shapes of the backbone the record names."""
     from .plugins import PluginHost
     ckpt = record["pretraining"]["checkpoint"]
-    loaded = CheckpointStore(cache_dir, warn or (lambda m: None)).load(ckpt)
-    if loaded is None:
-        raise SSLBenchError(f"checkpoint {ckpt} is not in {str(Path(cache_dir) / 'checkpoints')!r}"
-                            " (another --cache-dir? rerunning the sweep recomputes it)")
-    state, _ = loaded
     backbone = build_backbone(PluginHost.from_environment(), record["backbone"],
                               (record.get("settings") or {}).get("resolution"),
                               (record.get("options") or {}).get("backbone") or {})
+    loaded = CheckpointStore(cache_dir, warn or (lambda m: None)).load(
+        ckpt, backbone.state_dict())
+    if loaded is None:
+        raise SSLBenchError(f"checkpoint {ckpt} is not in {str(Path(cache_dir) / 'checkpoints')!r}"
+                            " or is not usable (another --cache-dir? rerunning the sweep "
+                            "recomputes it)")
+    state, _ = loaded
     backbone.load_state_dict(state)
     return export_backbone(backbone, describe(record, backbone), out, keys)
 
 
-def build_backbone(host, name: str, resolution: int | None, options: dict[str, Any]):
-    if not resolution:
+def build_backbone(host, name: str, resolution: Any, options: Any):
+    """The backbone a record or an export names, built: its resolution and options are
+    data from a file, checked here (one line, not a traceback, when they are not usable)."""
+    if resolution is None:
         raise SSLBenchError("the record does not say the resolution it was trained at")
+    if not isinstance(resolution, int) or isinstance(resolution, bool) \
+            or not 8 <= resolution <= 2048:
+        raise SSLBenchError(f"resolution {resolution!r} is not a whole number of pixels in "
+                            "8..2048")
+    if not isinstance(options, dict):
+        raise SSLBenchError(f"backbone options {options!r} are not a table")
     spec = host.backbone(name)
-    return spec.build(int(resolution), spec.resolve(None, options))
+    resolved = spec.resolve(None, options)
+    try:
+        return spec.build(resolution, resolved)
+    except SSLBenchError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - options from a file that the backbone refuses
+        raise SSLBenchError(f"backbone {name!r} cannot be built with options {resolved!r} at "
+                            f"{resolution} px: {type(exc).__name__}: {exc}") from None
 
 
 def load_backbone(path: str | Path) -> torch.nn.Module:
-    """The backbone of an export (:func:`sslbench.load_backbone`), in eval mode."""
-    from safetensors.torch import load_file
+    """The backbone of an export (:func:`sslbench.load_backbone`), in eval mode. The weights
+    must match the SHA-256 in the JSON beside them (a pair left mismatched by a killed
+    export, or a damaged file, is refused)."""
+    import hashlib
+
+    from safetensors.torch import load as load_bytes
+
     from .plugins import PluginHost
     path = Path(path)
     meta_path = path.with_suffix(".json")
@@ -212,16 +266,28 @@ def load_backbone(path: str | Path) -> torch.nn.Module:
     except (OSError, ValueError) as exc:
         raise SSLBenchError(f"cannot read {str(meta_path)!r}, the description of "
                             f"{str(path)!r}: {exc}") from None
-    if meta.get("format") != FORMAT:
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise SSLBenchError(f"{str(meta_path)!r} is not an sslbench export ({FORMAT})")
-    backbone = build_backbone(PluginHost.from_environment(), meta["backbone"],
-                              meta["resolution"], meta.get("backbone_options") or {})
     try:
-        state = load_file(str(path))
+        data = path.read_bytes()
+    except OSError as exc:
+        raise SSLBenchError(f"cannot read {str(path)!r}: {exc.strerror or exc}") from None
+    if hashlib.sha256(data).hexdigest() != meta.get("weights_sha256"):
+        raise SSLBenchError(f"{str(path)!r} does not match its description {str(meta_path)!r} "
+                            "(its SHA-256 differs: a damaged file, or a pair from two exports)")
+    if not isinstance(meta.get("backbone"), str):
+        raise SSLBenchError(f"{str(meta_path)!r} names no backbone")
+    backbone = build_backbone(PluginHost.from_environment(), meta["backbone"],
+                              meta.get("resolution"), meta.get("backbone_options") or {})
+    try:
+        state = load_bytes(data)
     except Exception as exc:  # noqa: BLE001 - a damaged file is the user's to know
         raise SSLBenchError(f"cannot read {str(path)!r}: {exc}") from None
     if meta.get("keys") == "timm":
         state = _from_timm(backbone, state, meta)
+    problem = state_mismatch(state, backbone.state_dict())
+    if problem:
+        raise SSLBenchError(f"{str(path)!r} does not fit backbone {meta['backbone']!r}: {problem}")
     backbone.load_state_dict(state)
     return backbone.eval()
 

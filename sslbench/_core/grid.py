@@ -13,7 +13,6 @@ per-kind options.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,20 +20,12 @@ from typing import Any
 from .config import SweepConfig
 from ..errors import SSLBenchError
 from .fractions import fraction_key
+from .names import public_name, slug  # noqa: F401 (grid's names, used by its callers)
 from .door import KINDS
 from .plugins import PluginHost
 from ..task import PretextTask
 
 SCRATCH = "scratch"
-
-
-def slug(text: str) -> str:
-    """A file-name-safe version of a name: ``imagefolder:../data/flowers`` -> ``flowers``."""
-    base, _, arg = text.partition(":")
-    if arg:
-        text = Path(arg.rstrip("/\\")).name or base
-    return re.sub(r"[^A-Za-z0-9_.+-]+", "_", text).strip("_") or "x"
-
 
 
 @dataclass

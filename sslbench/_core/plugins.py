@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
-import re
 import sys
 from dataclasses import dataclass
 from importlib import metadata
@@ -23,11 +22,12 @@ from .. import hookspecs
 from .config import format_value
 from .door import HOOKS, returned_problem
 from ..errors import SSLBenchError, unknown_name
+from .names import SAFE_NAME
 from .identity import defining_module, source_hash
 
 ENTRY_POINT_GROUP = "sslbench"
 # what a contributed name may look like: it becomes part of file names (checkpoints, records)
-NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")
+NAME = SAFE_NAME
 
 
 # kind -> the hook that contributes it
@@ -321,7 +321,10 @@ class PluginHost:
         for name, c in sorted(self.registry(kind).items()):
             desc = getattr(c.obj, "description", "") or ""
             defaults = getattr(c.obj, "defaults", None) or {}
-            options = ", ".join(f"{k}={format_value(v)}" for k, v in defaults.items())
+            ranges = getattr(c.obj, "ranges", None) or {}
+            options = ", ".join(f"{k}={format_value(v)}"
+                                + (f" ({_range_text(ranges[k])})" if k in ranges else "")
+                                for k, v in defaults.items())
             if kind == "dataset" and c.obj.takes_argument:
                 name = f"{name}:PATH"
             if kind == "preset":
@@ -333,3 +336,9 @@ class PluginHost:
                 desc += " (the default)" if c.obj.default else ""
             rows.append((name, desc, options, c.plugin))
         return rows
+
+
+def _range_text(allowed: Any) -> str:
+    """``in [0, 1]``, ``>= 1``: a declared range as ``sslbench list`` shows it."""
+    text = str(allowed)
+    return f"in {text}" if text[:1] in "[(" else text

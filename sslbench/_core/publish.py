@@ -12,22 +12,36 @@ GitHub Pages as it is)::
     SITE/NAME/records/CELL.json     every record behind the numbers
 
 A leaderboard is one (data set, backbone, preset) of the given results folders; NAME is made
-of those three. Every file is written atomically; the index is written last.
+of those three.
+
+Records are input from whoever made the folders: every name that becomes a file name is
+checked to be a plain name inside the site (a record whose ``cell_id`` or ``backbone`` is a
+path is not a record, :func:`sslbench._core.records.record_problem`), and the site is built
+in a fresh folder beside SITE and swapped in whole: a republish holds exactly the current
+records, and a publish killed midway leaves the old site as it was. SITE is replaced only
+when it is empty or a site this command wrote (it holds :data:`MARKER`). Published files
+name a data set without the maker's folders (``imagefolder:flowers``, not the absolute path:
+:func:`public_record`).
 """
 
 from __future__ import annotations
 
+import copy
 import html
 import math
+import os
+import shutil
+import tempfile
 from collections import defaultdict
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 
 from ..errors import SSLBenchError
 from ..leaderboard import Leaderboard, run_command
-from .atomic import atomic_write_json, atomic_write_text
-from .grid import slug
+from .names import SAFE_NAME, public_name, slug
 from .records import load_results_dirs
 
 FIELDS = {
@@ -49,10 +63,55 @@ def _page(title: str, body: str) -> str:
             "</body></html>\n")
 
 
-def leaderboards(directories: list[str]) -> dict[tuple[str, str, str], list[dict[str, Any]]]:
+MARKER = ".sslbench-site"     # in every site publish writes: it may replace only those
+
+
+def public_record(record: dict[str, Any]) -> dict[str, Any]:
+    """A record as published: every path of the maker's (data set folders, --out,
+    --cache-dir, --data-dir) shortened to its last part, wherever it appears."""
+    sweep = record.get("sweep") or {}
+    private = {}
+    for name in [record["dataset"], *(sweep.get("datasets") or [])]:
+        argument = name.partition(":")[2]
+        if public_name(name) != name and argument:
+            private[argument.rstrip("/")] = public_name(name).partition(":")[2]
+    for key in ("out", "cache_dir", "data_dir"):
+        value = sweep.get(key)
+        if isinstance(value, str) and ("/" in value or "~" in value):
+            private[value.rstrip("/")] = Path(value.rstrip("/")).name or "."
+    ordered = sorted(private.items(), key=lambda kv: -len(kv[0]))
+
+    def clean(value: Any) -> Any:
+        if isinstance(value, str):
+            for path, short in ordered:
+                value = value.replace(path, short)
+            return value
+        if isinstance(value, dict):
+            return {k: clean(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [clean(v) for v in value]
+        return value
+    return clean(copy.deepcopy(record))
+
+
+def inside(root: Path, *parts: str) -> Path:
+    """``root/parts...``, refused unless every part is a plain name and the path stays in
+    ``root`` (a name from a record must not write elsewhere)."""
+    for part in parts:
+        stem = part.removesuffix(".json").removesuffix(".html").removesuffix(".csv")
+        if not SAFE_NAME.match(stem):
+            raise SSLBenchError(f"{part!r} is not a plain file name; not publishing it")
+    path = root.joinpath(*parts)
+    if not path.resolve().is_relative_to(root.resolve()):
+        raise SSLBenchError(f"{str(path)!r} would be outside the site; not publishing it")
+    return path
+
+
+def leaderboards(directories: list[str], warn: Callable[[str], None] | None = None
+                 ) -> dict[tuple[str, str, str], list[dict[str, Any]]]:
     """The records of the given results folders, by (data set, backbone, preset)."""
     groups: dict[tuple[str, str, str], list[dict[str, Any]]] = defaultdict(list)
-    for r in load_results_dirs(directories):
+    for r in load_results_dirs(directories, warn=warn):
         groups[(r["dataset"], r["backbone"], r.get("preset") or "unknown-preset")].append(r)
     return dict(groups)
 
@@ -83,21 +142,87 @@ def _number(value: Any) -> Any:
     return value
 
 
-def publish(directories: list[str], site: Path, host) -> list[Path]:
-    """Write the site; returns the pages written, the index first."""
-    groups = leaderboards(directories)
+def publish(directories: list[str], site: Path, host,
+            warn: Callable[[str], None] | None = None) -> list[Path]:
+    """Write the site; returns the pages written, the index first. ``warn`` is told of
+    every file of the results folders that is not a record (it is skipped)."""
+    groups: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
+    made_from: dict[tuple[str, str, str], str] = {}
+    for (dataset, backbone, preset), records in leaderboards(directories, warn).items():
+        key = (public_name(dataset), backbone, preset)
+        if key in made_from:     # two folders of one name: they would share a leaderboard
+            raise SSLBenchError(f"data sets {made_from[key]!r} and {dataset!r} would both be "
+                                f"published as {_folder_name(*key)!r}; publish them to "
+                                "separate sites")
+        made_from[key] = dataset
+        groups[key] = [public_record(r) for r in records]
     site = Path(site)
+    if site.exists() and (not site.is_dir() or site.is_symlink()):
+        raise SSLBenchError(f"{str(site)!r} is not a folder")
+    if site.is_dir() and any(site.iterdir()) and not (site / MARKER).is_file():
+        raise SSLBenchError(f"{str(site)!r} is a folder that sslbench publish did not write "
+                            "(it has no .sslbench-site); publish to a new or empty folder")
+    site.parent.mkdir(parents=True, exist_ok=True)
+    _remove_leftovers(site)
+    staging = Path(tempfile.mkdtemp(prefix=f".{site.name}~", suffix=".publishing",
+                                    dir=site.parent))
+    try:
+        pages = _write_site(groups, staging, host)
+        (staging / MARKER).write_text("written by sslbench publish; the next publish to "
+                                      "this folder replaces it whole\n")
+        os.chmod(staging, 0o777 & ~_umask())
+        _swap(staging, site)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return [site / p.relative_to(staging) for p in pages]
+
+
+def _folder_name(dataset: str, backbone: str, preset: str) -> str:
+    """A leaderboard's folder in the site: data set, backbone and preset."""
+    return f"{slug(dataset)}-{backbone}-{slug(preset)}"
+
+
+def _umask() -> int:
+    from .atomic import _umask as umask
+    return umask()
+
+
+def _remove_leftovers(site: Path) -> None:
+    """Folders a killed publish left beside the site (a staging folder, an old site)."""
+    for leftover in site.parent.glob(f".{site.name}~*"):
+        if leftover.suffix in (".publishing", ".old") and leftover.is_dir() \
+                and not leftover.is_symlink():
+            shutil.rmtree(leftover, ignore_errors=True)
+
+
+def _swap(staging: Path, site: Path) -> None:
+    """Put the new site in place of the old: the old is moved aside, the new renamed in,
+    the old removed. A kill between the two renames leaves the old site whole beside the
+    new one (under ``.SITE~...old``), and the next publish tidies it."""
+    old = None
+    if site.exists():
+        old = Path(tempfile.mkdtemp(prefix=f".{site.name}~", suffix=".old", dir=site.parent))
+        os.replace(site, old / "site")
+    os.replace(staging, site)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def _write_site(groups: dict[tuple[str, str, str], list[dict[str, Any]]], site: Path,
+                host) -> list[Path]:
+    from .atomic import atomic_write_json, atomic_write_text
     html_format = host.format_for("page")
     csv_format = host.format_for("data")
     rows, pages = [], []
     names: dict[str, str] = {}
     for (dataset, backbone, preset), records in sorted(groups.items()):
-        name = f"{slug(dataset)}-{backbone}-{preset}"
+        name = _folder_name(dataset, backbone, preset)
         if name in names:      # two data sets with one short name: they would share a folder
             raise SSLBenchError(f"data sets {names[name]!r} and {dataset!r} would both be "
                                 f"published as {name!r}; publish them to separate sites")
         names[name] = dataset
-        folder = site / name
+        folder = inside(site, name)
         board = Leaderboard(records, host)
         report = html_format.render(board)
         extra = (f"<p><a href='../index.html'>all leaderboards</a> · "
@@ -106,9 +231,9 @@ def publish(directories: list[str], site: Path, host) -> list[Path]:
                  f"<a href='records/index.html'>the {len(records)} records</a></p>")
         report = report.replace("<body>\n", "<body>\n" + extra, 1)
         for r in records:
-            atomic_write_json(folder / "records" / f"{r['cell_id']}.json", r)
-        listing = "".join(f"<li><a href='{html.escape(r['cell_id'])}.json'>"
-                          f"{html.escape(r['cell_id'])}</a> ({r['status']})</li>"
+            atomic_write_json(inside(folder, "records", f"{r['cell_id']}.json"), r)
+        listing = "".join(f"<li><a href='{html.escape(quote(r['cell_id']))}.json'>"
+                          f"{html.escape(r['cell_id'])}</a> ({html.escape(r['status'])})</li>"
                           for r in sorted(records, key=lambda r: r["cell_id"]))
         atomic_write_text(folder / "records" / "index.html",
                           _page(f"records of {name}", f"<p><a href='../index.html'>back</a></p>"
@@ -120,17 +245,19 @@ def publish(directories: list[str], site: Path, host) -> list[Path]:
             "fields": {k: v for k, v in FIELDS.items() if k in summary.columns},
             "rows": [{k: _number(v) for k, v in row.items()}
                      for row in summary.to_dict(orient="records")],
-            "comparisons": board.gains(dataset, backbone).to_dict(orient="records")})
+            "comparisons": [{k: _number(v) for k, v in row.items()} for row in
+                            board.gains(dataset, backbone).to_dict(orient="records")]})
         atomic_write_text(folder / "leaderboard.csv", csv_format.render(board))
         atomic_write_text(folder / "index.html", report)
         pages.append(folder / "index.html")
         rows.append((name, dataset, backbone, preset, len(records),
                      headline(board, dataset, backbone)))
     table = "".join(
-        f"<tr><td><a href='{html.escape(n)}/index.html'>{html.escape(n)}</a></td>"
+        f"<tr><td><a href='{html.escape(quote(n))}/index.html'>{html.escape(n)}</a></td>"
         f"<td>{html.escape(d)}</td><td>{html.escape(b)}</td><td>{html.escape(p)}</td>"
-        f"<td>{k}</td><td>{html.escape(h)}</td><td><a href='{html.escape(n)}/leaderboard.json'>"
-        f"json</a> · <a href='{html.escape(n)}/leaderboard.csv'>csv</a></td></tr>"
+        f"<td>{k}</td><td>{html.escape(h)}</td><td><a href='{html.escape(quote(n))}/"
+        f"leaderboard.json'>json</a> · <a href='{html.escape(quote(n))}/leaderboard.csv'>"
+        "csv</a></td></tr>"
         for n, d, b, p, k, h in rows)
     index = site / "index.html"
     atomic_write_text(index, _page("sslbench leaderboards", (

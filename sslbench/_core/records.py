@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import platform
 import resource
 from collections.abc import Callable
@@ -10,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .atomic import atomic_write_json
+from .names import SAFE_NAME
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -59,38 +61,160 @@ def write_record(out: Path, cell_id: str, record: dict[str, Any]) -> Path:
     return path
 
 
-# what every record holds, whatever its status, and what a finished one adds
-_REQUIRED = {"dataset": str, "backbone": str, "task": str, "protocol": str,
-             "fraction": (int, float), "seed": int, "status": str}
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) \
+        and math.isfinite(value)
+
+
+def _share(value: Any) -> bool:
+    """A finite number in [0, 1] (an accuracy, a chance level)."""
+    return _number(value) and 0 <= value <= 1
+
+
+def _count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _optional(record: dict, key: str, kind: type | tuple) -> bool:
+    return record.get(key) is None or (isinstance(record[key], kind)
+                                       and not isinstance(record[key], bool))
 
 
 def record_problem(record: Any) -> str | None:
-    """Why ``record`` is not a result record this version can read, or None."""
+    """Why ``record`` is not a result record this version can read, or None.
+
+    A record is input from whoever wrote the folder (a shared results folder, a download):
+    every field a command reads is checked for its type and range here, so that nothing
+    downstream trusts it: names that become file names are safe file names, accuracies are
+    finite and in [0, 1], fractions in (0, 1], counts whole and not negative."""
     if not isinstance(record, dict):
         return f"not a JSON object but a {type(record).__name__}"
     if record.get("schema") != RECORD_SCHEMA:
         return f"schema {record.get('schema')!r}, not {RECORD_SCHEMA}"
-    for key, kind in _REQUIRED.items():
-        if not isinstance(record.get(key), kind) or isinstance(record.get(key), bool):
-            return f"no valid {key!r}"
-    if record["status"] not in ("ok", "failed"):
-        return f"status {record['status']!r} is neither 'ok' nor 'failed'"
+    for key in ("cell_id", "backbone", "task", "protocol"):
+        if not isinstance(record.get(key), str) or not SAFE_NAME.match(record[key]):
+            return f"no valid {key!r} (a name of letters, digits and _.+-)"
+    if not isinstance(record.get("dataset"), str) or not record["dataset"].strip():
+        return "no valid 'dataset'"
+    fraction = record.get("fraction")
+    if not (_number(fraction) and 0 < fraction <= 1):
+        return f"fraction {fraction!r} is not a number in (0, 1]"
+    for key in ("seed", "split_seed"):
+        if (key == "seed" or key in record) and not _count(record.get(key)):
+            return f"{key} {record.get(key)!r} is not a whole number >= 0"
+    if record.get("status") not in ("ok", "failed"):
+        return f"status {record.get('status')!r} is neither 'ok' nor 'failed'"
+    for key, kind in (("sweep", dict), ("settings", dict), ("options", dict),
+                      ("plugins", dict), ("data", dict), ("details", dict),
+                      ("pretraining", dict), ("task_plan", dict), ("references", list),
+                      ("config_hash", str), ("finished_at", str), ("error", str),
+                      ("preset", str), ("protocol_summary", str), ("traceback", str)):
+        if not _optional(record, key, kind):
+            return f"{key!r} is a {type(record[key]).__name__}, not a {kind.__name__}"
+    for key in ("n_train", "n_val", "n_labeled"):
+        if record.get(key) is not None and not _count(record[key]):
+            return f"{key} {record[key]!r} is not a whole number >= 0"
+    for key in ("wall_time_s",):
+        if record.get(key) is not None and not (_number(record[key]) and record[key] >= 0):
+            return f"{key} {record[key]!r} is not a number >= 0"
+    problem = (_sweep_problem(record.get("sweep") or {})
+               or _pretraining_problem(record.get("pretraining") or {})
+               or _references_problem(record.get("references") or []))
+    if problem:
+        return problem
     if record["status"] == "ok":
-        metrics = record.get("metrics")
-        if not isinstance(metrics, dict) or not isinstance(metrics.get("test_accuracy"),
-                                                           (int, float)):
-            return "a finished record without metrics.test_accuracy"
+        return _metrics_problem(record.get("metrics"))
     return None
 
 
+def _sweep_problem(sweep: dict) -> str | None:
+    for key in ("datasets", "backbones", "tasks", "protocols", "plugins"):
+        value = sweep.get(key)
+        if value is not None and not (isinstance(value, list)
+                                      and all(isinstance(v, str) for v in value)):
+            return f"sweep.{key} is not a list of names"
+    for key in ("settings", "options", "task_options", "preset_settings"):
+        if sweep.get(key) is not None and not isinstance(sweep[key], dict):
+            return f"sweep.{key} is not a table"
+    return None
+
+
+def _pretraining_problem(pre: dict) -> str | None:
+    for part in ("heldout", "control"):
+        value = pre.get(part)
+        if value is None:
+            continue
+        if not isinstance(value, dict):
+            return f"pretraining.{part} is not a table"
+        for key in ("accuracy", "chance"):
+            if key in value and value[key] is not None and not _share(value[key]):
+                return f"pretraining.{part}.{key} {value[key]!r} is not a number in [0, 1]"
+    if pre.get("seconds") is not None and not (_number(pre["seconds"]) and pre["seconds"] >= 0):
+        return f"pretraining.seconds {pre['seconds']!r} is not a number >= 0"
+    if pre.get("checkpoint") is not None and not (isinstance(pre["checkpoint"], str)
+                                                  and SAFE_NAME.match(pre["checkpoint"])):
+        return "pretraining.checkpoint is not a checkpoint id"
+    return None
+
+
+def _references_problem(references: list) -> str | None:
+    for ref in references:
+        if not isinstance(ref, dict) or not (_number(ref.get("accuracy"))
+                                             and 0 <= ref["accuracy"] <= 100):
+            return "a reference without a numeric accuracy in [0, 100]"
+    return None
+
+
+def _metrics_problem(metrics: Any) -> str | None:
+    if not isinstance(metrics, dict) or "test_accuracy" not in metrics:
+        return "a finished record without metrics.test_accuracy"
+    if not _share(metrics["test_accuracy"]):
+        return f"metrics.test_accuracy {metrics['test_accuracy']!r} is not a number in [0, 1]"
+    val = metrics.get("val_accuracy")
+    if val is not None and not (_share(val) or (isinstance(val, float) and math.isnan(val))):
+        return f"metrics.val_accuracy {val!r} is not a number in [0, 1]"
+    for key in ("test_accuracy_by", "per_class_accuracy"):
+        values = metrics.get(key)
+        if values is not None and not (isinstance(values, dict)
+                                       and all(_share(v) for v in values.values())):
+            return f"metrics.{key} holds a value that is not a number in [0, 1]"
+    correct = metrics.get("test_correct")
+    if correct is not None and not (isinstance(correct, str) and set(correct) <= {"0", "1"}):
+        return "metrics.test_correct is not a string of 0 and 1"
+    predictions = metrics.get("test_predictions")
+    if predictions is not None and not (isinstance(predictions, list)
+                                        and all(_count(p) for p in predictions)):
+        return "metrics.test_predictions is not a list of class indices"
+    matrix = metrics.get("confusion_matrix")
+    if matrix is not None and not (isinstance(matrix, list) and all(
+            isinstance(row, list) and all(_count(v) for v in row) for row in matrix)):
+        return "metrics.confusion_matrix is not a table of counts"
+    return None
+
+
+def _outside(path: Path) -> bool:
+    """Whether ``path`` (a symbolic link, or under one) leads out of its own folder: a
+    results folder's files are read only from inside it."""
+    try:
+        return path.resolve().parent != path.parent.resolve()
+    except (OSError, RuntimeError):          # a loop of links
+        return True
+
+
 def _read(path: Path) -> tuple[dict[str, Any] | None, str | None]:
+    if _outside(path):
+        return None, "a link to a file outside the folder (not followed)"
     try:
         record = json.loads(path.read_text(encoding="utf-8"))
     except OSError as exc:
         return None, f"unreadable ({exc.strerror or exc})"
-    except ValueError as exc:                      # bad UTF-8 or bad JSON
+    except (ValueError, RecursionError) as exc:      # bad UTF-8 or bad JSON
         return None, f"not JSON ({type(exc).__name__})"
     problem = record_problem(record)
+    if problem is None and record["cell_id"] != path.stem:
+        problem = f"its cell_id {record['cell_id']!r} is not its file name"
     return (None, problem) if problem else (record, None)
 
 

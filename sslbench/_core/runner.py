@@ -526,16 +526,17 @@ class Sweep:
                      "streamed": placed.pretraining.streamed, "sslbench": __version__,
                      "code": code})
         ckpt_id = f"{task.name}-{key}"
-        saved = self.checkpoints.load(ckpt_id)
+        expected = backbone.state_dict()
+        saved = self.checkpoints.load(ckpt_id, expected)
         if from_first(saved is not None):      # torchrun's processes decide together
-            saved = saved or self.checkpoints.load(ckpt_id)
+            saved = saved or self.checkpoints.load(ckpt_id, expected)
             return ckpt_id, saved[0], {**saved[1], "cached": True}
         # another process (a unit of another task plan with this pretraining, a second
         # driver) may be training it now: wait for it rather than train it twice
         with self._checkpoint_claim(ckpt_id) as mine:
-            saved = self.checkpoints.load(ckpt_id)
+            saved = self.checkpoints.load(ckpt_id, expected)
             if from_first(saved is not None):
-                saved = saved or self.checkpoints.load(ckpt_id)
+                saved = saved or self.checkpoints.load(ckpt_id, expected)
                 return ckpt_id, saved[0], {**saved[1], "cached": True}
             if not mine:     # the other process finished but its file cannot be read
                 raise SSLBenchError(f"checkpoint {ckpt_id} was made by another process but "

@@ -49,6 +49,7 @@ import torch.nn.functional as F
 from torch import nn
 
 import sslbench
+from sslbench.options import Range
 from sslbench.task import PretextTask, PreviewRow, TaskStep
 
 
@@ -56,6 +57,7 @@ class {cls}(PretextTask):
     name = "{name}"
     description = "predict whether each image was mirrored (replace with your task)"
     defaults = {{"share": 0.5}}        # options: --opt {name}.share=0.3
+    ranges = {{"share": Range(gt=0, lt=1)}}   # every numeric option's allowed values
 
     def build_head(self, backbone):
         return nn.Linear(backbone.feature_dim, 2)

@@ -48,18 +48,22 @@ def render() -> str:
                      f"| {grid} |")
     for kind, title in KIND_TITLES.items():
         lines += ["", f"## {title}", "",
-                  "| option | default | " + " | ".join(f"{p} preset" for p in presets) + " |",
-                  "| --- | --- | " + " | ".join("---" for _ in presets) + " |"]
+                  "| option | default | range | " + " | ".join(f"{p} preset" for p in presets)
+                  + " |",
+                  "| --- | --- | --- | " + " | ".join("---" for _ in presets) + " |"]
         for name, c in sorted(host.registry(kind).items()):
             if c.plugin not in builtin:
                 continue                                  # built-in plugins only
             defaults = getattr(c.obj, "defaults", None) or {}
             by_preset = getattr(c.obj, "presets", None) or {}
+            ranges = getattr(c.obj, "ranges", None) or {}
             if not defaults:
-                lines.append(f"| `{name}` (none) | | " + " | ".join("" for _ in presets) + " |")
+                lines.append(f"| `{name}` (none) | | | " + " | ".join("" for _ in presets)
+                             + " |")
             for key, value in defaults.items():
                 per = " | ".join(_cell(by_preset.get(p, {}).get(key, value)) for p in presets)
-                lines.append(f"| `{name}.{key}` | {_cell(value)} | {per} |")
+                allowed = str(ranges[key]) if key in ranges else ""
+                lines.append(f"| `{name}.{key}` | {_cell(value)} | {allowed} | {per} |")
     return "\n".join(lines) + "\n"
 
 

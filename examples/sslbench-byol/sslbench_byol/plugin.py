@@ -33,6 +33,7 @@ import torch.nn.functional as F
 from torch import nn
 
 import sslbench
+from sslbench.options import Range
 from sslbench.task import PretextTask, PretrainSchedule, PreviewRow, TaskStep
 
 from .views import view
@@ -90,6 +91,8 @@ class BYOL(PretextTask):
     description = "BYOL: predict a momentum teacher's projection of another view (example plugin)"
     defaults = {"hidden": 4096, "out": 256, "base_ema": 0.996, "base_lr": 0.2,
                 "weight_decay": 1.5e-6}
+    ranges = {"hidden": Range(ge=1), "out": Range(ge=1), "base_ema": Range(ge=0, le=1),
+              "base_lr": Range(gt=0), "weight_decay": Range(ge=0)}
 
     def schedule(self) -> PretrainSchedule:
         """LARS at 0.2 x batch / 256 with weight decay 1.5e-6 (the paper's); the epochs, the

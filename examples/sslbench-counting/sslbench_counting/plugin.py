@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 import sslbench
+from sslbench.options import Range
 from sslbench.task import PretextTask, TaskStep
 
 
@@ -35,6 +36,7 @@ class Counting(PretextTask):
     name = "counting"
     description = "counts of the whole image = sum of counts of its tiles (Noroozi et al. 2017)"
     defaults = {"dim": 1000, "margin": 10.0}
+    ranges = {"dim": Range(ge=1), "margin": Range(ge=0)}
 
     def build_head(self, backbone: nn.Module) -> nn.Module:
         return nn.Sequential(nn.Linear(backbone.feature_dim, int(self.options["dim"])), nn.ReLU())

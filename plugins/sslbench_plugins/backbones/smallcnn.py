@@ -10,6 +10,7 @@ from __future__ import annotations
 from torch import nn
 
 import sslbench
+from sslbench.options import Range
 from sslbench.backbone import Backbone, BackboneSpec
 
 
@@ -48,4 +49,5 @@ class SmallCNN(Backbone):
 def sslbench_backbones():
     return [BackboneSpec("smallcnn", lambda resolution, widths=WIDTHS: SmallCNN(tuple(widths)),
                          "4-stage CNN (24-48-96-192), ~2k img/s training on 2 CPU cores",
-                         defaults={"widths": list(WIDTHS)})]
+                         defaults={"widths": list(WIDTHS)},
+                         ranges={"widths": Range(ge=1, le=4096)})]

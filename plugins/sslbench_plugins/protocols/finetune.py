@@ -42,6 +42,7 @@ import torch.nn.functional as F
 from torch import nn
 
 import sslbench
+from sslbench.options import Range
 from sslbench.augment import standard_augment, to_float
 from sslbench.protocol import EvalContext, EvaluationProtocol, ProtocolResult, Split
 from sslbench.task import ConsistencyContext
@@ -88,6 +89,9 @@ class FineTune(EvaluationProtocol):
         "patience": 8,             # stop after this many checks without a better one (0: never)
         "unlabeled_batch_size": 128,   # unlabeled images per step for consistency tasks
     }
+    ranges = {"epochs": Range(ge=0), "min_steps": Range(ge=1), "steps": Range(ge=0),
+              "batch_size": Range(ge=1), "lr": Range(gt=0), "weight_decay": Range(ge=0),
+              "evals": Range(ge=1), "patience": Range(ge=0), "unlabeled_batch_size": Range(ge=1)}
     presets = {"standard": {"epochs": 100, "min_steps": 2000, "batch_size": 128, "evals": 40,
                             "patience": 16, "unlabeled_batch_size": 448}}
     # sweep settings of sslbench < 0.5 (``--set finetune_epochs=...`` says where they went)

@@ -11,6 +11,7 @@ import torch
 import torch.nn.functional as F
 
 import sslbench
+from sslbench.options import Range
 from sslbench.protocol import EvalContext, EvaluationProtocol, ProtocolResult, Split
 from sslbench.training import accuracy
 
@@ -35,6 +36,7 @@ class KNNProbe(EvaluationProtocol):
     name = "knn"
     description = "weighted k-nearest neighbours on cached features (k and stage chosen on val)"
     defaults = {"k": [1, 5, 10, 20]}            # the k grid, chosen on validation with the stage
+    ranges = {"k": Range(ge=1)}
     former_settings = {"knn_k": "k"}             # the sweep setting of sslbench < 0.5
     presets = {"standard": {"k": [1, 5, 10, 20, 50]}}
 

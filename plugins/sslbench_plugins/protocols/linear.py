@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 
 import sslbench
+from sslbench.options import Range
 from sslbench.protocol import EvalContext, EvaluationProtocol, ProtocolResult, Split
 from sslbench.training import accuracy
 
@@ -99,6 +100,7 @@ class LinearProbe(EvaluationProtocol):
         "max_iter": 500,                         # L-BFGS iterations; a probe that hits it is flagged
         "warm_start": True,                      # walk the L2 grid strongest first (fit_l2_path)
     }
+    ranges = {"l2": Range(ge=0), "max_iter": Range(ge=1)}
     presets = {"standard": {"l2": [1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1], "max_iter": 1000}}
     former_settings = {"probe_l2": "l2", "probe_max_iter": "max_iter"}   # sslbench < 0.5
 

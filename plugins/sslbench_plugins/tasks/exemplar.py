@@ -38,6 +38,7 @@ import torch.nn.functional as F
 from torch import nn
 
 import sslbench
+from sslbench.options import Range
 from sslbench.task import PretextTask, PreviewRow, TaskStep
 
 
@@ -75,6 +76,10 @@ class Exemplar(PretextTask):
                 "scale": [0.7, 1.4],
                 "rotate": 20.0, "pc_factor": [0.5, 2.0], "sv_power": [0.25, 4.0],
                 "sv_factor": [0.7, 1.4], "sv_add": [-0.1, 0.1], "hue_add": [-0.1, 0.1]}
+    ranges = {"num_exemplars": Range(ge=1), "views": Range(ge=1), "translate": Range(ge=0, le=1),
+              "scale": Range(gt=0), "rotate": Range(ge=0, le=180), "pc_factor": Range(gt=0),
+              "sv_power": Range(gt=0), "sv_factor": Range(gt=0), "sv_add": Range(ge=-1, le=1),
+              "hue_add": Range(ge=-1, le=1)}
     uses_index = True
     references = [
         {"paper": "Dosovitskiy et al. 2014 (NIPS), Exemplar-CNN", "dataset": "stl10",

@@ -46,6 +46,7 @@ import torch.nn.functional as F
 from torch import nn
 
 import sslbench
+from sslbench.options import Range
 from sslbench.augment import crop_patches, resize_to
 from sslbench.errors import SSLBenchError
 from sslbench.task import PretextTask, PreviewRow, ShortcutControl, TaskStep
@@ -127,6 +128,10 @@ class Jigsaw(PretextTask):
     defaults = {"permutations": 100, "permutation_seed": 0, "selection": "mean",
                 "tile_fraction": 64 / 75, "min_gap": 3, "grayscale": 0.66,
                 "channel_jitter": 2 / 64, "hidden": 512, "shuffle_pixels": False}
+    ranges = {"permutations": Range(ge=2, le=362880), "permutation_seed": Range(ge=0),
+              "tile_fraction": Range(gt=0, le=1), "min_gap": Range(ge=0),
+              "grayscale": Range(ge=0, le=1), "channel_jitter": Range(ge=0, le=1),
+              "hidden": Range(ge=1)}
     references = [
         {"paper": "Kolesnikov et al. 2019 (CVPR)", "dataset": "imagenet",
          "backbone": "the paper's best architecture for the task", "protocol": "linear",

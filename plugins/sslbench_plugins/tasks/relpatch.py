@@ -44,6 +44,7 @@ import torch.nn.functional as F
 from torch import nn
 
 import sslbench
+from sslbench.options import Range
 from sslbench.augment import constant, crop_patches, resize_to
 from sslbench.errors import SSLBenchError
 from sslbench.task import PretextTask, PreviewRow, ShortcutControl, TaskStep
@@ -70,6 +71,8 @@ class RelativePatch(PretextTask):
                 "jitter": 7 / DOERSCH_SIDE, "grid": "random", "pixelate": 1 / 3,
                 "color_drop": True, "normalise": True, "grids_per_image": 1, "hidden": 512,
                 "neighbour_only": False}
+    ranges = {"patch": Range(gt=0, lt=1), "gap": Range(ge=0, lt=1), "jitter": Range(ge=0, lt=1),
+              "pixelate": Range(ge=0, le=1), "grids_per_image": Range(ge=1), "hidden": Range(ge=1)}
     references = [
         {"paper": "Kolesnikov et al. 2019 (CVPR)", "dataset": "imagenet",
          "backbone": "the paper's best architecture for the task", "protocol": "linear",

@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 import sslbench
+from sslbench.options import Range
 from sslbench.augment import random_crop, random_flip
 from sslbench.task import ConsistencyBatch, PretextTask, PreviewRow, ShortcutControl, TaskStep
 
@@ -44,6 +45,7 @@ class Rotation(PretextTask):
     name = "rotation"
     description = "RotNet: predict the rotation (0/90/180/270°) of each image (Gidaris et al. 2018)"
     defaults = {"crop": 4 / 32, "flip": True, "symmetrise": False}
+    ranges = {"crop": Range(ge=0, lt=0.5)}        # of the side, padded and cropped back
     pretrains = True
     consistency = True   # usable as an auxiliary loss while fine-tuning (S4L-style)
     references = [

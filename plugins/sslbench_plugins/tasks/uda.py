@@ -45,6 +45,7 @@ import torch
 import torch.nn.functional as F
 
 import sslbench
+from sslbench.options import Range
 from sslbench.augment import standard_augment
 from sslbench.errors import SSLBenchError
 from sslbench.randaugment import POLICIES, cutout, rand_augment
@@ -88,6 +89,10 @@ class UDA(PretextTask):
     description = "consistency training on unlabeled images with RandAugment (Xie et al. 2019)"
     defaults = {"recipe": "usb", **RECIPES["usb"], "randaugment": "uda", "randaugment_ops": 2,
                 "randaugment_magnitude": 10.0, "cutout": 0.5, "crop": 4 / 32}
+    ranges = {"ratio": Range(ge=1), "temperature": Range(gt=0), "threshold": Range(ge=0, le=1),
+              "weight": Range(ge=0), "randaugment_ops": Range(ge=0, le=14),
+              "randaugment_magnitude": Range(ge=0, le=30), "cutout": Range(ge=0, le=1),
+              "crop": Range(ge=0, lt=0.5)}
     pretrains = False
     consistency = True
     references = [

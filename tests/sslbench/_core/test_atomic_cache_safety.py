@@ -5,6 +5,8 @@ import shutil
 
 import torch
 
+from sslbench._core.atomic import safe_torch_load, torch_bytes
+
 
 class Payload:
     """Unpickling this runs a shell command (the attack: a file planted in a shared cache)."""
@@ -31,14 +33,15 @@ def test_a_planted_checkpoint_does_not_run_and_is_retrained(fast_run, tmp_path):
 
     def plant(cache):
         path = next((cache / "checkpoints").glob("rotation-*.pt"))
-        torch.save({"backbone": Payload(marker), "info": {}}, path)
+        # the attacker writes a valid checksum too: weights_only is what stops the payload
+        path.write_bytes(torch_bytes({"backbone": Payload(marker), "info": {}}))
         return path
 
     status, err, path = run_twice(fast_run, tmp_path, plant)
     assert status == 0, err
     assert not marker.exists()                                 # the payload never ran
     assert f"ignoring cache file '{path}'" in err and "recomputing" in err
-    saved = torch.load(path, weights_only=True)                # retrained and rewritten
+    saved = safe_torch_load(path)                              # retrained and rewritten
     assert set(saved) == {"backbone", "info"}
 
 
@@ -47,13 +50,13 @@ def test_a_planted_feature_file_does_not_run(fast_run, tmp_path):
 
     def plant(cache):
         path = next((cache / "features").glob("*-test.pt"))
-        torch.save([Payload(marker)], path)
+        path.write_bytes(torch_bytes([Payload(marker)]))
         return path
 
     status, err, path = run_twice(fast_run, tmp_path, plant)
     assert status == 0, err
     assert not marker.exists() and f"ignoring cache file '{path}'" in err
-    assert all(isinstance(f, torch.Tensor) for f in torch.load(path, weights_only=True))
+    assert all(isinstance(f, torch.Tensor) for f in safe_torch_load(path))
 
 
 def test_a_truncated_checkpoint_is_a_cache_miss_named_once(fast_run, tmp_path):
@@ -66,4 +69,4 @@ def test_a_truncated_checkpoint_is_a_cache_miss_named_once(fast_run, tmp_path):
     status, err, path = run_twice(fast_run, tmp_path, truncate)
     assert status == 0, err
     assert err.count(f"ignoring cache file '{path}'") == 1
-    assert torch.load(path, weights_only=True)["info"]["checkpoint"] == path.stem
+    assert safe_torch_load(path)["info"]["checkpoint"] == path.stem

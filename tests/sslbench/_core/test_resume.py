@@ -11,6 +11,8 @@ import torch
 
 from conftest import FAST_FLAGS
 
+from sslbench._core.atomic import safe_torch_load
+
 PLUGIN = '''
 import os
 import signal
@@ -108,7 +110,7 @@ def checkpoint(cache_dir):
     files = [p for p in (cache_dir / "checkpoints").glob("quarter-*.pt")
              if not p.name.endswith(".resume.pt")]
     assert len(files) == 1, files
-    return torch.load(files[0], weights_only=True)
+    return safe_torch_load(files[0])
 
 
 def test_a_killed_pretraining_resumes_and_ends_with_the_uninterrupted_weights(tmp_path):
@@ -119,7 +121,7 @@ def test_a_killed_pretraining_resumes_and_ends_with_the_uninterrupted_weights(tm
     assert killed.returncode == -9, killed.stderr        # SIGKILL in epoch 3 (steps 9-12)
     snapshots = list((tmp_path / "resumed" / "checkpoints").glob("*.resume.pt"))
     assert len(snapshots) == 1
-    assert torch.load(snapshots[0], weights_only=True)["epoch"] == 2
+    assert safe_torch_load(snapshots[0])["epoch"] == 2
     resumed = run(tmp_path, "resumed", marker)           # the marker is gone: no kill
     assert resumed.returncode == 0, resumed.stderr
     assert not list((tmp_path / "resumed" / "checkpoints").glob("*.resume.pt"))
@@ -160,7 +162,7 @@ def test_a_killed_finetuning_resumes_and_ends_as_the_uninterrupted_run(tmp_path)
     assert killed.returncode == -9, killed.stderr   # SIGKILL at step 14; checks every 4 steps
     snapshots = list((tmp_path / "resumed" / "resume").glob("*.pt"))
     assert len(snapshots) == 1
-    assert torch.load(snapshots[0], weights_only=True)["step"] == 12
+    assert safe_torch_load(snapshots[0])["step"] == 12
     resumed = finetune(tmp_path, "resumed", marker)    # the marker is gone: no kill
     assert resumed.returncode == 0, resumed.stderr
     assert not list((tmp_path / "resumed" / "resume").glob("*.pt"))   # removed with the record
