@@ -25,6 +25,7 @@ Decoding is deterministic, so the number of workers never changes a result.
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -32,14 +33,14 @@ from typing import Union
 
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 from torch.utils.data import DataLoader, Dataset
 
 from .errors import SSLBenchError
 
 __all__ = [
     'Images', 'ImageFiles', 'ResidentImages', 'StreamedImages', 'DecodeFailure',
-    'decode_file', 'pil_to_uint8', 'as_images', 'chunks', 'decode_all',
+    'decode_file', 'decode_bytes', 'pil_to_uint8', 'as_images', 'chunks', 'decode_all',
 ]
 
 Index = Union[torch.Tensor, np.ndarray, Sequence[int]]
@@ -87,9 +88,18 @@ def _to_rgb(image: Image.Image) -> Image.Image:
     return image.convert("RGB")
 
 
+def _upright(image: Image.Image) -> Image.Image:
+    """The image as it is meant to be seen: a camera stores a portrait photo sideways with an
+    EXIF orientation tag that viewers apply. Fed as stored, a rotation task would see inputs
+    and targets a quarter turn off."""
+    orientation = image.getexif().get(0x0112, 1)          # ExifTags.Base.Orientation
+    return ImageOps.exif_transpose(image) if orientation not in (1, None) else image
+
+
 def pil_to_uint8(image: Image.Image, resolution: int) -> torch.Tensor:
-    """One PIL image to a (3, R, R) uint8 tensor: RGB, shorter side to R, centre crop."""
-    image = _to_rgb(image)
+    """One PIL image to a (3, R, R) uint8 tensor: upright (EXIF orientation applied), RGB,
+    shorter side to R, centre crop."""
+    image = _to_rgb(_upright(image))
     w, h = image.size
     scale = resolution / min(w, h)
     nw, nh = max(resolution, round(w * scale)), max(resolution, round(h * scale))
@@ -100,13 +110,27 @@ def pil_to_uint8(image: Image.Image, resolution: int) -> torch.Tensor:
     return torch.from_numpy(np.asarray(image, dtype=np.uint8).copy()).permute(2, 0, 1)
 
 
+def decode_bytes(source: str | io.BytesIO, resolution: int, name: str) -> torch.Tensor:
+    """An image file (a path, or its bytes) to a (3, R, R) uint8 tensor. A file that cannot
+    be decoded is one line naming it (``name``): a truncated or corrupt file, one that is not
+    an image, and a decompression bomb (more pixels than Pillow's ``MAX_IMAGE_PIXELS``,
+    about 89 megapixels: a small file that would take gigabytes to decode)."""
+    import warnings
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(source) as image:
+                return pil_to_uint8(image, resolution)
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise SSLBenchError(f"cannot read image {name!r}: a decompression bomb ({exc})") \
+            from None
+    except (OSError, UnidentifiedImageError, ValueError, SyntaxError) as exc:
+        raise SSLBenchError(f"cannot read image {name!r}: {exc}") from None
+
+
 def decode_file(path: str, resolution: int) -> torch.Tensor:
     """One image file to a (3, R, R) uint8 tensor; an unreadable file is one-line error."""
-    try:
-        with Image.open(path) as image:
-            return pil_to_uint8(image, resolution)
-    except (OSError, UnidentifiedImageError, ValueError) as exc:
-        raise SSLBenchError(f"cannot read image {path!r}: {exc}") from None
+    return decode_bytes(path, resolution, path)
 
 
 class ImageFiles(Dataset):

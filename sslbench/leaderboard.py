@@ -353,6 +353,13 @@ class Leaderboard:
             validation = (f"every choice made on a fixed validation split of "
                           f"{s.get('val_fraction', 0.1):.0%} of the training data, outside "
                           "the label budget")
+        fixed = sum(1 for r in self.records if r["dataset"] == dataset
+                    and r["backbone"] == backbone and r["status"] == "ok"
+                    and str(r.get("chosen_on", "validation")).startswith("fixed"))
+        if fixed:
+            validation += (f" ({fixed} cells had no validation image, a budget of one label "
+                           "per class: their choices were fixed in advance, the last stage "
+                           "and the middle of the grid, or the budget's last step)")
         protocols = "; ".join(f"{p}: {text}" for p, text in self._protocol_summaries(
             dataset, backbone).items())
         return (f"Test accuracy (%) on {public_name(dataset)} ({'/'.join(map(str, n_test)) or '?'} test "

@@ -94,7 +94,7 @@ class ProtocolResult:
     only (the linear probe's every stage, for a layer-wise table); they choose nothing."""
 
     predict: Callable[[Split], torch.Tensor]
-    val_accuracy: float
+    val_accuracy: float | None     # None: no validation image, the choice was fixed
     details: dict[str, Any] = field(default_factory=dict)
     extra_predictions: dict[str, Callable[[Split], torch.Tensor]] = field(default_factory=dict)
 

@@ -11,7 +11,12 @@ Slurm's time limit cannot remove its file. A claim made under the Slurm job that
 again (requeued after preemption) is that job's own. So a holder refreshes its claim's time stamp
 every :data:`HEARTBEAT_S` seconds from a background thread, and a claim is *stale*, and
 taken over, when its holder is a process of this host that no longer exists, or when its
-time stamp is older than :data:`STALE_AFTER_S` (a holder on another node, or one frozen).
+time stamp is older than :data:`STALE_AFTER_S` (a holder on another node, or one frozen) or
+more than :data:`FUTURE_SKEW_S` in the future (no live holder's clock gave it), when its
+pid now belongs to another process (the holder's start time, recorded in the claim, differs),
+and when it holds no holder at all for :data:`GARBAGE_GRACE_S` (a file of garbage, or a
+holder killed while writing it). A claim is a file anyone sharing the folder can write: it
+is read as data, and none of it decides more than "skip this unit for now".
 
 Claims are created with ``O_CREAT | O_EXCL``, which is atomic on local file systems and on
 NFSv3 and later, the file systems clusters share.
@@ -59,6 +64,22 @@ def _pid_alive(pid: int) -> bool:
     return stat.rpartition(")")[2].split()[:1] != ["Z"]
 
 
+def _process_start(pid: int) -> str | None:
+    """When a process of this host started (boot id and start time in clock ticks, from
+    /proc), or None where /proc does not tell: with its pid it names the process, so a claim
+    whose pid was reused by an unrelated process is not taken for a live holder."""
+    try:
+        boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+        return f"{boot}:{fields[19]}"           # field 22 of stat: starttime
+    except (OSError, IndexError):
+        return None
+
+
+GARBAGE_GRACE_S = 10.0    # a claim file without a holder (killed while writing it), then stale
+FUTURE_SKEW_S = 60.0      # a heartbeat this far in the future is not a clock's drift
+
+
 class Claim:
     """One claim file. :meth:`try_acquire` takes it if it is free or stale; :meth:`release`
     removes it (only if it is still ours). While held, a daemon thread keeps it fresh."""
@@ -93,12 +114,19 @@ class Claim:
             age = time.time() - self.path.stat().st_mtime
         except FileNotFoundError:
             return True
-        if age > STALE_AFTER_S:
-            return True
+        if age > STALE_AFTER_S or age < -FUTURE_SKEW_S:
+            return True          # no heartbeat for too long, or one no live clock gave
+        if not (isinstance(holder.get("host"), str) and isinstance(holder.get("pid"), int)
+                and not isinstance(holder.get("pid"), bool)):
+            return age > GARBAGE_GRACE_S      # not a claim its holder finished writing
         if holder.get("slurm_job") and holder.get("slurm_job") == _slurm_job():
             return True          # made by this Slurm job before it was requeued
-        if holder.get("host") == socket.gethostname() and isinstance(holder.get("pid"), int):
-            return not _pid_alive(holder["pid"])
+        if holder["host"] == socket.gethostname():
+            if not _pid_alive(holder["pid"]):
+                return True
+            started = holder.get("started")
+            # the pid is alive: the same process, or another that was given its number
+            return started is not None and started != _process_start(holder["pid"])
         return False
 
     def describe(self, holder: dict[str, Any] | None) -> str:
@@ -144,6 +172,7 @@ class Claim:
                                     f"{exc.strerror or exc}") from None
             with os.fdopen(fd, "w") as f:
                 json.dump({"host": socket.gethostname(), "pid": os.getpid(),
+                           "started": _process_start(os.getpid()),
                            "slurm_job": _slurm_job(), "token": self.token, "what": self.what,
                            "since": time.strftime("%Y-%m-%dT%H:%M:%S%z")}, f)
             self._start_heartbeat()
@@ -181,7 +210,8 @@ def live_claims(folder: Path) -> dict[str, dict[str, Any]]:
     for path in sorted(Path(folder).glob("*.claim")):
         claim = Claim(path)
         holder = claim.holder()
-        if holder is not None and not claim.stale(holder):
+        # a claim that names no process (garbage, or still being written) runs nothing
+        if holder and isinstance(holder.get("pid"), int) and not claim.stale(holder):
             live[path.stem] = holder
     return live
 

@@ -197,6 +197,22 @@ def run(config_file, datasets, backbones, tasks, fractions, protocols, seeds, pr
     failed = [r for r in records if r["status"] != "ok"]
     click.echo(f"{len(records)} records in {sweep.out}/records"
                + (f"; {len(failed)} failed (see their 'error')" if failed else ""))
+    lacking, held = sweep.without_record()
+    if lacking:
+        # a unit skipped because another process claimed it: done only if that process
+        # is alive and running it; otherwise the grid is not finished and the exit says so
+        from .grid import units_of
+        running = sum(len(u.cells) for u in units_of(lacking) if u.id in held)
+        for unit_id, holder in sorted(held.items()):
+            click.echo(f"unit {unit_id} is being run by process {holder.get('pid', '?')} on "
+                       f"{holder.get('host', '?')} (since {holder.get('since', '?')}); "
+                       f"`sslbench status {sweep.out}` follows it")
+        orphans = len(lacking) - running
+        if orphans:
+            click.echo(f"sslbench: {orphans} cells of the grid have no record and no live "
+                       "process is running them (a claim of a dead or unrelated process, or a "
+                       "lost worker); running this command again runs them", err=True)
+            sys.exit(1)
     sys.exit(1 if failed else 0)
 
 

@@ -33,12 +33,11 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image, UnidentifiedImageError
 from torch.utils.data import DataLoader, Dataset
 
 from ..data import ImageData
 from ..errors import SSLBenchError
-from ..images import DecodeFailure, ImageFiles, pil_to_uint8
+from ..images import DecodeFailure, ImageFiles, decode_bytes
 from .decoded import DecodedImages
 
 NEAR_BITS = 4          # pHash bits two images may differ in and still count as near duplicates
@@ -92,10 +91,11 @@ class _HashedFiles(Dataset):
             try:
                 with open(path, "rb") as f:
                     raw = f.read()
-                with Image.open(io.BytesIO(raw)) as image:
-                    images.append(pil_to_uint8(image, self.files.resolution))
-            except (OSError, UnidentifiedImageError, ValueError) as exc:
-                return DecodeFailure(f"cannot read image {path!r}: {exc}")
+                images.append(decode_bytes(io.BytesIO(raw), self.files.resolution, path))
+            except OSError as exc:
+                return DecodeFailure(f"cannot read image {path!r}: {exc.strerror or exc}")
+            except SSLBenchError as exc:
+                return DecodeFailure(str(exc))
             digests.append(hashlib.sha256(raw).hexdigest())
         return digests, torch.stack(images)
 

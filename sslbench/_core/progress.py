@@ -93,7 +93,7 @@ class RichReporter(Reporter):
 
         class _Rich(TrainingProgress):
             def epoch_done(self, epoch, loss, images_per_s, **metrics):
-                extra = " ".join(f"{k} {v:.3f}" for k, v in metrics.items())
+                extra = " ".join(f"{k} {v:.3f}" for k, v in metrics.items() if v is not None)
                 shown = "" if loss is None else f"loss {loss:.3f} "
                 progress.update(task, completed=epoch,
                                 info=f"{shown}{images_per_s:,.0f} img/s {extra}")
@@ -161,7 +161,7 @@ class LogReporter(Reporter):
 
         class _Lines(TrainingProgress):
             def epoch_done(self, epoch, loss, images_per_s, **metrics):
-                extra = "".join(f" {k} {v:.3f}" for k, v in metrics.items())
+                extra = "".join(f" {k} {v:.3f}" for k, v in metrics.items() if v is not None)
                 spent = time.monotonic() - started
                 left = spent / max(epoch, 1) * (total_epochs - epoch)
                 shown = "" if loss is None else f"loss {loss:.3f} "

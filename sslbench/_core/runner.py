@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
+import math
 import os
 import time
 import traceback
@@ -266,6 +267,18 @@ class Sweep:
         records = [r for r in records if r is not None]
         notify("sslbench_sweep_finish", config=self.config, records=records, out=self.out)
         return records
+
+    def without_record(self) -> tuple[list[Cell], dict[str, dict[str, Any]]]:
+        """The cells of the grid that have no record of their configuration now (neither
+        finished nor failed: skipped because another process claimed their unit, or lost),
+        and the units among them that a live process holds (unit id -> what its claim says:
+        host, pid, since). What a run checks at its end before it says it is done."""
+        from .claims import live_claims
+        lacking = [c for c in self.cells
+                   if (read_record(self.out, c.id) or {}).get("config_hash") != c.config_hash]
+        claimed = live_claims(self.out / CLAIMS_DIR) if lacking else {}
+        held = {u.id: claimed[u.id] for u in units_of(lacking) if u.id in claimed}
+        return lacking, held
 
     def run_here(self, units: list[Unit], prepared: dict | None = None) -> None:
         """Run units in this process, one after another (the local executor, and each
@@ -664,7 +677,9 @@ class Sweep:
         return {"metrics": {
                     "test_accuracy": float((predicted == truth).float().mean()),
                     "test_accuracy_by": by,
-                    "val_accuracy": float(result.val_accuracy),
+                    "val_accuracy": (None if result.val_accuracy is None
+                                     or math.isnan(result.val_accuracy)
+                                     else float(result.val_accuracy)),
                     "per_class_accuracy": dict(zip(splits.data.classes, per_class.tolist())),
                     "confusion_matrix": confusion.tolist(),
                     # per test image, in test-split order: the predicted class, and whether it
@@ -674,6 +689,10 @@ class Sweep:
                                     .tobytes().decode()},
                 "details": result.details,
                 "validation": self.settings["validation"],
+                # where the cell's choices were made: on its validation images, or (a
+                # budget too small to hold any) fixed in advance by the protocol
+                "chosen_on": ("validation" if n_val else
+                              "fixed in advance: no validation image (docs/evaluation.md)"),
                 # the label budget: training images plus, with per-cell validation, the
                 # validation images held out of it
                 "n_labeled": int(len(train_pos) + (n_val if splits.per_cell_validation else 0)),

@@ -27,7 +27,8 @@ import numpy as np
 import torch
 
 import sslbench
-from sslbench.data import DatasetRequest, DatasetSpec, ImageData, pil_to_uint8, stratified_split
+from sslbench.data import DatasetRequest, DatasetSpec, ImageData, stratified_split
+from sslbench.images import decode_bytes
 from sslbench.errors import SSLBenchError
 
 DEFAULTS = {"train_split": "train", "test_split": "test", "image_column": "",
@@ -77,10 +78,16 @@ def _open(request: DatasetRequest):
         hf_config.HF_HUB_OFFLINE = previous
 
 
-def _column(features, wanted: str, kinds: tuple, what: str, option: str) -> str:
+def _column(features, wanted: str, kinds: tuple, what: str, option: str,
+            allowed: tuple = ()) -> str:
+    """The column of ``what``: the one named (which must be of ``kinds`` or ``allowed``),
+    else the only one of ``kinds``."""
     if wanted:
         if wanted not in features:
             raise SSLBenchError(f"hf: no column {wanted!r} (columns: {', '.join(features)})")
+        if not isinstance(features[wanted], kinds + allowed):
+            raise SSLBenchError(f"hf: column {wanted!r} holds {_kind(features[wanted])}, not "
+                                f"{what}s; choose another with --opt hf.{option}=NAME")
         return wanted
     found = [name for name, f in features.items() if isinstance(f, kinds)]
     if len(found) != 1:
@@ -91,13 +98,33 @@ def _column(features, wanted: str, kinds: tuple, what: str, option: str) -> str:
     return found[0]
 
 
-def _images(split, column: str, resolution: int) -> torch.Tensor:
-    """Every image of a split as uint8 (N, 3, R, R), decoded batch by batch."""
+def _kind(feature) -> str:
+    """A column's feature type in words: ``Image``, ``ClassLabel``, ``Value(string)``."""
+    dtype = getattr(feature, "dtype", None)
+    name = type(feature).__name__
+    return f"{name}({dtype})" if name == "Value" and dtype else name
+
+
+def _images(split, column: str, resolution: int, what: str) -> torch.Tensor:
+    """Every image of a split as uint8 (N, 3, R, R), decoded batch by batch by sslbench's
+    own decoder (from the stored bytes: a corrupt image or a decompression bomb is one line
+    naming its row, and EXIF orientation is applied as for image folders)."""
+    import io
+
+    import datasets
     out = torch.empty((len(split), 3, resolution, resolution), dtype=torch.uint8)
+    raw = split.select_columns([column]).cast_column(column, datasets.Image(decode=False))
     i = 0
-    for batch in split.select_columns([column]).iter(batch_size=256):
-        for image in batch[column]:
-            out[i] = pil_to_uint8(image, resolution)
+    for batch in raw.iter(batch_size=256):
+        for stored in batch[column]:
+            name = f"{what}, row {i}" + (f" ({stored['path']})" if stored.get("path") else "")
+            if stored.get("bytes") is not None:
+                source = io.BytesIO(stored["bytes"])
+            elif stored.get("path"):
+                source = stored["path"]
+            else:
+                raise SSLBenchError(f"hf: {name} holds no image")
+            out[i] = decode_bytes(source, resolution, name)
             i += 1
     return out
 
@@ -114,7 +141,14 @@ def load(request: DatasetRequest) -> ImageData:
     features = train.features
     image_col = _column(features, o["image_column"], (datasets.Image,), "image", "image_column")
     label_col = _column(features, o["label_column"], (datasets.ClassLabel,), "class-label",
-                        "label_column")
+                        "label_column", allowed=(datasets.Value,))
+    if label_col == image_col:
+        raise SSLBenchError(f"hf: column {label_col!r} cannot be both the images and the labels")
+    if isinstance(features[label_col], datasets.Value) and not (
+            features[label_col].dtype.startswith(("int", "uint")) or
+            features[label_col].dtype in ("string", "large_string")):
+        raise SSLBenchError(f"hf: column {label_col!r} holds {_kind(features[label_col])}: "
+                            "class labels are whole numbers, strings or a ClassLabel")
     label_feature = features[label_col]
     test = splits.get(o["test_split"]) if o["test_split"] else None
 
@@ -131,13 +165,13 @@ def load(request: DatasetRequest) -> ImageData:
         classes = [str(c) for c in classes_raw]
         to_index = {c: i for i, c in enumerate(classes_raw)}
     res = request.resolution
-    images = _images(train, image_col, res)
+    images = _images(train, image_col, res, f"split {o['train_split']}")
     labels = torch.tensor([to_index[v] for v in train_values], dtype=torch.int64)
     provenance: dict[str, Any] = {"source": "huggingface datasets", "path": request.argument,
                                   "train_split": o["train_split"], "image_column": image_col,
                                   "label_column": label_col}
     if test is not None:
-        test_images = _images(test, image_col, res)
+        test_images = _images(test, image_col, res, f"split {o['test_split']}")
         test_labels = torch.tensor([to_index[v] for v in test_values], dtype=torch.int64)
         provenance["test_split"] = o["test_split"]
     else:

@@ -149,6 +149,7 @@ class FineTune(EvaluationProtocol):
         unlabeled_orders = [ctx.generator(f"finetune:unlabeled:{i}", unlabeled.index_device)
                             for i in range(len(ctx.consistency_tasks))]
         best = {"val_accuracy": -1.0, "step": 0, "state": None}
+        has_val = len(ctx.val) > 0
         curve: list[dict] = []
         start, seconds_before = 0, 0.0
         last_step, patience = 0, int(o["patience"])
@@ -220,22 +221,24 @@ class FineTune(EvaluationProtocol):
                     mean_loss = (world_loss[0] / world_loss[1]).item() / since_check   # one sync
                     sync_buffers(trainable)       # every process: the first one's BN statistics
                     check_finite(mean_loss, f"fine-tuning loss at step {step}")
-                    model.eval()
-                    val_acc = accuracy(predict(model, ctx.val.images, device, dtype),
-                                       ctx.val.labels)
-                    model.train()
+                    val_acc = None
+                    if has_val:
+                        model.eval()
+                        val_acc = accuracy(predict(model, ctx.val.images, device, dtype),
+                                           ctx.val.labels)
+                        model.train()
                     point = {"step": step, "loss": mean_loss, "val_accuracy": val_acc}
                     point.update({k: float(v) / since_check for k, v in metric_sums.items()})
                     curve.append(point)
                     loss_sum.zero_()
                     metric_sums, since_check = {}, 0
-                    if val_acc > best["val_accuracy"]:
+                    if has_val and val_acc > best["val_accuracy"]:
                         best = {"val_accuracy": val_acc, "step": step,
                                 "state": copy.deepcopy(model.state_dict())}
                     elapsed = time.perf_counter() - started
                     bar.epoch_done(len(curve), mean_loss,
                                    (step - start) * len(idx) / max(elapsed, 1e-9), val=val_acc)
-                    if patience and checks_since_best(
+                    if has_val and patience and checks_since_best(
                             [p["val_accuracy"] for p in curve]) >= patience:
                         break     # early stopping: the best model is kept below, as always
                     if ctx.resume is not None and step < steps and ctx.resume.due():
@@ -247,18 +250,29 @@ class FineTune(EvaluationProtocol):
                             "schedule": schedule.state_dict(), "random": random_states(gen),
                             "seconds": seconds_before + elapsed})
         last_step = max(last_step, start)   # a snapshot taken at the last step runs no more
+        if not has_val:
+            # nothing to choose with: the whole budget, and its last step (the rule for
+            # budgets too small to hold validation images, docs/evaluation.md)
+            best = {"val_accuracy": None, "step": last_step, "state": model.state_dict()}
         model.load_state_dict(best["state"])
+        check_finite_weights(model)            # the model whose predictions are recorded
         model.eval()
 
         def predict_split(split: Split) -> torch.Tensor:
             return predict(model, split.images, device, dtype)
 
         return ProtocolResult(predict_split, best["val_accuracy"],
-                              {"chosen_step": best["step"], "chosen": f"step {best['step']}",
+                              {"chosen_step": best["step"],
+                               "chosen": (f"step {best['step']}" if has_val else
+                                          f"step {best['step']} (no validation image: the "
+                                          "budget's last step)"),
+                               "chosen_on": "validation" if has_val else "preset",
                                "steps": steps, "last_step": last_step,
                                "budget_reached": last_step >= steps,
                                "epochs": last_step * batch_size / len(labels),
-                               **convergence(curve, len(ctx.val), last_step < steps),
+                               **(convergence(curve, len(ctx.val), last_step < steps)
+                                  if has_val else {"converged": None,
+                                                   "chosen_at_last_check": True}),
                                "curve": curve,
                                "resumed_at_step": start or None,
                                "seconds": seconds_before + time.perf_counter() - started})
@@ -292,3 +306,11 @@ def convergence(curve: list[dict], n_val: int, stopped_early: bool = False) -> d
 @sslbench.hookimpl
 def sslbench_protocols():
     return [FineTune]
+
+
+def check_finite_weights(model: torch.nn.Module) -> None:
+    """A network with an infinite or NaN weight predicts nothing: fail the cell (its record
+    says why) rather than record its chance-level accuracy as a result."""
+    for name, value in model.state_dict().items():
+        if value.is_floating_point() and not torch.isfinite(value).all():
+            raise FloatingPointError(f"fine-tuning left non-finite values in {name!r}")

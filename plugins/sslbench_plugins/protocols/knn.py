@@ -51,6 +51,16 @@ class KNNProbe(EvaluationProtocol):
     def evaluate(self, ctx: EvalContext) -> ProtocolResult:
         train_feats, val_feats = ctx.labeled.features(), ctx.val.features()
         y = ctx.labeled.labels
+        if len(ctx.val) == 0:
+            # nothing to choose with (docs/evaluation.md): the last stage, the median k
+            grid = sorted(self.options["k"])
+            stage, k = len(train_feats) - 1, grid[(len(grid) - 1) // 2]
+            return ProtocolResult(
+                lambda split: knn_predict(train_feats[stage], y, split.features()[stage], k,
+                                          ctx.num_classes), None,
+                {"chosen_stage": stage + 1, "chosen_k": k, "chosen_on": "preset",
+                 "chosen": f"stage {stage + 1}, k={k} (no validation image: the last "
+                           "stage and the median k)"})
         best = None
         for stage, (ftr, fval) in enumerate(zip(train_feats, val_feats)):
             for k in self.options["k"]:
@@ -64,7 +74,8 @@ class KNNProbe(EvaluationProtocol):
                                ctx.num_classes)
 
         return ProtocolResult(predict, acc, {"chosen_stage": stage + 1, "chosen_k": k,
-                                             "chosen": f"stage {stage + 1}, k={k}"})
+                                             "chosen": f"stage {stage + 1}, k={k}",
+                                             "chosen_on": "validation"})
 
 
 @sslbench.hookimpl

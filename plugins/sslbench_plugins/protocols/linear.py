@@ -119,6 +119,8 @@ class LinearProbe(EvaluationProtocol):
     def evaluate(self, ctx: EvalContext) -> ProtocolResult:
         train_feats, val_feats = ctx.labeled.features(), ctx.val.features()
         y, y_val = ctx.labeled.labels, ctx.val.labels
+        if len(y_val) == 0:
+            return self._without_validation(ctx, train_feats, y)
         best = None
         stages = []
         iterations = 0
@@ -141,13 +143,36 @@ class LinearProbe(EvaluationProtocol):
         return ProtocolResult(
             predict=predictor(best), val_accuracy=best["val_accuracy"],
             details={"chosen_stage": best["stage"], "chosen_l2": best["l2"],
-                     "chosen": f"stage {best['stage']}",
+                     "chosen": f"stage {best['stage']}", "chosen_on": "validation",
                      # the chosen probe's solver reached its tolerance within max_iter
                      "converged": bool(best["converged"]),
                      "solver_iterations": iterations,       # every stage's, every L2's
                      "stages": [{k: s[k] for k in ("stage", "l2", "val_accuracy")}
                                 for s in stages]},
             extra_predictions={f"stage{s['stage']}": predictor(s) for s in stages})
+
+    def _without_validation(self, ctx: EvalContext, train_feats: list[torch.Tensor],
+                            y: torch.Tensor) -> ProtocolResult:
+        """A budget too small to hold validation images (one label per class): nothing can
+        be chosen on validation, so the choice is fixed in advance (docs/evaluation.md):
+        the last stage, as the standard linear probe, and the median of the L2 grid."""
+        grid = sorted(self.options["l2"])
+        l2 = grid[(len(grid) - 1) // 2]
+        stage = len(train_feats)
+        norm = Standardiser(train_feats[-1])
+        [fit] = list(fit_l2_path(norm(train_feats[-1]), y, ctx.num_classes, [l2],
+                                 self.options["max_iter"], False))
+
+        def predict(split: Split) -> torch.Tensor:
+            return (norm(split.features()[-1]) @ fit["w"] + fit["b"]).argmax(1)
+
+        return ProtocolResult(
+            predict=predict, val_accuracy=None,
+            details={"chosen_stage": stage, "chosen_l2": l2, "chosen_on": "preset",
+                     "chosen": f"stage {stage} (no validation image: the last stage and the "
+                               f"median L2, {l2:g})",
+                     "converged": bool(fit["converged"]),
+                     "solver_iterations": fit["iterations"], "stages": []})
 
     def _stage(self, stage: int, ftr: torch.Tensor, fval: torch.Tensor, y: torch.Tensor,
                y_val: torch.Tensor, num_classes: int) -> dict:

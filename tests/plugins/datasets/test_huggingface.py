@@ -98,3 +98,29 @@ def test_bad_hf_input_is_one_line(cli, tmp_path, saved):
     status, _, err = cli("run", "--quiet", "--dataset", f"hf:{saved}", "--opt",
                          "hf.train_split=validation", "--out", str(tmp_path / "o"))
     assert status == 2 and "no split 'validation' (splits: train, test)" in err
+
+
+def test_columns_of_the_wrong_kind_are_one_line(cli, saved, tmp_path):
+    for option, message in (("hf.label_column=img", "column 'img' holds Image, not class-label"),
+                            ("hf.image_column=fine_label", "column 'fine_label' holds "
+                                                           "ClassLabel, not images"),
+                            ("hf.image_column=note", "holds Value(string), not images")):
+        status, _, err = cli("run", "--quiet", "--dataset", f"hf:{saved}", "--opt", option,
+                             "--out", str(tmp_path / "r"), "--cache-dir", str(tmp_path / "c"))
+        assert status == 2 and message in err, (option, err)
+        assert "Traceback" not in err
+
+
+def test_a_corrupt_image_is_one_line_naming_its_row(load, tmp_path):
+    images, labels = pictures(6, 0)
+    features = datasets.Features({"img": datasets.Image(),
+                                  "label": datasets.ClassLabel(names=["r", "g", "b"])})
+    data = datasets.Dataset.from_dict({"img": images, "label": labels}, features=features)
+    stored = data.cast_column("img", datasets.Image(decode=False))
+    rows = stored.to_list()
+    rows[4]["img"] = {"bytes": rows[4]["img"]["bytes"][:40], "path": None}   # truncated PNG
+    broken = datasets.Dataset.from_list(rows, features=stored.features)
+    broken.cast_column("img", datasets.Image()).save_to_disk(str(tmp_path / "broken"))
+    from sslbench.errors import SSLBenchError
+    with pytest.raises(SSLBenchError, match="split train, row 4"):
+        load(f"hf:{tmp_path / 'broken'}")

@@ -60,3 +60,12 @@ def test_links_out_of_the_data_set_are_followed(tmp_path):
     data = spec.load(DatasetRequest(argument, 16, str(tmp_path)))
     labels = torch.cat([data.train_labels, data.test_labels])
     assert (labels == 0).sum() == 6 and (labels == 1).sum() == 3
+
+
+def test_a_decompression_bomb_in_a_class_folder_is_one_line(fast_run, image_folder):
+    from PIL import Image
+    Image.new("L", (20000, 20000)).save(image_folder / "cat" / "huge.png", optimize=True)
+    status, _, err = fast_run("--dataset", f"imagefolder:{image_folder}", "--tasks", "rotation",
+                              "--fractions", "1.0", "--protocols", "linear")
+    assert status == 2 and "huge.png" in err and "decompression bomb" in err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err

@@ -73,3 +73,45 @@ def test_a_waiter_stops_when_the_work_appears(tmp_path):
     with waiting_claim(path, "checkpoint x", result.is_file, said.append, poll_s=0.05) as mine:
         assert mine is False                        # made meanwhile: read it, do not redo it
     assert said and "waiting for checkpoint x" in said[0]
+
+
+def test_a_heartbeat_from_the_future_is_stale(tmp_path):
+    """Another host's claim stamped an hour ahead would otherwise never expire: every run
+    would skip its unit and exit 0."""
+    path = tmp_path / "unit.claim"
+    path.write_text(json.dumps({"host": "another-node", "pid": 1, "token": "t"}))
+    soon = time.time() + claims.FUTURE_SKEW_S / 2
+    os.utime(path, (soon, soon))
+    assert not Claim(path).try_acquire()            # a clock a little ahead: respected
+    later = time.time() + 3600
+    os.utime(path, (later, later))
+    assert Claim(path).try_acquire()
+
+
+def test_a_claim_of_garbage_is_stale_after_a_grace(tmp_path):
+    path = tmp_path / "unit.claim"
+    path.write_text("\x00garbage")
+    assert not Claim(path).try_acquire()            # a holder may be writing it right now
+    old = time.time() - claims.GARBAGE_GRACE_S - 1
+    os.utime(path, (old, old))
+    assert Claim(path).try_acquire()
+
+
+def test_a_pid_reused_by_another_process_is_not_a_live_holder(tmp_path):
+    """The claim names a live pid of this host, but that process started after the claim's
+    holder did: it is another process that was given the number."""
+    import socket
+    path = tmp_path / "unit.claim"
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        real = claims._process_start(sleeper.pid)
+        assert real is not None
+        path.write_text(json.dumps({"host": socket.gethostname(), "pid": sleeper.pid,
+                                    "started": real, "token": "t"}))
+        assert not Claim(path).try_acquire()        # the very process: a live holder
+        path.write_text(json.dumps({"host": socket.gethostname(), "pid": sleeper.pid,
+                                    "started": real + "0", "token": "t"}))
+        assert Claim(path).try_acquire()            # the same pid, another process
+    finally:
+        sleeper.kill()
+        sleeper.wait()
