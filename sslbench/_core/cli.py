@@ -443,10 +443,12 @@ def export_command(source, task, seed, dataset, backbone, cache_dir, keys, outpu
     plain timm for a timm backbone (docs/export.md)."""
     from .export import export_checkpoint, find_record
     from .runner import default_cache_dir
-    record = find_record(source, task, seed, dataset, backbone)
+    def warn(message: str) -> None:
+        click.echo(f"sslbench: warning: {message}", err=True)
+    record = find_record(source, task, seed, dataset, backbone, warn)
     weights, meta = export_checkpoint(
         record, Path(cache_dir) if cache_dir else default_cache_dir(), Path(output), keys,
-        warn=lambda m: click.echo(f"sslbench: warning: {m}", err=True))
+        warn=warn)
     click.echo(f"wrote {weights} and {meta} ({record['task']}, seed {record['seed']}, "
                f"{record['backbone']} at {record['settings']['resolution']} px, "
                f"from {record['cell_id']})")

@@ -210,8 +210,8 @@ def build_config(file_values: dict[str, Any] | None = None, **overrides: Any) ->
         raise SSLBenchError(f"unknown configuration key {unknown[0]!r}; known: {', '.join(sorted(known))}")
     for key, kind in (("datasets", str), ("backbones", str), ("tasks", str),
                       ("protocols", str), ("plugins", str), ("log_to", str)):
-        if key in merged and not isinstance(merged[key], list):
-            merged[key] = parse_list(merged[key], kind, key)
+        if key in merged and merged[key] != []:     # an empty axis: the preset's
+            merged[key] = parse_list(merged[key], kind, key)   # a list's items checked too
     if "fractions" in merged:
         merged["fractions"] = parse_list(merged["fractions"], float, "--fractions")
     if "seeds" in merged:

@@ -46,9 +46,11 @@ def adapt_timm_stem(model: torch.nn.Module) -> None:
 
 
 def find_record(source: str | Path, task: str | None = None, seed: int | None = None,
-                dataset: str | None = None, backbone: str | None = None) -> dict[str, Any]:
+                dataset: str | None = None, backbone: str | None = None,
+                warn=None) -> dict[str, Any]:
     """The record whose checkpoint to export: ``source`` is a record file, or a results
-    folder narrowed down by task, seed, data set and backbone to one checkpoint."""
+    folder narrowed down by task, seed, data set and backbone to one checkpoint. ``warn``
+    is told of every file of the folder that is not a record (it is skipped)."""
     source = Path(source)
     if source.is_file():
         record, problem = read_record_file(source)
@@ -56,7 +58,7 @@ def find_record(source: str | Path, task: str | None = None, seed: int | None = 
             raise SSLBenchError(f"{str(source)!r} is not a result record: {problem}")
         chosen = [record]
     elif source.is_dir():
-        records = load_records(source)
+        records = load_records(source, warn)
         if not records:
             raise SSLBenchError(f"no result records in {str(source)!r}")
         chosen = [r for r in records

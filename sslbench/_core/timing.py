@@ -152,15 +152,45 @@ def read_runs(out: Path, warn=None) -> list[dict[str, Any]]:
     for path in sorted((Path(out) / TIME_DIR).glob("*.json")):
         try:
             run = json.loads(path.read_text(encoding="utf-8"))
-            if not isinstance(run, dict) or not isinstance(run.get("total_s"), dict):
-                raise ValueError("not a time account")
-        except (OSError, ValueError) as exc:
+            problem = account_problem(run)
+            if problem:
+                raise ValueError(f"not a time account: {problem}")
+        except (OSError, ValueError, RecursionError) as exc:
             if warn is not None:
                 warn(f"ignoring {str(path)!r}: {exc}")
             continue
         run["file"] = path.name
         runs.append(run)
     return runs
+
+
+def account_problem(run: Any) -> str | None:
+    """Why ``run`` is not a time account that :func:`render_runs` can show, or None: it is
+    a file anyone sharing the results folder may have written, so every field read is
+    checked (seconds are finite numbers >= 0, names are strings)."""
+    import math
+
+    def seconds(value: Any) -> bool:
+        return (isinstance(value, (int, float)) and not isinstance(value, bool)
+                and math.isfinite(value) and value >= 0)
+    if not isinstance(run, dict):
+        return f"a {type(run).__name__}, not an object"
+    for key in ("started", "executor"):
+        if not isinstance(run.get(key), str):
+            return f"no {key!r}"
+    for key in ("wall_s", "model_work_s"):
+        if not seconds(run.get(key)):
+            return f"{key} {run.get(key)!r} is not a number of seconds"
+    totals = run.get("total_s")
+    if not isinstance(totals, dict) or not all(isinstance(k, str) and seconds(v)
+                                               for k, v in totals.items()):
+        return "total_s is not a table of seconds"
+    share = run.get("model_work_share")
+    if share is not None and not seconds(share):
+        return f"model_work_share {share!r} is not a number >= 0"
+    if not isinstance(run.get("complete", True), bool):
+        return "complete is not true or false"
+    return None
 
 
 def render_runs(runs: list[dict[str, Any]]) -> str:

@@ -117,7 +117,20 @@ def test_show_rejects_a_tiny_resolution(cli, tmp_path):
 @pytest.mark.parametrize("flag, message", [
     (("--opt", "linear.l2=[]"), "protocol option linear.l2 must be a non-empty list"),
     (("--opt", "finetune.lr=-1"), "protocol option finetune.lr must be > 0"),
-    (("--opt", "knn.k=[0]"), "protocol option knn.k must be a non-empty list"),
+    (("--opt", "knn.k=[0]"), "protocol option knn.k must be >= 1 (each element), got [0]"),
+    # infinite and NaN numbers are never usable; every numeric option has a declared range
+    (("--opt", "linear.l2=[inf]"), "protocol option linear.l2: '[inf]' is not a valid list"),
+    (("--opt", "finetune.lr=inf"), "protocol option finetune.lr: 'inf' is not a valid float"),
+    (("--opt", "finetune.lr=nan"), "protocol option finetune.lr: 'nan' is not a valid float"),
+    (("--tasks", "uda", "--opt", "uda.ratio=0"), "task option uda.ratio must be >= 1, got 0"),
+    (("--tasks", "exemplar", "--opt", "exemplar.num_exemplars=0"),
+     "task option exemplar.num_exemplars must be >= 1, got 0"),
+    (("--opt", "rotation.crop=-3"), "task option rotation.crop must be in [0, 0.5), got -3"),
+    (("--opt", "rotation.flip=no"), "task option rotation.flip: 'no' is not a valid bool"),
+    (("--opt", "rotation.flip=1"), "task option rotation.flip: 1 is not a valid bool"),
+    (("--set", "pretrain_lr=inf"), "setting pretrain_lr: 'inf' is not a valid float"),
+    (("--opt", "smallcnn.widths=[0,8,8,8]"), "backbone option smallcnn.widths must be in "
+                                             "[1, 4096] (each element)"),
     (("--resolution", "100000"), "resolution 100000 is outside 8..2048 px"),
     (("--split-seeds", "-1"), "seed -1 is negative"),
 ])
@@ -131,6 +144,13 @@ def test_out_of_range_settings_are_one_line_before_anything_runs(fast_run, tmp_p
 @pytest.mark.parametrize("toml, message", [
     ("settings = 5\n", "settings must be a table"),
     ("[task_options]\nrotation = 3\n", "task_options.rotation must be a table"),
+    ('dedup = "no"\n', "dedup must be true or false, not 'no'"),
+    ('download = 1\n', "download must be true or false, not 1"),
+    ('dataset = ["digits", 7]\n', "datasets: cannot read ['digits', 7] as a list of strs"),
+    ("data_dir = 5\n", "data_dir must be a string, not 5"),
+    ("seeds = [0, true]\n", "--seeds: cannot read [0, True] as a list of ints"),
+    ("[settings]\nsync_bn = \"no\"\n", "setting sync_bn: 'no' is not a valid bool"),
+    ("[options.finetune]\nlr = inf\n", "protocol option finetune.lr: inf is not a valid float"),
 ])
 def test_malformed_toml_structure_is_one_line(fast_run, tmp_path, toml, message):
     config = tmp_path / "sweep.toml"

@@ -236,3 +236,17 @@ def test_the_tutorial_works_on_the_task_scaffold(cli, tmp_path, monkeypatch):
                          "--count", "2", "-o", str(out))
     assert status == 0, err
     assert out.stat().st_size > 1000
+
+
+def test_a_reference_with_a_string_accuracy_is_refused_at_the_door(fast_run, tmp_path):
+    """Accepted, it would go into every record of the row and break every report of them
+    for good; refused, the plugin is named in one line before anything runs."""
+    from conftest import LOCAL_TASK
+    plugin = tmp_path / "badref.py"
+    plugin.write_text(LOCAL_TASK.replace(
+        'defaults = {"levels": 3}',
+        'defaults = {"levels": 3}\n    references = [{"paper": "X 2099", "accuracy": "high"}]'))
+    status, _, err = fast_run("--plugin", str(plugin), "--tasks", "brightness")
+    assert status == 2 and "reference 'X 2099' has accuracy 'high'" in err
+    assert len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "results" / "records").exists()

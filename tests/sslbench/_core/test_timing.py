@@ -97,3 +97,22 @@ def test_a_folder_without_an_account_is_one_line(cli, tmp_path):
     (tmp_path / "empty").mkdir()
     status, _, err = cli("report", str(tmp_path / "empty"), "--time")
     assert status == 2 and "no time account" in err and len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("damage", [
+    {"wall_s": "12"}, {"wall_s": -1.0}, {"total_s": {"data": "x"}}, {"total_s": [1, 2]},
+    {"started": 5}, {"executor": None}, {"model_work_share": "high"}, {"complete": "yes"},
+    {"model_work_s": float("inf")},
+])
+def test_a_malformed_account_is_named_and_skipped(cli, finished_sweep, tmp_path, damage):
+    """A time account is a file anyone sharing the folder may write: each malformed field
+    is one warning naming the file, never a traceback."""
+    import shutil
+    out = tmp_path / "results"
+    shutil.copytree(finished_sweep[0], out)
+    [good] = (out / "time").glob("*.json")
+    bad = out / "time" / "19990101T000000-x-1.json"
+    bad.write_text(json.dumps({**json.loads(good.read_text()), **damage}))
+    status, shown, err = cli("report", str(out), "--time")
+    assert status == 0 and "Traceback" not in err
+    assert f"ignoring '{bad}': not a time account" in err and "local" in shown
