@@ -15,7 +15,7 @@ __version__ = "0.5.0.dev0"
 hookimpl = pluggy.HookimplMarker("sslbench")
 
 from .errors import SSLBenchError  # noqa: E402
-from . import _deprecated  # noqa: E402
+from ._core import deprecated as _deprecated  # noqa: E402
 
 _deprecated.install()     # sslbench 0.4's public modules, for one more release
 

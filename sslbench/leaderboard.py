@@ -498,7 +498,7 @@ class Publication:
             reference = float(ref["mean"].iloc[0]) if len(ref) else float("nan")
             unconverged = bool(len(ref)) and int(ref["n_unconverged"].iloc[0]) > 0
             for (task, proto), g in group[group["task"] != SCRATCH].groupby(["task", "protocol"]):
-                row = {"dataset": ds, "backbone": bb, "task": task, "protocol": proto}
+                row = {"dataset": public_name(ds), "backbone": bb, "task": task, "protocol": proto}
                 for fraction in self.board.fractions:   # every column, "—" where not run
                     at = g[g["fraction"] == fraction]
                     gain = at["gain"].iloc[0] if len(at) else float("nan")
@@ -557,7 +557,7 @@ class Publication:
             h = (r.get("data") or {}).get("hygiene")
             if h and r["dataset"] not in seen:
                 seen[r["dataset"]] = {
-                    "dataset": r["dataset"], "duplicate groups": h["duplicate_groups"],
+                    "dataset": public_name(r["dataset"]), "duplicate groups": h["duplicate_groups"],
                     "exact": h["exact_groups"], "near": h["near_groups"],
                     "across train/test": h["cross_split_groups"],
                     "conflicting labels": h["label_conflict_groups"],
@@ -584,7 +584,7 @@ class Publication:
             total = [[sum(m[i][j] for m in matrices) for j in range(n)] for i in range(n)]
             classes = (rs[0].get("data") or {}).get("classes") or []
             names = classes if len(classes) == n else [str(i) for i in range(n)]
-            out.append({"dataset": dataset, "backbone": backbone, "task": task,
+            out.append({"dataset": public_name(dataset), "backbone": backbone, "task": task,
                         "protocol": protocol, "fraction": fraction, "seeds": len(rs),
                         "classes": names, "matrix": total,
                         "per_class_accuracy": [100 * row[i] / max(1, sum(row))

@@ -30,17 +30,20 @@ _GAINS_NOTE = ("Each task against scratch, paired by seed (same initialisation, 
 
 
 def _tables(board: Leaderboard, mark):
+    """Per (data set, backbone): the data set's name (as the records say, to look things up
+    with), its title (as a report shows it, without its maker's folders), the backbone, the
+    table and its caption."""
     for dataset, backbone in board.groups:
-        yield (board.title(dataset), backbone, board.display(mark, dataset, backbone),
+        yield (dataset, board.title(dataset), backbone, board.display(mark, dataset, backbone),
                board.caption(dataset, backbone))
 
 
 def render_table(board: Leaderboard) -> str:
     buffer = io.StringIO()
     console = Console(file=buffer, width=200, force_terminal=False, color_system=None)
-    for dataset, backbone, table, caption in _tables(board, lambda s: f"{s} *"):
+    for _, title, backbone, table, caption in _tables(board, lambda s: f"{s} *"):
         # every string as Text: "[n=3]" or a name in brackets is not rich markup
-        t = Table(title=Text(f"{dataset} · {backbone}"), title_justify="left",
+        t = Table(title=Text(f"{title} · {backbone}"), title_justify="left",
                   caption=Text(caption), caption_justify="left")
         t.add_column(Text("task"))
         for col in table.columns:
@@ -103,9 +106,9 @@ def render_markdown(board: Leaderboard) -> str:
     from sslbench.leaderboard import run_command
     parts = [f"Produced by {_md_code(run_command(board.records))}; rendered by "
              "`sslbench report`.\n"]
-    for dataset, backbone, table, caption in _tables(
+    for dataset, title, backbone, table, caption in _tables(
             board, lambda s: f"{_BEST_OPEN}{s}{_BEST_CLOSE}"):
-        parts.append(f"### {_md(dataset)} · {_md(backbone)}\n\n"
+        parts.append(f"### {_md(title)} · {_md(backbone)}\n\n"
                      + _md_table(table, colalign=("left",) + ("right",) * len(table.columns))
                      + f"\n\n{_md(caption)}\n")
         gains = board.gains(dataset, backbone)
@@ -175,11 +178,11 @@ def _html_confusion(cells: list[dict]) -> str:
 def render_html(board: Leaderboard) -> str:
     from sslbench.leaderboard import run_command
     body = [f"<p>Produced by <code>{html.escape(run_command(board.records))}</code>.</p>"]
-    for dataset, backbone, table, caption in _tables(
+    for dataset, title, backbone, table, caption in _tables(
             board, lambda s: f"{_BEST_OPEN}{s}{_BEST_CLOSE}"):
         table.index = [html.escape(str(i)) for i in table.index]
         table.index.name = "task"
-        body.append(f"<h2>{html.escape(dataset)} · {html.escape(backbone)}</h2>\n"
+        body.append(f"<h2>{html.escape(title)} · {html.escape(backbone)}</h2>\n"
                     f"{_html_table(table)}\n<p class='caption'>{html.escape(caption)}</p>")
         gains = board.gains(dataset, backbone)
         if len(gains):
@@ -231,7 +234,7 @@ _LATEX_BACK = (("PLUSMINUS", r"$\pm$"), ("UPMARK", r"$\blacktriangle$"),
 
 def render_latex(board: Leaderboard) -> str:
     parts = []
-    for dataset, backbone, table, caption in _tables(
+    for _, title, backbone, table, caption in _tables(
             board, lambda s: f"{_BEST_OPEN}{s}{_BEST_CLOSE}"):
         def protect(v: str) -> str:
             for a, b in _LATEX_MARKS:

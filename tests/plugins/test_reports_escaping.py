@@ -81,3 +81,5 @@ def test_reports_name_the_folder_without_its_path():
         text = render(fmt, board(MAKERS_PATH, "rotation"))
         assert "/home/maker" not in text, fmt
         assert fmt == "csv" or "imagefolder:flowers" in text, fmt
+        # the tables looked up by the records' own name are all there
+        assert fmt not in ("markdown", "html") or "Gains over scratch" in text, fmt

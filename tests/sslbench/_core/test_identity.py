@@ -136,9 +136,10 @@ def sslbench_tasks():
 '''
 
 
-def test_produced_by_reproduces_the_run(cli, fast_run, image_folder, tmp_path):
-    """The report's "Produced by" command, run again, computes the very same cells: every
-    --set, --task-opt and --plugin that changed a setting is in it."""
+def test_produced_by_reproduces_the_run(cli, fast_run, image_folder, tmp_path, monkeypatch):
+    """The report's "Produced by" command, run again, computes the very same numbers: every
+    --set, --task-opt and --plugin that changed a setting is in it. It names the data folder
+    without its maker's path (imagefolder:imgs), so the reader runs it beside their copy."""
     import shlex
 
     from sslbench.leaderboard import run_command
@@ -156,10 +157,19 @@ def test_produced_by_reproduces_the_run(cli, fast_run, image_folder, tmp_path):
     for flag in ("--opt turned.crop=0.0", "--opt 'linear.l2=[0.01,1.0]'",
                  "--set resolution=16", f"--plugin {plugin}"):
         assert flag in command, command
+    assert f"--dataset imagefolder:{image_folder.name} " in command
+    assert str(image_folder) not in command
     args = shlex.split(command)[2:]          # drop "sslbench run"
     again = tmp_path / "again"
+    monkeypatch.chdir(image_folder.parent)   # where the reader keeps the folder
     status, _, err = cli("run", "--quiet", "--out", str(again), "--cache-dir",
                          str(tmp_path / "cache"), *args)
     assert status == 0, err
     second = load_records(again)
-    assert sorted(r["config_hash"] for r in second) == sorted(r["config_hash"] for r in first)
+
+    def numbers(records):
+        return sorted((r["task"], r["protocol"], r["fraction"], r["seed"],
+                       r["metrics"]["test_accuracy"], r["data"]["fingerprint"],
+                       json.dumps(r["options"], sort_keys=True),
+                       json.dumps(r["settings"], sort_keys=True)) for r in records)
+    assert numbers(second) == numbers(first)
