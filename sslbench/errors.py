@@ -11,7 +11,7 @@ import difflib
 from collections.abc import Iterable
 
 __all__ = [
-    'SSLBenchError', 'MalformedPlugin', 'NonFiniteLoss', 'unknown_name'
+    'SSLBenchError', 'MalformedPlugin', 'NonFiniteLoss', 'unknown_name', 'did_you_mean'
 ]
 
 
@@ -28,11 +28,17 @@ class NonFiniteLoss(RuntimeError):
     """Training produced a NaN or infinite loss; the cell is marked failed."""
 
 
+def did_you_mean(name: str, known: Iterable[str]) -> str:
+    """`` Did you mean 'rotation'?`` for the known name closest to ``name``, or ``""``:
+    every command that looks a name up answers a misspelling alike."""
+    close = difflib.get_close_matches(str(name), sorted(map(str, known)), n=1)
+    return f" Did you mean {close[0]!r}?" if close else ""
+
+
 def unknown_name(kind: str, name: str, known: Iterable[str]) -> SSLBenchError:
     """An error for an unknown plugin name that lists the known ones and the closest."""
     known = sorted(known)
-    close = difflib.get_close_matches(name, known, n=1)
-    hint = f" Did you mean {close[0]!r}?" if close else ""
+    hint = did_you_mean(name, known)
     return SSLBenchError(
         f"unknown {kind} {name!r}; known {kind}s: {', '.join(known) or '(none)'}.{hint}"
     )

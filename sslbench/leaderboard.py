@@ -32,12 +32,14 @@ from ._core.names import public_name
 from ._core.stats import ALPHA, PairedResult, compare, correct_family
 
 __all__ = [
-    'SCRATCH', 'format_seconds', 'format_p', 'Leaderboard', 'run_command', 'Publication',
-    'ReportFormat'
+    'SCRATCH', 'SINGLE_SEED', 'format_seconds', 'format_p', 'Leaderboard', 'run_command',
+    'Publication', 'ReportFormat'
 ]
 
 SCRATCH = "scratch"
 UP, DOWN, UNCONVERGED = "▲", "▼", "†"
+# what a table with fewer seeds than a paired test needs says instead of its statistics
+SINGLE_SEED = "1 seed: gains are not tested; use --seeds 0,1,2,3,4"
 
 
 
@@ -183,7 +185,7 @@ class Leaderboard:
         out["pretrain_seconds"] = [pre.get((d, b, t)) for d, b, t in
                                    zip(out["dataset"], out["backbone"], out["task"])]
         extra = {c: [] for c in ("gain", "gain_ci_low", "gain_ci_high", "p_t", "p_t_holm",
-                                 "p_boot", "p_boot_holm", "significant", "winner")}
+                                 "p_boot", "p_boot_holm", "tested", "significant", "winner")}
         for _, row in out.iterrows():
             comp = self.comparisons(row["dataset"], row["backbone"])
             vs = comp["vs_scratch"].get((row["task"], row["protocol"], row["fraction"]))
@@ -192,6 +194,7 @@ class Leaderboard:
                               ("p_t_holm", "p_t_holm"), ("p_boot", "p_boot"),
                               ("p_boot_holm", "p_boot_holm")):
                 extra[col].append(getattr(vs, attr) if vs else math.nan)
+            extra["tested"].append(bool(vs.tested) if vs else False)
             extra["significant"].append(bool(vs.significant) if vs else False)
             win = comp["winners"].get((row["protocol"], row["fraction"]))
             extra["winner"].append(bool(win and win["task"] == row["task"]
@@ -199,8 +202,18 @@ class Leaderboard:
                                         and win["result"].significant))
         for col, values in extra.items():
             out[col] = values
+        # a statistic that does not exist (one seed: no interval, no test) is missing, <NA>,
+        # never an infinite interval or a NaN that reads as a number
+        for col in ("std", "gain", "gain_ci_low", "gain_ci_high", "p_t", "p_t_holm", "p_boot",
+                    "p_boot_holm"):
+            out[col] = pd.array([v if isinstance(v, (int, float)) and math.isfinite(v)
+                                 else None for v in out[col]], dtype="Float64")
         self._summary = out
         return out.copy()
+
+    def tested(self, dataset: str, backbone: str) -> bool:
+        """Whether a table has any comparison with seeds enough to test (two or more)."""
+        return any(r.tested for r in self.comparisons(dataset, backbone)["vs_scratch"].values())
 
     def _ok(self, dataset: str, backbone: str) -> list[dict[str, Any]]:
         return [r for r in self.records if r["status"] == "ok" and r["dataset"] == dataset
@@ -368,12 +381,23 @@ class Leaderboard:
                 f"{protocols}; mean ± std over {len(seeds)} seed(s) "
                 f"({', '.join(map(str, seeds))})"
                 + (f" and {len(splits)} train/test splits" if len(splits) > 1 else "")
-                + f"; {validation}. {UP}/{DOWN}: significantly better/worse than scratch "
-                f"(paired t-test over seeds and paired bootstrap over seeds and test images, "
-                f"both p < {ALPHA} after Holm's correction over the table); bold/marked: the "
-                f"column's best, only where significantly better than the runner-up; "
-                f"{UNCONVERGED}k: k seeds not converged. scratch: the same backbone from "
+                + f"; {validation}. " + self._statistics_note(dataset, backbone)
+                + f"{UNCONVERGED}k: k seeds not converged. scratch: the same backbone from "
                 "random initialisation on the same labels.")
+
+    def _statistics_note(self, dataset: str, backbone: str) -> str:
+        """The caption's sentence on the tests, with their family; or, where no comparison
+        has two seeds, that nothing was tested."""
+        if not self.tested(dataset, backbone):
+            return f"{SINGLE_SEED}. "
+        family = sum(1 for r in self.comparisons(dataset, backbone)["vs_scratch"].values()
+                     if r.tested)
+        return (f"{UP}/{DOWN}: significantly better/worse than scratch (paired t-test over "
+                f"seeds and paired bootstrap over seeds and test images, both p < {ALPHA} "
+                f"after Holm's correction over the table's {family} task-vs-scratch "
+                "comparisons; a row added to the table joins that family and can only raise "
+                "the others' corrected p-values); bold/marked: the column's best, only where "
+                "significantly better than the runner-up; ")
 
     def _protocol_summaries(self, dataset: str, backbone: str) -> dict[str, str]:
         """Per protocol, in the table's order, what its records say it did
@@ -404,8 +428,9 @@ class Leaderboard:
                          "95% CI (bootstrap)": (f"[{r.boot_low:+.1f}, {r.boot_high:+.1f}]"
                                                 if math.isfinite(r.boot_low) else "—"),
                          "p (bootstrap, Holm)": format_p(r.p_boot_holm),
-                         "verdict": ("better" if r.mean > 0 else "worse") if r.significant
-                         else "n.s."})
+                         "verdict": ("not tested (1 seed)" if not r.tested else
+                                     ("better" if r.mean > 0 else "worse") if r.significant
+                                     else "n.s.")})
         return pd.DataFrame(rows)
 
 
@@ -507,7 +532,8 @@ class Publication:
                         row[label] = "—"
                     else:
                         row[label] = (f"{gain:+.1f}"
-                                      + ("" if at["significant"].iloc[0] else " n.s."))
+                                      + ("" if at["significant"].iloc[0] else
+                                         " n.s." if at["tested"].iloc[0] else " (1 seed)"))
                 if not len(ref):
                     row["reaches scratch@100% at"] = "—"
                 elif unconverged:
@@ -661,6 +687,7 @@ class Publication:
         figs["accuracy"] = fig
 
         gains = s[s["task"] != SCRATCH].dropna(subset=["gain"])
+        tested = bool(gains["tested"].any()) if len(gains) else False
         fractions = self.board.fractions
         fig, axes = plt.subplots(1, len(protocols), figsize=(4.5 * len(protocols), 3.6),
                                  squeeze=False, sharey=True)
@@ -676,21 +703,25 @@ class Publication:
                         r = t.loc[f]
                         xs.append(j + i * width)
                         ys.append(r["gain"])
-                        lo.append(r["gain"] - r["gain_ci_low"] if math.isfinite(r["gain_ci_low"]) else 0)
-                        hi.append(r["gain_ci_high"] - r["gain"] if math.isfinite(r["gain_ci_high"]) else 0)
+                        lo.append(0 if pd.isna(r["gain_ci_low"]) else r["gain"] - r["gain_ci_low"])
+                        hi.append(0 if pd.isna(r["gain_ci_high"]) else r["gain_ci_high"] - r["gain"])
                         sig.append(bool(r["significant"]))
-                bars = ax.bar(xs, ys, width=width, label=task, yerr=[lo, hi], capsize=2)
+                bars = ax.bar(xs, ys, width=width, label=task,
+                              yerr=[lo, hi] if tested else None, capsize=2)
                 for bar, significant in zip(bars, sig):
-                    if not significant:
+                    if tested and not significant:
                         bar.set_hatch("///")
                         bar.set_alpha(0.5)
             ax.axhline(0, color="black", linewidth=0.8)
             ax.set_xticks([j + 0.4 - width / 2 for j in range(len(fractions))])
             ax.set_xticklabels([percent(f) for f in fractions])
             ax.set_title(proto)
-            ax.set_xlabel("labels used (hatched: not significant)")
+            ax.set_xlabel("labels used (hatched: not significant)" if tested else
+                          "labels used")
             ax.grid(alpha=0.3, axis="y")
-        axes[0][0].set_ylabel("gain over scratch (points, 95% CI)")
+        axes[0][0].set_ylabel("gain over scratch (points, 95% CI)" if tested else
+                              f"gain over scratch (points; {SINGLE_SEED.split(';')[0]}, "
+                              "no interval)")
         if len(gains):
             axes[0][-1].legend(fontsize=8)
         fig.tight_layout()

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from ._core.config import coerce_like
-from .errors import SSLBenchError
+from .errors import SSLBenchError, did_you_mean
 
 __all__ = ["Configurable", "Range", "resolve_options", "numeric"]
 
@@ -100,7 +100,8 @@ def resolve_options(kind: str, name: str, defaults: Mapping[str, Any],
     unknown = sorted(set(given) - set(defaults))
     if unknown:
         known = ", ".join(sorted(defaults)) or "(none)"
-        raise SSLBenchError(f"{kind} {name!r} has no option {unknown[0]!r}; its options: {known}")
+        raise SSLBenchError(f"{kind} {name!r} has no option {unknown[0]!r}; its options: {known}."
+                            f"{did_you_mean(unknown[0], defaults)}")
     merged = {**defaults, **(preset_values or {})}
     merged.update({key: coerce_like(f"{kind} option {name}.{key}", value, defaults[key])
                    for key, value in given.items()})

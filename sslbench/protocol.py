@@ -23,7 +23,7 @@ from ._core.seeding import make_generator
 from .task import PretextTask
 
 __all__ = [
-    'Split', 'EvalContext', 'ProtocolResult', 'EvaluationProtocol'
+    'Split', 'EvalContext', 'ProtocolResult', 'EvaluationProtocol', 'Work'
 ]
 
 
@@ -99,6 +99,20 @@ class ProtocolResult:
     extra_predictions: dict[str, Callable[[Split], torch.Tensor]] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class Work:
+    """A cell's work in images through the network (:meth:`EvaluationProtocol.work`):
+    ``train`` labeled images in training steps (forward and backward), ``predict`` images
+    in forward passes only, and ``steps`` training steps of ``batch`` labeled images (each
+    consistency task adds its unlabeled batch, from ``unlabeled_batch``, to every one)."""
+
+    train: int = 0
+    predict: int = 0
+    steps: int = 0
+    batch: int = 0               # labeled images per step
+    unlabeled_batch: int = 0     # the protocol's unlabeled images per step (a task may scale it)
+
+
 class EvaluationProtocol(Configurable):
     """Base class of every evaluation protocol.
 
@@ -126,3 +140,11 @@ class EvaluationProtocol(Configurable):
         """A few words on how this protocol trains and chooses, from its options, for the
         caption of every report ("60 epochs of the labeled images, at least 500 steps")."""
         return ", ".join(f"{k} {v}" for k, v in self.options.items())
+
+    def work(self, n_train: int, n_val: int, n_test: int) -> Work:
+        """What one cell costs in images through the network, for ``sslbench run --dry-run``
+        to estimate before running: a protocol on cached frozen features (the default)
+        trains nothing on images, its features being extracted once per checkpoint; one that
+        trains the network says how many labeled images it trains on and how many it only
+        predicts (validation checks, the test split)."""
+        return Work()

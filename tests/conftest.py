@@ -69,6 +69,28 @@ def isolate_plugins(monkeypatch, base: Path) -> None:
     monkeypatch.setattr(metadata, "entry_points", entry_points)
 
 
+# ---------------------------------------------------------------------- the fast lane
+# `python -m pytest -m "not sweep"`: the tests that run no sweep and start no process (the
+# day-to-day lane, under two minutes); the full suite (CI) runs everything. A test is in the
+# sweep lane when it runs a sweep (the fast_run or finished_sweep fixtures, the CLI's `run`),
+# starts other processes (engines, torchrun, pip, a browser), or is marked slow.
+SWEEP_FIXTURES = {"fast_run", "finished_sweep", "site"}
+SWEEP_MODULES = {"test_fault_injection", "test_install_layout", "test_third_party_plugin",
+                 "test_distributed", "test_executors", "test_resume", "test_reports_browser",
+                 "test_images_streaming", "test_end_to_end", "test_tasks_with_backbones",
+                 "test_tiny_budgets", "test_pretraining_controls", "test_trackers",
+                 "test_cli_progress", "test_cli_status", "test_runner_resume",
+                 "test_runner_failed_cells", "test_api", "test_identity"}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        module = item.module.__name__.rpartition(".")[2] if item.module else ""
+        if (SWEEP_FIXTURES & set(getattr(item, "fixturenames", ()))
+                or module in SWEEP_MODULES or item.get_closest_marker("slow")):
+            item.add_marker(pytest.mark.sweep)
+
+
 @pytest.fixture(autouse=True)
 def only_our_plugins(monkeypatch, tmp_path_factory):
     """The suite sees sslbench's own plugins and those its tests install (under pytest's

@@ -26,7 +26,9 @@ _BEST_OPEN, _BEST_CLOSE = "\x02", "\x03"
 _GAINS_NOTE = ("Each task against scratch, paired by seed (same initialisation, labeled subset "
                "and test images): mean gain in points with its 95% t interval over seeds, the "
                "paired t-test, and a paired bootstrap over seeds and test images; p-values "
-               "Holm-corrected over the table. \"n.s.\": not significant by both tests at 5%.")
+               "Holm-corrected over the table's comparisons (every row and column below: the "
+               "family; adding a row can only raise the others' corrected p-values). "
+               "\"n.s.\": not significant by both tests at 5%; with one seed nothing is tested.")
 
 
 def _tables(board: Leaderboard, mark):
@@ -67,6 +69,15 @@ def _extras(board: Leaderboard) -> tuple:
 # code spans, links and images (which need a "["), raw HTML, autolinks and entities,
 # strikethrough, table cells.
 _MD_SPECIAL = set("\\`*_[]<>&|~")
+
+
+def _efficiency_marks(board: Leaderboard) -> str:
+    """What the marks after a gain mean, in the tables that have them."""
+    tested = [board.tested(d, b) for d, b in board.groups]
+    if not any(tested):
+        return "\"(1 seed)\": not tested"
+    return "\"n.s.\": not significant" + ("; \"(1 seed)\": not tested" if not all(tested)
+                                          else "")
 
 
 def _md(text) -> str:
@@ -112,7 +123,7 @@ def render_markdown(board: Leaderboard) -> str:
                      + _md_table(table, colalign=("left",) + ("right",) * len(table.columns))
                      + f"\n\n{_md(caption)}\n")
         gains = board.gains(dataset, backbone)
-        if len(gains):
+        if len(gains) and board.tested(dataset, backbone):
             parts.append(f"#### Gains over scratch\n\n{_GAINS_NOTE}\n\n"
                          + _md_table(gains, showindex=False) + "\n")
     pub, eff, prov = _extras(board)
@@ -125,7 +136,7 @@ def render_markdown(board: Leaderboard) -> str:
                          f"({stem}-pretraining.png)\n")
     if len(eff):
         parts.append("### Label efficiency\n\nGain over scratch (points, same protocol and "
-                     "labels; \"n.s.\": not significant), and the smallest label fraction whose "
+                     f"labels; {_efficiency_marks(board)}), and the smallest label fraction whose "
                      "mean reaches scratch fine-tuned on 100% of the labels (only when that "
                      "reference converged).\n\n" + _md_table(eff, showindex=False) + "\n")
     hygiene = pub.hygiene()
@@ -185,7 +196,7 @@ def render_html(board: Leaderboard) -> str:
         body.append(f"<h2>{html.escape(title)} · {html.escape(backbone)}</h2>\n"
                     f"{_html_table(table)}\n<p class='caption'>{html.escape(caption)}</p>")
         gains = board.gains(dataset, backbone)
-        if len(gains):
+        if len(gains) and board.tested(dataset, backbone):
             body.append(f"<h3>Gains over scratch</h3><p class='caption'>"
                         f"{html.escape(_GAINS_NOTE)}</p>" + _html_table(gains, showindex=False))
     pub, eff, prov = _extras(board)
@@ -202,7 +213,8 @@ def render_html(board: Leaderboard) -> str:
                     "</figcaption></figure>")
     if len(eff):
         body.append("<h2>Label efficiency</h2><p class='caption'>Gain over scratch (points; "
-                    "n.s.: not significant), and the smallest label fraction whose mean "
+                    f"{html.escape(_efficiency_marks(board))}), and the smallest label "
+                    "fraction whose mean "
                     "reaches scratch fine-tuned on 100% of the labels (only when that reference "
                     "converged).</p>" + _html_table(eff, showindex=False))
     hygiene = pub.hygiene()

@@ -153,10 +153,7 @@ def run(config_file, datasets, backbones, tasks, fractions, protocols, seeds, pr
     init_from_environment(config.device)      # under torchrun: join its process group
     # on a terminal, bars; redirected to a file or a CI log, plain lines (bars would show
     # nothing until the end); --quiet: neither. Every run also logs to OUT/logs/.
-    if quiet or dry_run or not is_writer():
-        reporter: Reporter = Reporter()
-    else:
-        reporter = RichReporter() if sys.stderr.isatty() else LogReporter(sys.stderr)
+    reporter = _reporter(quiet or dry_run or not is_writer())
     log_file = None
     try:
         from .runner import Sweep   # torch and the runner: imported when a sweep runs
@@ -190,8 +187,12 @@ def run(config_file, datasets, backbones, tasks, fractions, protocols, seeds, pr
         return                                # the first torchrun process reports
     try:
         if records:
-            from ..leaderboard import Leaderboard
-            click.echo(host.format_for("terminal").render(Leaderboard(records, host)))
+            from ..leaderboard import SINGLE_SEED, Leaderboard
+            board = Leaderboard(records, host)
+            click.echo(host.format_for("terminal").render(board))
+            if not any(board.tested(d, b) for d, b in board.groups):
+                click.echo(f"{SINGLE_SEED} (this run is a smoke test of the set-up, not a "
+                           "measurement)")
     finally:
         engine.close()                        # a local Ray stopped meanwhile
     failed = [r for r in records if r["status"] != "ok"]
@@ -214,6 +215,14 @@ def run(config_file, datasets, backbones, tasks, fractions, protocols, seeds, pr
                        "lost worker); running this command again runs them", err=True)
             sys.exit(1)
     sys.exit(1 if failed else 0)
+
+
+def _reporter(quiet: bool) -> Reporter:
+    """How a long command shows progress: bars on a terminal; redirected to a file or a CI
+    log, plain lines as it goes (bars would show nothing until the end); quiet: nothing."""
+    if quiet:
+        return Reporter()
+    return RichReporter() if sys.stderr.isatty() else LogReporter(sys.stderr)
 
 
 def _open_log(out: Path):
@@ -548,7 +557,7 @@ def _check_task(host: PluginHost, task, dataset: str, resolution: int | None, se
         backbone.set_input_stats(*placed.channel_stats)
         return backbone
 
-    reporter = RichReporter()
+    reporter = _reporter(quiet=False)
     try:
         backbone = to_device(fresh(), device)
         seed_everything(seed, f"pretrain:{task.name}")

@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..errors import SSLBenchError
+from ..errors import SSLBenchError, did_you_mean
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -207,7 +207,8 @@ def build_config(file_values: dict[str, Any] | None = None, **overrides: Any) ->
     known = set(SweepConfig.__dataclass_fields__)
     unknown = sorted(set(merged) - known)
     if unknown:
-        raise SSLBenchError(f"unknown configuration key {unknown[0]!r}; known: {', '.join(sorted(known))}")
+        raise SSLBenchError(f"unknown configuration key {unknown[0]!r}; known: "
+                            f"{', '.join(sorted(known))}.{did_you_mean(unknown[0], known)}")
     for key, kind in (("datasets", str), ("backbones", str), ("tasks", str),
                       ("protocols", str), ("plugins", str), ("log_to", str)):
         if key in merged and merged[key] != []:     # an empty axis: the preset's
@@ -305,7 +306,8 @@ def _checked_settings(values: dict[str, Any], moved: dict[str, tuple[str, str]] 
                                 "in a sweep file)")
         if key not in SETTING_DEFAULTS:
             raise SSLBenchError(f"unknown setting {key!r}; settings: "
-                                f"{', '.join(sorted(SETTING_DEFAULTS))}")
+                                f"{', '.join(sorted(SETTING_DEFAULTS))}."
+                                f"{did_you_mean(key, SETTING_DEFAULTS)}")
         out[key] = coerce_like(f"setting {key}", value, SETTING_DEFAULTS[key])
     return out
 
@@ -378,7 +380,8 @@ def _check_executor(cfg: SweepConfig) -> None:
     """The executor's settings: names and numbers (what the engine itself rejects is checked
     when the executor starts, before anything is submitted)."""
     if cfg.executor not in EXECUTORS:
-        raise SSLBenchError(f"unknown executor {cfg.executor!r}; known: {', '.join(EXECUTORS)}")
+        raise SSLBenchError(f"unknown executor {cfg.executor!r}; known: {', '.join(EXECUTORS)}."
+                            f"{did_you_mean(cfg.executor, EXECUTORS)}")
     for key, low in (("cpus_per_job", 1), ("gpus_per_job", 0), ("timeout_min", 1)):
         value = getattr(cfg, key)
         if value is None and key == "cpus_per_job":

@@ -28,7 +28,7 @@ from typing import Any
 import torch
 
 from .. import __version__
-from ..errors import SSLBenchError
+from ..errors import SSLBenchError, unknown_name
 from .atomic import atomic_write_bytes, atomic_write_json
 from .checkpoints import CheckpointStore, state_mismatch
 from .records import load_records, read_record_file
@@ -61,6 +61,12 @@ def find_record(source: str | Path, task: str | None = None, seed: int | None = 
         records = load_records(source, warn)
         if not records:
             raise SSLBenchError(f"no result records in {str(source)!r}")
+        for kind, wanted, key in (("task", task, "task"), ("data set", dataset, "dataset"),
+                                  ("backbone", backbone, "backbone")):
+            present = {r[key] for r in records}
+            if wanted is not None and wanted not in present:
+                # the same answer as `sslbench run` gives a misspelt name
+                raise unknown_name(kind, wanted, present)
         chosen = [r for r in records
                   if (task is None or r["task"] == task) and (seed is None or r["seed"] == seed)
                   and (dataset is None or r["dataset"] == dataset)

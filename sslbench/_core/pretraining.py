@@ -67,9 +67,15 @@ def pretrain(task: PretextTask, backbone: nn.Module, images: Images | torch.Tens
         first_epoch, before = snapshot["epoch"] + 1, snapshot["seconds"]
         reporter.log(f"{label}: resuming after epoch {snapshot['epoch']} of {epochs} "
                      f"from {resume.path}")
+    # training inputs: what the backbone sees per step (a rotation step shows it four
+    # copies of each source image, a jigsaw step nine tiles); counted at its input
+    inputs = [0]
+    counter = backbone.register_forward_pre_hook(
+        lambda module, args: inputs.__setitem__(0, inputs[0] + len(args[0])) if args else None)
     with reporter.training(label, epochs) as progress:
         for epoch in range(first_epoch, epochs + 1):
             t0 = time.perf_counter()
+            inputs[0] = 0
             loss_sum = torch.zeros((), device=device)
             correct = torch.zeros((), device=device)
             count = torch.zeros((), device=device)
@@ -107,11 +113,13 @@ def pretrain(task: PretextTask, backbone: nn.Module, images: Images | torch.Tens
             check_finite(mean_loss, f"pretext loss of {task.name} in epoch {epoch}")
             dt = time.perf_counter() - t0
             seen += n_images
-            row = {"epoch": epoch, "loss": mean_loss, "images_per_s": n_images / dt}
+            row = {"epoch": epoch, "loss": mean_loss, "images_per_s": n_images / dt,
+                   "inputs_per_s": inputs[0] * world / dt}
             if count.item() > 0:
                 row["pretext_accuracy"] = correct.item() / count.item()
             history.append(row)
             progress.epoch_done(epoch, mean_loss, n_images / dt,
+                                inputs_per_s=row["inputs_per_s"],
                                 **({"acc": row["pretext_accuracy"]}
                                    if "pretext_accuracy" in row else {}))
             if resume is not None and epoch < epochs and resume.due():
@@ -121,6 +129,7 @@ def pretrain(task: PretextTask, backbone: nn.Module, images: Images | torch.Tens
                              "optimizer": optimizer.state_dict(),
                              "schedule": schedule.state_dict(),
                              "random": random_states(gen, order)})
+    counter.remove()
     elapsed = before + time.perf_counter() - started
     return {"history": history, "seconds": elapsed, "images_per_s": seen / max(elapsed, 1e-9),
             "n_images": len(images), "head": head, "prepared": images,

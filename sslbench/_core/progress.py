@@ -45,14 +45,25 @@ class Reporter:
     def close(self) -> None: ...
 
 
+def rates(images_per_s: float, inputs_per_s: float | None = None) -> str:
+    """``112 source img/s, 448 inputs/s``: what each rate counts, said (the same words as
+    the README, ``sslbench list`` and benchmarks/)."""
+    text = f"{images_per_s:,.0f} source img/s"
+    if inputs_per_s is not None and abs(inputs_per_s - images_per_s) > 0.5:
+        text += f", {inputs_per_s:,.0f} inputs/s"
+    return text
+
+
 class TrainingProgress:
     """One training run's (or probe's) progress: ``epoch_done`` after each epoch, validation
     check or probed stage, with its loss (``None`` where there is none to show), throughput
     and any metrics."""
 
     def epoch_done(self, epoch: int, loss: float | None, images_per_s: float,
-                   **metrics: float) -> None:
-        ...
+                   inputs_per_s: float | None = None, **metrics: float) -> None:
+        """``images_per_s``: source images of the data set per second; ``inputs_per_s``,
+        where a task builds several inputs from each (rotated copies, tiles, views): the
+        images the network trained on per second."""
 
 
 class RichReporter(Reporter):
@@ -92,11 +103,11 @@ class RichReporter(Reporter):
         progress = self._progress
 
         class _Rich(TrainingProgress):
-            def epoch_done(self, epoch, loss, images_per_s, **metrics):
+            def epoch_done(self, epoch, loss, images_per_s, inputs_per_s=None, **metrics):
                 extra = " ".join(f"{k} {v:.3f}" for k, v in metrics.items() if v is not None)
                 shown = "" if loss is None else f"loss {loss:.3f} "
                 progress.update(task, completed=epoch,
-                                info=f"{shown}{images_per_s:,.0f} img/s {extra}")
+                                info=f"{shown}{rates(images_per_s, inputs_per_s)} {extra}")
         try:
             yield _Rich()
         finally:
@@ -160,13 +171,13 @@ class LogReporter(Reporter):
         line, started = self._line, time.monotonic()
 
         class _Lines(TrainingProgress):
-            def epoch_done(self, epoch, loss, images_per_s, **metrics):
+            def epoch_done(self, epoch, loss, images_per_s, inputs_per_s=None, **metrics):
                 extra = "".join(f" {k} {v:.3f}" for k, v in metrics.items() if v is not None)
                 spent = time.monotonic() - started
                 left = spent / max(epoch, 1) * (total_epochs - epoch)
                 shown = "" if loss is None else f"loss {loss:.3f} "
                 line(f"  {label}: {epoch}/{total_epochs} {shown}"
-                     f"{images_per_s:,.0f} img/s{extra}, {_duration(left)} left")
+                     f"{rates(images_per_s, inputs_per_s)}{extra}, {_duration(left)} left")
         yield _Lines()
 
 

@@ -40,7 +40,7 @@ from urllib.parse import quote
 
 
 from ..errors import SSLBenchError
-from ..leaderboard import Leaderboard, run_command
+from ..leaderboard import SINGLE_SEED, Leaderboard, run_command
 from .names import SAFE_NAME, public_name, slug
 from .records import load_results_dirs
 
@@ -121,6 +121,8 @@ def headline(board: Leaderboard, dataset: str, backbone: str) -> str:
     gains = board.gains(dataset, backbone)
     if not len(gains):
         return "no task to compare with scratch"
+    if not board.tested(dataset, backbone):
+        return SINGLE_SEED
     better = gains[gains["verdict"] == "better"]
     worse = gains[gains["verdict"] == "worse"]
     parts = []

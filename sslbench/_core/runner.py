@@ -32,7 +32,7 @@ from ..backbone import Backbone, BackboneSpec
 from .config import SweepConfig
 from ..data import DatasetRequest, ImageData, Splits, make_splits
 from .door import KINDS, backbone_problem, dataset_problem
-from ..errors import MalformedPlugin, SSLBenchError
+from ..errors import MalformedPlugin, SSLBenchError, did_you_mean
 from .checkpoints import CheckpointStore, cache_key
 from .claims import Claim, waiting_claim
 from .presets import apply_preset
@@ -389,7 +389,8 @@ class Sweep:
         for name in self.config.log_to:
             if name not in trackers:
                 raise SSLBenchError(f"unknown tracker {name!r} in --log-to; known: "
-                                    f"{', '.join(sorted(trackers)) or 'none installed'}")
+                                    f"{', '.join(sorted(trackers)) or 'none installed'}."
+                                    f"{did_you_mean(name, trackers)}")
             if trackers[name].check is not None:
                 trackers[name].check()
 

@@ -46,20 +46,31 @@ class PairedResult:
     p_boot_holm: float = math.nan
 
     @property
+    def tested(self) -> bool:
+        """Whether there are seeds enough to test at all: a paired test over seeds needs
+        two differences (with one there is no spread, so no interval and no p-value)."""
+        return self.n >= MIN_SEEDS
+
+    @property
     def significant(self) -> bool:
         """Both tests reject at :data:`ALPHA` after Holm's correction."""
-        return (self.p_t_holm < ALPHA) and (self.p_boot_holm < ALPHA)
+        return self.tested and (self.p_t_holm < ALPHA) and (self.p_boot_holm < ALPHA)
+
+
+# a paired test over seeds needs two of them
+MIN_SEEDS = 2
 
 
 def paired_t(diffs: Sequence[float], level: float = 0.95) -> tuple[float, float, float, float]:
     """(mean, low, high, p) of paired differences: Student's t interval and two-sided test.
-    With one difference the interval is infinite and p is nan; with zero spread the interval
+    With one difference nothing can be said of its spread: no interval and no test (nan,
+    which reports show as "—", never as an infinite interval); with zero spread the interval
     is the point and p is 0 (or 1 when the mean is 0)."""
     d = np.asarray(diffs, dtype=np.float64)
     n = len(d)
     mean = float(d.mean()) if n else math.nan
-    if n < 2:
-        return mean, -math.inf, math.inf, math.nan
+    if n < MIN_SEEDS:
+        return mean, math.nan, math.nan, math.nan
     sd = float(d.std(ddof=1))
     if sd == 0:
         return mean, mean, mean, (1.0 if mean == 0 else 0.0)
@@ -147,7 +158,9 @@ def compare(a: Sequence[dict], b: Sequence[dict]) -> PairedResult | None:
              for x, y in pairs]
     mean, low, high, p_t = paired_t(diffs)
     per_image = [correctness_differences(x, y) for x, y in pairs]
-    if any(d is None for d in per_image):
+    if len(pairs) < MIN_SEEDS or any(d is None for d in per_image):
+        # one seed: the bootstrap would resample test images only, which says nothing of
+        # the seed-to-seed variation that dominates here; not tested, as the t-test
         boot = (math.nan,) * 4
     else:   # seeds of one train/test split share their test images
         boot = paired_bootstrap(per_image, groups=[x.get("split_seed", 0) for x, _ in pairs])
@@ -156,8 +169,9 @@ def compare(a: Sequence[dict], b: Sequence[dict]) -> PairedResult | None:
 
 
 def correct_family(results: Sequence[PairedResult | None]) -> None:
-    """Fill in Holm-adjusted p-values over a family of comparisons, in place."""
-    present = [r for r in results if r is not None]
+    """Fill in Holm-adjusted p-values over a family of comparisons, in place. Comparisons
+    that cannot be tested (one seed) are not in the family."""
+    present = [r for r in results if r is not None and r.tested]
     for attr in ("p_t", "p_boot"):
         for r, adj in zip(present, holm([getattr(r, attr) for r in present])):
             setattr(r, f"{attr}_holm", adj)

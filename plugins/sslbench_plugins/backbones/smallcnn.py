@@ -1,7 +1,10 @@
 """A small four-stage CNN: the quick preset's backbone.
 
-Sized so that a training step runs at about 2,000 images/s at 32x32 on a 2-core CPU (see
-benchmarks/RESULTS.md), which keeps a whole quick sweep within minutes on a laptop. Each stage
+Sized so that training runs at about 1,800 inputs/s at 32x32 on a 2-core CPU: rotation
+pretraining, whose inputs are four rotated copies of each source image, at 440 source images/s
+(benchmarks/RESULTS.md, test_model_only[rotation]), which keeps a quick sweep within minutes
+on a laptop. "Inputs" are the images the network trains on, "source images" those of the data
+set; the two differ wherever a task builds several inputs from each image. Each stage
 is conv3x3-BN-ReLU; stages 2-4 start with a 2x2 max-pool. Widths 24-48-96-192.
 """
 
@@ -48,6 +51,6 @@ class SmallCNN(Backbone):
 @sslbench.hookimpl
 def sslbench_backbones():
     return [BackboneSpec("smallcnn", lambda resolution, widths=WIDTHS: SmallCNN(tuple(widths)),
-                         "4-stage CNN (24-48-96-192), ~2k img/s training on 2 CPU cores",
+                         "4-stage CNN (24-48-96-192), ~1,800 inputs/s training at 32 px on 2 CPU cores",
                          defaults={"widths": list(WIDTHS)},
                          ranges={"widths": Range(ge=1, le=4096)})]

@@ -44,7 +44,7 @@ from torch import nn
 import sslbench
 from sslbench.options import Range
 from sslbench.augment import standard_augment, to_float
-from sslbench.protocol import EvalContext, EvaluationProtocol, ProtocolResult, Split
+from sslbench.protocol import EvalContext, EvaluationProtocol, ProtocolResult, Split, Work
 from sslbench.task import ConsistencyContext
 from sslbench.training import (accuracy, autocast, check_finite, global_sum, make_optimizer,
                                maybe_compile, predict, random_batches, random_states,
@@ -116,6 +116,16 @@ class FineTune(EvaluationProtocol):
             self.require(key, o[key] >= 1, ">= 1")
         self.require("lr", o["lr"] > 0, "> 0")
         self.require("weight_decay", o["weight_decay"] >= 0, ">= 0")
+
+    def work(self, n_train: int, n_val: int, n_test: int) -> Work:
+        """Its step budget of labeled batches, every validation check, the test split (the
+        budget an early stop cuts short is counted whole: the estimate is an upper one)."""
+        o = self.options
+        steps = budget(o, n_train)
+        evals = min(int(o["evals"]), steps)
+        batch = min(int(o["batch_size"]), n_train)
+        return Work(train=steps * batch, predict=evals * n_val + n_test, steps=steps,
+                    batch=batch, unlabeled_batch=int(o["unlabeled_batch_size"]))
 
     @staticmethod
     def supervised_loss(logits, labels, tasks, contexts) -> torch.Tensor:

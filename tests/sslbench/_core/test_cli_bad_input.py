@@ -29,7 +29,12 @@ def assert_one_line_error(status, err, *fragments):
     (["--fractions", "0.5,1.5"], ["fraction 1.5 is outside (0, 1]"]),
     (["--fractions", "half"], ["--fractions: cannot read 'half'"]),
     (["--preset", "huge"], ["unknown preset 'huge'"]),
-    (["--set", "pretrain_epoch=3"], ["unknown setting 'pretrain_epoch'"]),
+    (["--set", "pretrain_epoch=3"], ["unknown setting 'pretrain_epoch'",
+                                     "Did you mean 'pretrain_epochs'?"]),
+    (["--opt", "linear.max_iters=3"], ["has no option 'max_iters'", "Did you mean 'max_iter'?"]),
+    (["--executor", "rey"], ["unknown executor 'rey'", "Did you mean 'ray'?"]),
+    (["--log-to", "tensorbord"], ["unknown tracker 'tensorbord'",
+                                  "Did you mean 'tensorboard'?"]),
     (["--opt", "finetune.steps=many"], ["protocol option finetune.steps: 'many' is not a valid int"]),
     (["--set", "finetune_steps=6"], ["setting finetune_steps is now option 'steps' of the finetune "
                                      "protocol: --opt finetune.steps=VALUE"]),

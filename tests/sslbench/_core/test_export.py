@@ -57,7 +57,8 @@ def test_a_rotation_checkpoint_round_trips_with_its_features_and_errors_are_one_
     results, out = str(results_dir), str(tmp_path / "x.safetensors")
     cases = [((results, "--task", "rotation"), "2 checkpoints match"),
              ((results, "--task", "scratch"), "no pretrained checkpoint"),
-             ((results, "--task", "jigsaw"), "no record in"),
+             ((results, "--task", "jigsaw"), "unknown task 'jigsaw'; known tasks: rotation, scratch"),
+             ((results, "--task", "rotation", "--seed", "7"), "no record in"),
              ((str(tmp_path / "nowhere"),), "neither a record file nor a results folder"),
              ((results, "--task", "rotation", "--seed", "0", "--keys", "timm"),
               "not a timm model")]

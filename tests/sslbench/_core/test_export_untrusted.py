@@ -58,7 +58,7 @@ def test_a_record_cannot_point_export_outside_the_cache(cli, finished_sweep, tmp
         record["pretraining"]["checkpoint"] = str(secret.with_suffix(""))
         path.write_text(json.dumps(record))
     status, _, err = export(cli, results, finished_sweep[1], tmp_path / "x.safetensors")
-    assert status == 2 and "no record in" in err, err
+    assert status == 2 and "unknown task 'rotation'" in err, err     # none left to export
     assert err.count("pretraining.checkpoint is not a checkpoint id") == 4     # named, skipped
 
 
@@ -94,3 +94,9 @@ def test_bad_resolution_or_options_in_a_record_are_one_line(cli, finished_sweep,
         status, _, err = export(cli, results, finished_sweep[1], tmp_path / "x.safetensors")
         assert status == 2 and message in err and "Traceback" not in err, err
         assert len(err.strip().splitlines()) == 1
+
+
+def test_a_misspelt_task_gets_a_did_you_mean(cli, finished_sweep, tmp_path):
+    status, _, err = cli("export", str(finished_sweep[0]), "--task", "rotaton",
+                         "--cache-dir", str(finished_sweep[1]), "-o", str(tmp_path / "x"))
+    assert status == 2 and "unknown task 'rotaton'" in err and "Did you mean 'rotation'?" in err
