@@ -104,13 +104,16 @@ class Work:
     """A cell's work in images through the network (:meth:`EvaluationProtocol.work`):
     ``train`` labeled images in training steps (forward and backward), ``predict`` images
     in forward passes only, and ``steps`` training steps of ``batch`` labeled images (each
-    consistency task adds its unlabeled batch, from ``unlabeled_batch``, to every one)."""
+    consistency task adds its unlabeled batch, from ``unlabeled_batch``, to every one);
+    ``earliest``: the smallest share of that work a run can end after (a protocol that stops
+    early when validation stops improving; 1.0 for one that always runs its budget)."""
 
     train: int = 0
     predict: int = 0
     steps: int = 0
     batch: int = 0               # labeled images per step
     unlabeled_batch: int = 0     # the protocol's unlabeled images per step (a task may scale it)
+    earliest: float = 1.0        # the share of it a run may stop at (early stopping), at least
 
 
 class EvaluationProtocol(Configurable):

@@ -18,8 +18,10 @@ wall time in the flowers sweep), so the estimate is a cost model of it:
   fraction gives its cell's measured time instead (the median over seeds), and a cached
   checkpoint costs no pretraining.
 
-The estimate is a range: the calibration's slowest and fastest timed steps, and a margin for
-what the model leaves out (data loading and checks, I/O, probes' solvers: 1-8% of a sweep).
+The estimate is a range: from the calibration's fastest timed step and the earliest a cell
+can stop (a protocol that stops early says after how much of its budget it can), to its
+slowest step, the whole budget and a margin for what the model leaves out (data loading and
+checks, I/O, probes' solvers: 1-8% of a sweep).
 """
 
 from __future__ import annotations
@@ -116,12 +118,24 @@ class Calibration:
         return (torch.randint(0, 256, (n, 3, res, res), generator=g, dtype=torch.uint8)
                 .to(self.sweep.device).float() / 255)
 
+    def _step(self, optimizer, loss):
+        """One training step as the sweep takes it: the loss under autocast, then backward
+        and the optimiser."""
+        from ..training import autocast
+
+        def step() -> None:
+            with autocast(self.sweep.device, self.sweep.dtype):
+                value = loss()
+            optimizer.zero_grad(set_to_none=True)
+            value.backward()
+            optimizer.step()
+        return step
+
     def pretraining(self, backbone: str, task, batch: int) -> Rate:
         """Source images per second of the task's training step."""
         def measure() -> Rate:
             import torch
 
-            from ..training import autocast
             from .seeding import make_generator
             net = self._backbone(backbone)
             head = task.build_head(net).to(self.sweep.device)
@@ -133,14 +147,8 @@ class Calibration:
             prepared = task.prepare(x.mul(255).to(torch.uint8), make_generator(0, "estimate"))
             del prepared                          # some tasks keep state from prepare()
             gen = make_generator(0, "estimate-steps")
-
-            def step() -> None:
-                with autocast(self.sweep.device, self.sweep.dtype):
-                    loss = task.pretext_loss(net, head, x, gen, **extra).loss
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-            return _rate(batch, _timed(step))
+            return _rate(batch, _timed(self._step(
+                optimizer, lambda: task.pretext_loss(net, head, x, gen, **extra).loss)))
         return self._cached({"kind": "pretraining", "backbone": backbone,
                              "options": self.sweep.backbone_options[backbone],
                              "task": task.config(), "batch": batch,
@@ -151,22 +159,14 @@ class Calibration:
         def measure() -> Rate:
             import torch
             import torch.nn.functional as F
-
-            from ..training import autocast
             net = self._backbone(backbone)
             fc = torch.nn.Linear(net.feature_dim, classes).to(self.sweep.device)
             optimizer = torch.optim.SGD(list(net.parameters()) + list(fc.parameters()),
                                         lr=1e-3, momentum=0.9)
             x = self._images(batch)
             y = torch.arange(batch, device=self.sweep.device) % classes
-
-            def step() -> None:
-                with autocast(self.sweep.device, self.sweep.dtype):
-                    loss = F.cross_entropy(fc(net(x)).float(), y)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-            return _rate(batch, _timed(step))
+            return _rate(batch, _timed(self._step(
+                optimizer, lambda: F.cross_entropy(fc(net(x)).float(), y))))
         return self._cached({"kind": "supervised", "backbone": backbone,
                              "options": self.sweep.backbone_options[backbone],
                              "batch": batch, "classes": classes,
@@ -302,7 +302,8 @@ def estimate(sweep: "Sweep") -> list[UnitEstimate]:
             if work.predict:
                 for i, t in enumerate(calibration.forward(unit.backbone).seconds(work.predict)):
                     cost[i] += t
-            low, high = low + cost[0], high + cost[1]
+            # an early stop may end the cell after this share of its work, and no sooner
+            low, high = low + cost[0] * work.earliest, high + cost[1]
             source.add("model")
         margin = (lambda t: (t[0] * OUTSIDE_MODEL[0], t[1] * OUTSIDE_MODEL[1]))  # noqa: E731
         out.append(UnitEstimate(unit, margin(pretraining) if pretraining else None,

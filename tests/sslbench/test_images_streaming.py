@@ -126,14 +126,16 @@ def test_image_folder_loader_lists_files(image_folder, tmp_path):
     assert isinstance(data.train_images, ImageFiles) and data.train_images.shape[1:] == (3, RES, RES)
 
 
-def test_bf16_autocast_path_runs_every_task_and_protocol(monkeypatch, tmp_path):
+def test_bf16_autocast_path_runs_every_task_and_protocol(monkeypatch, tmp_path, image_folder):
     """The precision branch that CUDA takes (bf16 autocast), run on the CPU, whose autocast
-    also supports bf16: every task and protocol must handle bf16 activations, streamed."""
+    also supports bf16: every task and protocol must handle bf16 activations, streamed. On
+    the 30-image folder: what is tested is the path, and bf16 on a CPU is slow."""
     import sslbench
     import sslbench._core.runner as runner
     from conftest import FAST, FAST_OPTIONS
     monkeypatch.setattr(runner, "autocast_dtype_for", lambda device: torch.bfloat16)
     frame = sslbench.run_sweep(
+        datasets=[f"imagefolder:{image_folder}"],
         out=str(tmp_path / "out"), cache_dir=str(tmp_path / "cache"), device="cpu",
         tasks=["rotation", "exemplar", "jigsaw", "relpatch", "rotation+uda"], fractions=[0.5],
         protocols=["linear", "finetune", "knn"], stream="always", workers=0,

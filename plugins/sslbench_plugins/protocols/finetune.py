@@ -118,14 +118,17 @@ class FineTune(EvaluationProtocol):
         self.require("weight_decay", o["weight_decay"] >= 0, ">= 0")
 
     def work(self, n_train: int, n_val: int, n_test: int) -> Work:
-        """Its step budget of labeled batches, every validation check, the test split (the
-        budget an early stop cuts short is counted whole: the estimate is an upper one)."""
+        """Its step budget of labeled batches, every validation check, the test split; with
+        early stopping a run can end after ``patience + 1`` of its checks, no sooner."""
         o = self.options
         steps = budget(o, n_train)
         evals = min(int(o["evals"]), steps)
         batch = min(int(o["batch_size"]), n_train)
+        patience = int(o["patience"])
+        earliest = min(1.0, (patience + 1) / evals) if patience and n_val else 1.0
         return Work(train=steps * batch, predict=evals * n_val + n_test, steps=steps,
-                    batch=batch, unlabeled_batch=int(o["unlabeled_batch_size"]))
+                    batch=batch, unlabeled_batch=int(o["unlabeled_batch_size"]),
+                    earliest=earliest)
 
     @staticmethod
     def supervised_loss(logits, labels, tasks, contexts) -> torch.Tensor:

@@ -102,7 +102,8 @@ def test_local_plugin_file_runs_through_the_cli(fast_run, cli, tmp_path, image_f
 def test_unknown_task_option_is_bad_input(fast_run):
     status, _, err = fast_run("--task-opt", "rotation.colour=1")
     assert status == 2
-    assert err.strip() == "sslbench: error: task 'rotation' has no option 'colour'; its options: crop, flip, symmetrise"
+    assert err.strip() == ("sslbench: error: task 'rotation' has no option 'colour'; its options: "
+                           "crop, flip, symmetrise.")
 
 
 LOGGER = textwrap.dedent('''
