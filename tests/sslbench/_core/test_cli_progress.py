@@ -2,8 +2,9 @@
 (a file, a CI log): `show --check` too, not only `run`; rates say what they count."""
 
 
-def test_show_check_prints_progress_lines_when_redirected(cli):
-    status, out, err = cli("show", "rotation", "--check", "--epochs", "2", "--resolution", "16")
+def test_show_check_prints_progress_lines_when_redirected(cli, image_folder):
+    status, out, err = cli("show", "rotation", "--check", "--epochs", "2", "--resolution", "16",
+                           "--dataset", f"imagefolder:{image_folder}")
     assert status == 0, err
     lines = [line for line in err.splitlines() if "pretrain rotation:" in line]
     assert len(lines) >= 2, err                           # one per epoch, as they happen
