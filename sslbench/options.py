@@ -66,6 +66,11 @@ class Range:
             return f"{'<=' if self.le is not None else '<'} {high[:-1]}"
         return "any finite number"
 
+    def describe(self) -> str:
+        """As a rule in a sentence: ``in [0, 1]``, ``>= 1`` (errors, ``sslbench list``)."""
+        text = str(self)
+        return f"in {text}" if text[:1] in "[(" else text
+
 
 def numeric(value: Any) -> bool:
     """Whether an option's default is a number or a list of numbers (it needs a range)."""
@@ -85,10 +90,8 @@ def check_ranges(kind: str, name: str, values: Mapping[str, Any],
         for item in items:
             if item not in allowed:
                 where = " (each element)" if isinstance(value, list) else ""
-                rule = str(allowed)
-                rule = f"in {rule}" if rule[0] in "[(" else rule
-                raise SSLBenchError(f"{kind} option {name}.{key} must be {rule}{where}, got "
-                                    f"{value!r}")
+                raise SSLBenchError(f"{kind} option {name}.{key} must be "
+                                    f"{allowed.describe()}{where}, got {value!r}")
 
 
 def resolve_options(kind: str, name: str, defaults: Mapping[str, Any],

@@ -212,8 +212,17 @@ def live_claims(folder: Path) -> dict[str, dict[str, Any]]:
         holder = claim.holder()
         # a claim that names no process (garbage, or still being written) runs nothing
         if holder and isinstance(holder.get("pid"), int) and not claim.stale(holder):
-            live[path.stem] = holder
+            # what is printed of it is data from another user: plain text only
+            live[path.stem] = {**holder, **{k: _printable(holder.get(k))
+                                            for k in ("host", "since")}}
     return live
+
+
+def _printable(value: Any) -> str:
+    """A claim's text field as it may be shown on a terminal: no control characters (an
+    escape sequence planted in a claim must not reach the user's terminal), at most 100."""
+    text = value if isinstance(value, str) else "?"
+    return "".join(ch if ch.isprintable() else "?" for ch in text)[:100]
 
 
 @contextlib.contextmanager

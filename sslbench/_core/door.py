@@ -16,8 +16,6 @@ ones) in a plugin author's own test suite.
 
 from __future__ import annotations
 
-import math
-
 from dataclasses import dataclass
 from typing import Any
 
@@ -104,24 +102,11 @@ def returned_problem(kind: str, returned: Any) -> str | None:
 
 
 def references_problem(task: Any) -> str | None:
-    """Why a task's published ``references`` cannot go into records, or None: each is a
-    table with a numeric ``accuracy`` in [0, 100] (a report compares it with measured
-    numbers; a string there would be accepted by every sweep and break every report)."""
-    references = getattr(task, "references", [])
-    if not isinstance(references, (list, tuple)):
-        return f"references must be a list of tables, not {_what(references)}"
-    for ref in references:
-        if not isinstance(ref, dict):
-            return f"a reference must be a table (dict), not {_what(ref)}"
-        acc = ref.get("accuracy")
-        if isinstance(acc, bool) or not isinstance(acc, (int, float)) \
-                or not math.isfinite(acc) or not 0 <= acc <= 100:
-            return (f"reference {ref.get('paper', '?')!r} has accuracy {acc!r}: a number "
-                    "of percent in [0, 100]")
-        for key in ("paper", "dataset", "backbone", "protocol", "source"):
-            if key in ref and not isinstance(ref[key], str):
-                return f"reference {ref.get('paper', '?')!r}: {key} must be text"
-    return None
+    """Why a task's published ``references`` cannot go into records, or None (the records'
+    own rule, :func:`sslbench._core.records.references_problem`: accepted here, a string
+    accuracy would be taken by every sweep and break every report of it)."""
+    from .records import references_problem as problem
+    return problem(getattr(task, "references", []))
 
 
 def backbone_problem(name: str, create, resolution: int) -> str | None:

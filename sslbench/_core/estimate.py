@@ -32,7 +32,6 @@ import statistics
 import time
 from collections import defaultdict
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .atomic import atomic_write_json
@@ -86,21 +85,26 @@ class Calibration:
         self.sweep = sweep
         self.folder = sweep.cache_dir / CALIBRATION_DIR
         self.measured = 0          # how many rates this run had to measure (for tests)
+        self._known: dict[str, Rate] = {}      # read or measured once per run
 
     def _cached(self, what: dict[str, Any], measure) -> Rate:
         from .records import device_description
         key = cache_key({**what, "device": device_description(self.sweep.device),
                          "torch": __import__("torch").__version__})
+        if key in self._known:
+            return self._known[key]
         path = self.folder / f"{key}.json"
         try:
             entry = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, ValueError):
             entry = None
         if _valid(entry):
-            return Rate(float(entry["fast"]), float(entry["slow"]))
-        rate = measure()
-        self.measured += 1
-        atomic_write_json(path, {"fast": rate.fast, "slow": rate.slow, "what": what})
+            rate = Rate(float(entry["fast"]), float(entry["slow"]))
+        else:
+            rate = measure()
+            self.measured += 1
+            atomic_write_json(path, {"fast": rate.fast, "slow": rate.slow, "what": what})
+        self._known[key] = rate
         return rate
 
     def _backbone(self, name: str):

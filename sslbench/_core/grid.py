@@ -14,7 +14,6 @@ per-kind options.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from .config import SweepConfig

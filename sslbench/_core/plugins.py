@@ -323,7 +323,7 @@ class PluginHost:
             defaults = getattr(c.obj, "defaults", None) or {}
             ranges = getattr(c.obj, "ranges", None) or {}
             options = ", ".join(f"{k}={format_value(v)}"
-                                + (f" ({_range_text(ranges[k])})" if k in ranges else "")
+                                + (f" ({ranges[k].describe()})" if k in ranges else "")
                                 for k, v in defaults.items())
             if kind == "dataset" and c.obj.takes_argument:
                 name = f"{name}:PATH"
@@ -337,8 +337,3 @@ class PluginHost:
             rows.append((name, desc, options, c.plugin))
         return rows
 
-
-def _range_text(allowed: Any) -> str:
-    """``in [0, 1]``, ``>= 1``: a declared range as ``sslbench list`` shows it."""
-    text = str(allowed)
-    return f"in {text}" if text[:1] in "[(" else text

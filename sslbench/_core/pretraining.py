@@ -68,9 +68,10 @@ def pretrain(task: PretextTask, backbone: nn.Module, images: Images | torch.Tens
         reporter.log(f"{label}: resuming after epoch {snapshot['epoch']} of {epochs} "
                      f"from {resume.path}")
     # training inputs: what the backbone sees per step (a rotation step shows it four
-    # copies of each source image, a jigsaw step nine tiles); counted at its input
+    # copies of each source image, a jigsaw step nine tiles); counted at the input of the
+    # module the task is given (outside a compiled graph), no sync
     inputs = [0]
-    counter = backbone.register_forward_pre_hook(
+    counter = net.register_forward_pre_hook(
         lambda module, args: inputs.__setitem__(0, inputs[0] + len(args[0])) if args else None)
     with reporter.training(label, epochs) as progress:
         for epoch in range(first_epoch, epochs + 1):
@@ -113,13 +114,14 @@ def pretrain(task: PretextTask, backbone: nn.Module, images: Images | torch.Tens
             check_finite(mean_loss, f"pretext loss of {task.name} in epoch {epoch}")
             dt = time.perf_counter() - t0
             seen += n_images
-            row = {"epoch": epoch, "loss": mean_loss, "images_per_s": n_images / dt,
-                   "inputs_per_s": inputs[0] * world / dt}
+            row = {"epoch": epoch, "loss": mean_loss, "images_per_s": n_images / dt}
+            if inputs[0]:            # a task that calls the network only through other methods
+                row["inputs_per_s"] = inputs[0] * world / dt
             if count.item() > 0:
                 row["pretext_accuracy"] = correct.item() / count.item()
             history.append(row)
             progress.epoch_done(epoch, mean_loss, n_images / dt,
-                                inputs_per_s=row["inputs_per_s"],
+                                inputs_per_s=row.get("inputs_per_s"),
                                 **({"acc": row["pretext_accuracy"]}
                                    if "pretext_accuracy" in row else {}))
             if resume is not None and epoch < epochs and resume.due():

@@ -41,6 +41,7 @@ from urllib.parse import quote
 
 from ..errors import SSLBenchError
 from ..leaderboard import SINGLE_SEED, Leaderboard, run_command
+from .atomic import _umask
 from .names import SAFE_NAME, public_name, slug
 from .records import load_results_dirs
 
@@ -172,7 +173,7 @@ def publish(directories: list[str], site: Path, host,
         pages = _write_site(groups, staging, host)
         (staging / MARKER).write_text("written by sslbench publish; the next publish to "
                                       "this folder replaces it whole\n")
-        os.chmod(staging, 0o777 & ~_umask())
+        os.chmod(staging, 0o777 & ~_umask())   # mkdtemp makes 0700; a site is shared
         _swap(staging, site)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
@@ -183,11 +184,6 @@ def publish(directories: list[str], site: Path, host,
 def _folder_name(dataset: str, backbone: str, preset: str) -> str:
     """A leaderboard's folder in the site: data set, backbone and preset."""
     return f"{slug(dataset)}-{backbone}-{slug(preset)}"
-
-
-def _umask() -> int:
-    from .atomic import _umask as umask
-    return umask()
 
 
 def _remove_leftovers(site: Path) -> None:

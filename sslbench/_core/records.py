@@ -121,7 +121,7 @@ def record_problem(record: Any) -> str | None:
             return f"{key} {record[key]!r} is not a number >= 0"
     problem = (_sweep_problem(record.get("sweep") or {})
                or _pretraining_problem(record.get("pretraining") or {})
-               or _references_problem(record.get("references") or []))
+               or references_problem(record.get("references") or []))
     if problem:
         return problem
     if record["status"] == "ok":
@@ -159,11 +159,21 @@ def _pretraining_problem(pre: dict) -> str | None:
     return None
 
 
-def _references_problem(references: list) -> str | None:
+def references_problem(references: Any) -> str | None:
+    """Why a task's published ``references`` (in its class, and copied into every record of
+    its row) cannot be shown beside measured numbers, or None: a list of tables, each with a
+    numeric ``accuracy`` in percent, [0, 100], and text where it names something."""
+    if not isinstance(references, (list, tuple)):
+        return f"references must be a list of tables, not a {type(references).__name__}"
     for ref in references:
-        if not isinstance(ref, dict) or not (_number(ref.get("accuracy"))
-                                             and 0 <= ref["accuracy"] <= 100):
-            return "a reference without a numeric accuracy in [0, 100]"
+        if not isinstance(ref, dict):
+            return f"a reference must be a table (dict), not a {type(ref).__name__}"
+        if not (_number(ref.get("accuracy")) and 0 <= ref["accuracy"] <= 100):
+            return (f"reference {ref.get('paper', '?')!r} has accuracy {ref.get('accuracy')!r}: "
+                    "a number of percent in [0, 100]")
+        for key in ("paper", "dataset", "backbone", "protocol", "source"):
+            if key in ref and not isinstance(ref[key], str):
+                return f"reference {ref.get('paper', '?')!r}: {key} must be text"
     return None
 
 

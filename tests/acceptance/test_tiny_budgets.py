@@ -28,7 +28,9 @@ def test_cells_without_validation_images_use_the_fixed_rule(fast_run, cli, tmp_p
 
 
 def test_cells_with_validation_images_choose_on_them(finished_sweep):      # the control
-    for path in (finished_sweep[0] / "records").glob("*.json"):
+    paths = sorted((finished_sweep[0] / "records").glob("*.json"))
+    assert len(paths) == 8
+    for path in paths:
         r = json.loads(path.read_text())
         assert r["chosen_on"] == "validation" and r["details"]["chosen_on"] == "validation"
         assert r["n_val"] > 0 and 0 <= r["metrics"]["val_accuracy"] <= 1

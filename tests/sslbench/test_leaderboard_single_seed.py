@@ -49,6 +49,7 @@ def test_the_frame_and_the_headline_of_one_seed():
     b = board([0])
     frame = b.summary()
     numbers = frame.select_dtypes("number")
+    assert len(numbers) == 4 and "gain_ci_low" in numbers.columns
     for column in numbers.columns:
         for value in numbers[column]:
             assert value is None or value is __import__("pandas").NA or math.isfinite(value), \

@@ -84,6 +84,7 @@ def test_a_bit_flipped_feature_file_is_named_and_recomputed(fast_run, tmp_path):
     args = ("--tasks", "rotation", "--fractions", "1.0", "--protocols", "linear")
     assert fast_run(*args)[0] == 0
     first = accuracies(tmp_path)
+    assert len(first) == 2
     path = next((tmp_path / "cache" / "features").glob("*-test.pt"))
     data = bytearray(path.read_bytes())
     data[len(data) // 2] ^= 0x10

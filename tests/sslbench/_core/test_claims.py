@@ -115,3 +115,17 @@ def test_a_pid_reused_by_another_process_is_not_a_live_holder(tmp_path):
     finally:
         sleeper.kill()
         sleeper.wait()
+
+
+def test_what_status_shows_of_a_claim_is_plain_text(tmp_path):
+    """A claim is written by whoever shares the folder: the host and time it names reach
+    the terminal without control characters (an escape sequence would be a terminal's
+    command)."""
+    import socket
+    path = tmp_path / "unit.claim"
+    path.write_text(json.dumps({"host": "node\x1b]0;pwned\x07", "pid": os.getpid(),
+                                "since": "\x1b[2Jnow", "token": "t"}))
+    # another host's fresh claim is live
+    [holder] = claims.live_claims(tmp_path).values()
+    assert holder["host"] == "node?]0;pwned?" and holder["since"] == "?[2Jnow"
+    assert socket.gethostname() != holder["host"]

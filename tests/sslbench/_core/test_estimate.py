@@ -21,7 +21,7 @@ def test_a_grid_never_run_gets_a_finite_estimate_per_unit(fast_run, tmp_path):
     assert "2 units, 8 of 8 cells to run" in out and "0.0 min" not in out and "?" not in out
     summary = out.strip().splitlines()[-1]
     assert summary.startswith("estimated ") and "for 2 units" in summary
-    assert all(float(v) > 0 for v, _ in spans(summary))
+    assert spans(summary) and all(float(v) > 0 for v, _ in spans(summary))
     for unit in ("digits__smallcnn__scratch__s0", "digits__smallcnn__rotation__s0"):
         line = next(l for l in out.splitlines() if unit in l)
         assert "model" in line and spans(line), line

@@ -41,7 +41,9 @@ def test_names_from_records_never_become_paths_outside(cli, finished_sweep, tmp_
     assert written == [], written
     assert err.count("warning: skipping") == 2             # cell_id and backbone refused
     # the crafted preset is a name, shown as text, and its folder is a slug in the site
-    assert all(p.resolve().is_relative_to(site.resolve()) for p in site.rglob("*"))
+    written = list(site.rglob("*"))
+    assert (site / "index.html") in written and len(written) > 20
+    assert all(p.resolve().is_relative_to(site.resolve()) for p in written)
 
 
 def test_a_republish_holds_exactly_the_current_records(cli, finished_sweep, tmp_path):
