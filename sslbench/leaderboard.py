@@ -1,5 +1,5 @@
 """From records to a leaderboard: one row per task plus the scratch baseline, one column per
-protocol x label fraction, mean ± std of test accuracy over seeds, with the statistics that
+protocol x label budget, mean ± std of test accuracy over seeds, with the statistics that
 say which differences are real.
 
 The numbers live in a long pandas DataFrame (one row per finished cell); :class:`Leaderboard`
@@ -27,7 +27,7 @@ from typing import Any
 import pandas as pd
 
 from .formats import ReportFormat  # noqa: F401 (its old home; plugins may import it here)
-from ._core.fractions import fraction_key, percent
+from ._core.budgets import FLAGS, Budget, fraction_key
 from ._core.names import public_name
 from ._core.stats import ALPHA, PairedResult, compare, correct_family
 
@@ -80,14 +80,18 @@ class Leaderboard:
         self._comparisons: dict[tuple[str, str], dict] = {}
         self._summary: pd.DataFrame | None = None
         rows = []
+        # each budget's label ("10%", "20/class", "250 labels") is its column's key
+        self._budgets: dict[str, Budget] = {}
         for r in records:
+            budget = Budget.of_record(r)
+            self._budgets[budget.label] = budget
             pre = r.get("pretraining") or {}
             held = pre.get("heldout") or {}
             control = pre.get("control") or {}
             ok = r["status"] == "ok"
             rows.append({
                 "dataset": r["dataset"], "backbone": r["backbone"], "task": r["task"],
-                "protocol": r["protocol"], "fraction": float(r["fraction"]), "seed": r["seed"],
+                "protocol": r["protocol"], "budget": budget.label, "seed": r["seed"],
                 "split_seed": r.get("split_seed", 0),
                 "status": r["status"], "preset": r.get("preset"),
                 "test_accuracy": 100 * r["metrics"]["test_accuracy"] if ok else math.nan,
@@ -106,7 +110,7 @@ class Leaderboard:
                 "control_chance": 100 * control["chance"] if "chance" in control else math.nan,
                 "error": r.get("error")})
         self.frame = pd.DataFrame(rows, columns=[
-            "dataset", "backbone", "task", "protocol", "fraction", "seed", "split_seed",
+            "dataset", "backbone", "task", "protocol", "budget", "seed", "split_seed",
             "status", "preset", "test_accuracy", "n_train", "n_val", "n_test", "converged",
             "pretrain_seconds", "pretext_accuracy", "pretext_chance", "pretext_near_chance",
             "control_name", "control_accuracy", "control_chance", "error"])
@@ -145,8 +149,18 @@ class Leaderboard:
         return sorted(present, key=lambda p: (order.index(p) if p in order else len(order), p))
 
     @property
+    def budgets(self) -> list[str]:
+        """The label budgets present, as reports print them, in table order (fractions,
+        then labels per class, then labels in all; each by size)."""
+        return sorted(self._budgets, key=lambda label: self._budgets[label].order)
+
+    @property
     def fractions(self) -> list[float]:
-        return sorted(self.frame["fraction"].unique())
+        """The budgets that are fractions (sslbench 0.4's only kind of budget)."""
+        return sorted(b.value for b in self._budgets.values() if b.kind == "fraction")
+
+    def budget(self, label: str) -> Budget:
+        return self._budgets[label]
 
     @property
     def tasks(self) -> list[str]:
@@ -160,7 +174,7 @@ class Leaderboard:
         return [tuple(x) for x in pairs.itertuples(index=False)]
 
     def summary(self) -> pd.DataFrame:
-        """Long form: one row per (dataset, backbone, task, protocol, fraction) with mean, std
+        """Long form: one row per (dataset, backbone, task, protocol, budget) with mean, std
         and n over seeds of test accuracy (%), the failed and unconverged cells, the label
         budget (median training and validation images), the mean pretraining time, and, for
         task rows, the paired comparison with scratch (mean gain, 95% t interval, p-values
@@ -168,7 +182,7 @@ class Leaderboard:
         is its column's significant winner."""
         if self._summary is not None:
             return self._summary.copy()
-        keys = ["dataset", "backbone", "task", "protocol", "fraction"]
+        keys = ["dataset", "backbone", "task", "protocol", "budget"]
         ok = self.frame[self.frame["status"] == "ok"]
         agg = ok.groupby(keys).agg(mean=("test_accuracy", "mean"), std=("test_accuracy", "std"),
                                    n=("test_accuracy", "count"),
@@ -180,6 +194,12 @@ class Leaderboard:
                .drop_duplicates(["dataset", "backbone", "task", "seed", "split_seed"])
                .groupby(["dataset", "backbone", "task"])["pretrain_seconds"].mean())
         out = agg.join(failed, how="outer").reset_index()
+        out["fraction"] = [self._budgets[b].value if self._budgets[b].kind == "fraction"
+                           else math.nan for b in out["budget"]]
+        out["_kind"] = [self._budgets[b].order[0] for b in out["budget"]]
+        out["_size"] = [self._budgets[b].order[1] for b in out["budget"]]
+        out = (out.sort_values(["dataset", "backbone", "task", "protocol", "_kind", "_size"])
+               .drop(columns=["_kind", "_size"]).reset_index(drop=True))
         for col in ("n", "n_failed", "n_unconverged"):
             out[col] = out[col].fillna(0).astype(int)
         out["pretrain_seconds"] = [pre.get((d, b, t)) for d, b, t in
@@ -188,7 +208,7 @@ class Leaderboard:
                                  "p_boot", "p_boot_holm", "tested", "significant", "winner")}
         for _, row in out.iterrows():
             comp = self.comparisons(row["dataset"], row["backbone"])
-            vs = comp["vs_scratch"].get((row["task"], row["protocol"], row["fraction"]))
+            vs = comp["vs_scratch"].get((row["task"], row["protocol"], row["budget"]))
             for col, attr in (("gain", "mean"), ("gain_ci_low", "ci_low"),
                               ("gain_ci_high", "ci_high"), ("p_t", "p_t"),
                               ("p_t_holm", "p_t_holm"), ("p_boot", "p_boot"),
@@ -196,7 +216,7 @@ class Leaderboard:
                 extra[col].append(getattr(vs, attr) if vs else math.nan)
             extra["tested"].append(bool(vs.tested) if vs else False)
             extra["significant"].append(bool(vs.significant) if vs else False)
-            win = comp["winners"].get((row["protocol"], row["fraction"]))
+            win = comp["winners"].get((row["protocol"], row["budget"]))
             extra["winner"].append(bool(win and win["task"] == row["task"]
                                         and win["result"] is not None
                                         and win["result"].significant))
@@ -220,8 +240,8 @@ class Leaderboard:
                 and r["backbone"] == backbone]
 
     def comparisons(self, dataset: str, backbone: str) -> dict[str, dict]:
-        """``vs_scratch``: {(task, protocol, fraction): PairedResult of task - scratch}, one
-        Holm family; ``winners``: {(protocol, fraction): {"task", "runner_up", "result"}} with
+        """``vs_scratch``: {(task, protocol, budget): PairedResult of task - scratch}, one
+        Holm family; ``winners``: {(protocol, budget): {"task", "runner_up", "result"}} with
         the best mean against the second best, Holm-corrected over the columns."""
         key = (dataset, backbone)
         if key in self._comparisons:
@@ -229,7 +249,8 @@ class Leaderboard:
         records = self._ok(dataset, backbone)
         cells: dict[tuple, list] = {}
         for r in records:
-            cells.setdefault((r["task"], r["protocol"], float(r["fraction"])), []).append(r)
+            cells.setdefault((r["task"], r["protocol"], Budget.of_record(r).label),
+                             []).append(r)
         vs_scratch: dict[tuple, PairedResult] = {}
         for (task, proto, frac), recs in cells.items():
             base = cells.get((SCRATCH, proto, frac))
@@ -256,7 +277,7 @@ class Leaderboard:
 
     def display(self, mark_best: Callable[[str], str] = lambda s: s,
                 dataset: str | None = None, backbone: str | None = None) -> pd.DataFrame:
-        """The leaderboard as strings: index = task, columns = "protocol f% (n=N)", then the
+        """The leaderboard as strings: index = task, columns = "protocol BUDGET (n=N)", then the
         pretext columns. Cells read "mean ± std", then ▲/▼ where the task is significantly
         better/worse than scratch, † with a count where seeds did not converge, [n=k] where a
         cell has fewer seeds than its column; "n/a" where a protocol does not apply, "—" where
@@ -271,8 +292,8 @@ class Leaderboard:
         columns = {}
         budget_row = {}
         for proto in self.protocols:
-            for frac in self.fractions:
-                col = summary[(summary["protocol"] == proto) & (summary["fraction"] == frac)]
+            for budget in self.budgets:
+                col = summary[(summary["protocol"] == proto) & (summary["budget"] == budget)]
                 if col.empty:
                     continue
                 top_n = int(col["n"].max())
@@ -280,8 +301,8 @@ class Leaderboard:
                 for task in self.tasks:
                     row = col[col["task"] == task]
                     if row.empty:
-                        # not run at this fraction: "—" where the task has this protocol at
-                        # another fraction (a cell still missing), "n/a" where it has none
+                        # not run at this budget: "—" where the task has this protocol at
+                        # another budget (a cell still missing), "n/a" where it has none
                         ran = ((summary["task"] == task) & (summary["protocol"] == proto)).any()
                         cells[task] = "—" if ran else "n/a"
                         continue
@@ -301,7 +322,7 @@ class Leaderboard:
                     if row["n_failed"]:
                         text += f" ({row['n_failed']} failed)"
                     cells[task] = mark_best(text) if row["winner"] else text
-                name = f"{proto} {percent(frac)} (n={top_n})"
+                name = f"{proto} {budget} (n={top_n})"
                 columns[name] = cells
                 budget_row[name] = _budget(col)
         index = [t for t in self.tasks if t in set(summary["task"])]
@@ -419,8 +440,9 @@ class Leaderboard:
         p-values before and after Holm's correction, and the verdict."""
         rows = []
         comp = self.comparisons(dataset, backbone)["vs_scratch"]
-        for (task, proto, frac), r in sorted(comp.items()):
-            rows.append({"task": task, "protocol": proto, "labels": percent(frac),
+        for (task, proto, budget), r in sorted(
+                comp.items(), key=lambda kv: (kv[0][0], kv[0][1], self._budgets[kv[0][2]].order)):
+            rows.append({"task": task, "protocol": proto, "labels": budget,
                          "n": r.n, "gain": f"{r.mean:+.1f}",
                          "95% CI (t)": (f"[{r.ci_low:+.1f}, {r.ci_high:+.1f}]"
                                         if math.isfinite(r.ci_low) else "—"),
@@ -453,7 +475,7 @@ def run_command(records: list[dict[str, Any]]) -> str:
     parts = ["sslbench run", f"--dataset {','.join(datasets)}",
              f"--backbone {','.join(sorted({r['backbone'] for r in records}))}",
              f"--tasks {','.join(tasks)}" if tasks else "",
-             f"--fractions {','.join(fraction_key(f) for f in sorted({float(r['fraction']) for r in records}))}",
+             *_budget_flags(records),
              f"--protocols {','.join(sorted({r['protocol'] for r in records}))}",
              f"--seeds {','.join(str(s) for s in sorted({r['seed'] for r in records}))}",
              f"--split-seeds {','.join(map(str, splits))}" if splits != [0] else "",
@@ -461,6 +483,19 @@ def run_command(records: list[dict[str, Any]]) -> str:
              f"--preset {sweep.get('preset')}" if sweep.get("preset") else ""]
     parts += _overrides(sweep)
     return " ".join(p for p in parts if p)
+
+
+def _budget_flags(records: list[dict[str, Any]]) -> list[str]:
+    """``--fractions 0.1,1``, ``--labels-per-class 20,100``, ``--labels 250``: the records'
+    budgets by kind."""
+    by_kind: dict[str, set] = {}
+    for r in records:
+        budget = Budget.of_record(r)
+        by_kind.setdefault(budget.kind, set()).add(budget.value)
+    return [f"{FLAGS[kind]} "
+            + ",".join(fraction_key(v) if kind == "fraction" else str(int(v))
+                       for v in sorted(by_kind[kind]))
+            for kind in FLAGS if kind in by_kind]
 
 
 def _overrides(sweep: dict[str, Any]) -> list[str]:
@@ -510,24 +545,27 @@ class Publication:
         self.board = board
 
     def label_efficiency(self) -> pd.DataFrame:
-        """Per task and protocol: the gain over scratch (points) at each fraction, "n.s."
-        where the paired tests do not support it, and the smallest fraction whose mean reaches
-        scratch fine-tuned on 100% of the labels. That reference is used only when every
-        seed of it converged; otherwise the column says why it is missing."""
+        """Per task and protocol: the gain over scratch (points) at each budget, "n.s."
+        where the paired tests do not support it, and the smallest budget whose mean reaches
+        scratch fine-tuned on the largest budget (100% of the labels where the grid has it).
+        That reference is used only when every seed of it converged; otherwise the column
+        says why it is missing."""
         s = self.board.summary()
         rows = []
+        top = self.reference_budget()
+        reaches = f"reaches scratch@{top} at"
         for (ds, bb), group in s.groupby(["dataset", "backbone"]):
             ref = group[(group["task"] == SCRATCH)
                         & (group["protocol"].isin(self.board.trained_protocols()))
-                        & (group["fraction"] == 1.0)].head(1)
+                        & (group["budget"] == top)].head(1)
             reference = float(ref["mean"].iloc[0]) if len(ref) else float("nan")
             unconverged = bool(len(ref)) and int(ref["n_unconverged"].iloc[0]) > 0
             for (task, proto), g in group[group["task"] != SCRATCH].groupby(["task", "protocol"]):
                 row = {"dataset": public_name(ds), "backbone": bb, "task": task, "protocol": proto}
-                for fraction in self.board.fractions:   # every column, "—" where not run
-                    at = g[g["fraction"] == fraction]
+                for budget in self.board.budgets:   # every column, "—" where not run
+                    at = g[g["budget"] == budget]
                     gain = at["gain"].iloc[0] if len(at) else float("nan")
-                    label = f"gain {percent(fraction)}"
+                    label = f"gain {budget}"
                     if pd.isna(gain):
                         row[label] = "—"
                     else:
@@ -535,24 +573,34 @@ class Publication:
                                       + ("" if at["significant"].iloc[0] else
                                          " n.s." if at["tested"].iloc[0] else " (1 seed)"))
                 if not len(ref):
-                    row["reaches scratch@100% at"] = "—"
+                    row[reaches] = "—"
                 elif unconverged:
-                    row["reaches scratch@100% at"] = "— (scratch@100% not converged)"
+                    row[reaches] = f"— (scratch@{top} not converged)"
                 else:
-                    reached = g[g["mean"] >= reference].sort_values("fraction")
-                    row["reaches scratch@100% at"] = (percent(reached["fraction"].iloc[0])
-                                                      if len(reached) else "not reached")
+                    reached = [b for b in self.board.budgets
+                               if (g[g["budget"] == b]["mean"] >= reference).any()]
+                    row[reaches] = reached[0] if reached else "not reached"
                 rows.append(row)
-        return pd.DataFrame(rows).fillna("—")     # a fraction a task has not run at
+        return pd.DataFrame(rows).fillna("—")     # a budget a task has not run at
+
+    def reference_budget(self) -> str:
+        """The budget of the label-efficiency reference: 100% where the grid has it, else
+        its largest (by the median number of labeled images)."""
+        if "100%" in self.board.budgets:
+            return "100%"
+        frame = self.board.frame
+        sizes = (frame["n_train"].fillna(0) + frame["n_val"].fillna(0)).groupby(
+            frame["budget"]).median()
+        return max(self.board.budgets, key=lambda b: (sizes.get(b, 0), self.board.budget(b).order))
 
     def provenance(self) -> pd.DataFrame:
         """Per leaderboard cell: the records behind it, what each seed's protocol chose on
         validation (layer, step, k), and the label-split files."""
         rows = {}
         for r in self.board.records:
-            key = (r["task"], r["protocol"], float(r["fraction"]))
+            key = (r["task"], r["protocol"], Budget.of_record(r).label)
             row = rows.setdefault(key, {"task": key[0], "protocol": key[1],
-                                        "fraction": key[2], "seeds": [],
+                                        "budget": key[2], "seeds": [],
                                         "chosen": [], "split files": set(), "failed": 0})
             row["seeds"].append(r["seed"])
             if r["status"] != "ok":
@@ -572,9 +620,9 @@ class Publication:
             row["chosen"] = ", ".join(row["chosen"]) or "—"
             row["split files"] = ", ".join(sorted(row["split files"]))
             out.append(row)
-        frame = pd.DataFrame(out).sort_values(["task", "protocol", "fraction"])
-        frame["fraction"] = [percent(f) for f in frame["fraction"]]
-        return frame.reset_index(drop=True)
+        out.sort(key=lambda row: (row["task"], row["protocol"],
+                                  self.board.budget(row["budget"]).order))
+        return pd.DataFrame(out)
 
     def hygiene(self) -> pd.DataFrame:
         """Per data set: the duplicate groups found when it was loaded."""
@@ -593,16 +641,18 @@ class Publication:
         return pd.DataFrame(list(seen.values()))
 
     def confusion(self) -> list[dict[str, Any]]:
-        """Per (data set, backbone, task, protocol, fraction): the confusion matrix summed over
+        """Per (data set, backbone, task, protocol, budget): the confusion matrix summed over
         its seeds (rows: true class, columns: predicted), the class names and the per-class
         accuracy (%), from the records' ``metrics.confusion_matrix``."""
         cells: dict[tuple, list[dict[str, Any]]] = {}
         for r in self.board.records:
             if r["status"] == "ok" and (r.get("metrics") or {}).get("confusion_matrix"):
-                key = (r["dataset"], r["backbone"], r["task"], r["protocol"], r["fraction"])
+                key = (r["dataset"], r["backbone"], r["task"], r["protocol"],
+                       Budget.of_record(r).label)
                 cells.setdefault(key, []).append(r)
         out = []
-        for (dataset, backbone, task, protocol, fraction), rs in sorted(cells.items()):
+        for (dataset, backbone, task, protocol, budget), rs in sorted(
+                cells.items(), key=lambda kv: (kv[0][:4], self.board.budget(kv[0][4]).order)):
             matrices = [r["metrics"]["confusion_matrix"] for r in rs]
             n = len(matrices[0])
             if any(len(m) != n for m in matrices):
@@ -611,7 +661,7 @@ class Publication:
             classes = (rs[0].get("data") or {}).get("classes") or []
             names = classes if len(classes) == n else [str(i) for i in range(n)]
             out.append({"dataset": public_name(dataset), "backbone": backbone, "task": task,
-                        "protocol": protocol, "fraction": fraction, "seeds": len(rs),
+                        "protocol": protocol, "budget": budget, "seeds": len(rs),
                         "classes": names, "matrix": total,
                         "per_class_accuracy": [100 * row[i] / max(1, sum(row))
                                                for i, row in enumerate(total)]})
@@ -627,13 +677,13 @@ class Publication:
         for r in self.board.records:
             if r["status"] == "ok":
                 labeled[(r["dataset"], r["backbone"], r["task"], r["protocol"],
-                         r.get("n_labeled"))] = float(r["fraction"])
+                         r.get("n_labeled"))] = Budget.of_record(r).label
         for task in self.board.tasks:
             for ref in self._references_of(task):
-                    frac = labeled.get((ref["dataset"], ref["backbone"], task, ref["protocol"],
-                                        ref["labels"]))
+                    budget = labeled.get((ref["dataset"], ref["backbone"], task,
+                                          ref["protocol"], ref["labels"]))
                     ours = s[(s["task"] == task) & (s["dataset"] == ref["dataset"])
-                             & (s["protocol"] == ref["protocol"]) & (s["fraction"] == frac)]
+                             & (s["protocol"] == ref["protocol"]) & (s["budget"] == budget)]
                     rows.append({"task": task, **{k: ref[k] for k in (
                         "paper", "dataset", "backbone", "protocol", "labels")},
                         "published %": f"{ref['accuracy']:.2f}",
@@ -653,9 +703,10 @@ class Publication:
         return list(getattr(self.board.installed("task", task), "references", None) or [])
 
     def figures(self) -> dict[str, Any]:
-        """matplotlib figures: ``accuracy`` (test accuracy against label fraction, one panel
+        """matplotlib figures: ``accuracy`` (test accuracy against the label budget, one panel
         per protocol, error bars over seeds, scratch dashed) and ``gain`` (points over
-        scratch per task and fraction with 95% t intervals; hatched bars are not significant)."""
+        scratch per task and budget with 95% t intervals; hatched bars are not significant).
+        Budgets are evenly spaced in table order."""
         import matplotlib
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
@@ -664,22 +715,21 @@ class Publication:
         s = s[s["n"] > 0]
         protocols = self.board.protocols
         figs = {}
+        budgets = self.board.budgets
+        position = {b: j for j, b in enumerate(budgets)}
         fig, axes = plt.subplots(1, len(protocols), figsize=(4.5 * len(protocols), 3.6),
                                  squeeze=False, sharey=True)
         for ax, proto in zip(axes[0], protocols):
             for task in self.board.tasks:
-                g = s[(s["protocol"] == proto) & (s["task"] == task)].sort_values("fraction")
+                g = s[(s["protocol"] == proto) & (s["task"] == task)]
                 if g.empty:
                     continue
                 style = dict(color="black", linestyle="--") if task == SCRATCH else {}
-                ax.errorbar(g["fraction"] * 100, g["mean"], yerr=g["std"].fillna(0), marker="o",
-                            capsize=3, label=task, **style)
-            ax.set_xscale("log")
-            ticks = [f * 100 for f in self.board.fractions]
-            ax.set_xticks(ticks, [percent(t / 100) for t in ticks])
-            ax.minorticks_off()
+                ax.errorbar([position[b] for b in g["budget"]], g["mean"],
+                            yerr=g["std"].fillna(0), marker="o", capsize=3, label=task, **style)
+            ax.set_xticks(range(len(budgets)), budgets)
             ax.set_title(proto)
-            ax.set_xlabel("labels used (%)")
+            ax.set_xlabel("label budget")
             ax.grid(alpha=0.3)
         axes[0][0].set_ylabel("test accuracy (%)")
         axes[0][-1].legend(fontsize=8)
@@ -688,7 +738,6 @@ class Publication:
 
         gains = s[s["task"] != SCRATCH].dropna(subset=["gain"])
         tested = bool(gains["tested"].any()) if len(gains) else False
-        fractions = self.board.fractions
         fig, axes = plt.subplots(1, len(protocols), figsize=(4.5 * len(protocols), 3.6),
                                  squeeze=False, sharey=True)
         for ax, proto in zip(axes[0], protocols):
@@ -696,9 +745,9 @@ class Publication:
             tasks = sorted(g["task"].unique())
             width = 0.8 / max(1, len(tasks))
             for i, task in enumerate(tasks):
-                t = g[g["task"] == task].set_index("fraction")
+                t = g[g["task"] == task].set_index("budget")
                 xs, ys, lo, hi, sig = [], [], [], [], []
-                for j, f in enumerate(fractions):
+                for j, f in enumerate(budgets):
                     if f in t.index:
                         r = t.loc[f]
                         xs.append(j + i * width)
@@ -713,8 +762,8 @@ class Publication:
                         bar.set_hatch("///")
                         bar.set_alpha(0.5)
             ax.axhline(0, color="black", linewidth=0.8)
-            ax.set_xticks([j + 0.4 - width / 2 for j in range(len(fractions))])
-            ax.set_xticklabels([percent(f) for f in fractions])
+            ax.set_xticks([j + 0.4 - width / 2 for j in range(len(budgets))])
+            ax.set_xticklabels(budgets)
             ax.set_title(proto)
             ax.set_xlabel("labels used (hatched: not significant)" if tested else
                           "labels used")

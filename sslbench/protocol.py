@@ -36,16 +36,28 @@ class Split:
     give uint8 batches on the device either way, and ``images[index]`` a small pick.
     ``labels`` are on the device. ``features()`` returns the frozen backbone's pooled
     features of every stage (a list of (N, D_i) float tensors), computed once per checkpoint
-    and reused by every protocol, fraction and seed that needs them.
+    and reused by every protocol, budget and seed that needs them. ``stage_maps(stage)``
+    returns the frozen backbone's feature maps (N, C, H, W) of one stage (1-based), for
+    classifiers that read the maps rather than their pooled features (``nonlinear``); the
+    test split's are kept for every cell of the checkpoint, a labeled subset's are
+    computed for its cell (maps are too large to keep for the whole pool).
     """
 
     name: str
     images: Images
     labels: torch.Tensor
     features: Callable[[], list[torch.Tensor]]
+    maps: Callable[[int], torch.Tensor] | None = None
 
     def __len__(self) -> int:
         return len(self.labels)
+
+    def stage_maps(self, stage: int) -> torch.Tensor:
+        """Feature maps (N, C, H, W) of stage ``stage`` (1 is the first) of the frozen
+        backbone, float, on the device."""
+        if self.maps is None:
+            raise RuntimeError(f"split {self.name!r} offers no feature maps")
+        return self.maps(stage)
 
 
 @dataclass

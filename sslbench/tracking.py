@@ -53,10 +53,10 @@ def _flat(prefix: str, value: Any, out: dict[str, str]) -> None:
 
 
 def params(record: dict[str, Any]) -> dict[str, str]:
-    """The cell's configuration: data set, backbone, task, protocol, fraction, seeds, preset,
+    """The cell's configuration: data set, backbone, task, protocol, budget, seeds, preset,
     every setting (``settings.resolution``) and option (``options.tasks.rotation.crop``)."""
     out: dict[str, str] = {}
-    for key in ("dataset", "backbone", "task", "task_plan", "protocol", "fraction", "seed",
+    for key in ("dataset", "backbone", "task", "task_plan", "protocol", "budget", "fraction", "seed",
                 "split_seed", "preset", "precision", "n_train", "n_val"):
         if record.get(key) is not None:
             _flat(key, record[key], out)

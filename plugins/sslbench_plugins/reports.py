@@ -129,16 +129,17 @@ def render_markdown(board: Leaderboard) -> str:
     pub, eff, prov = _extras(board)
     if board.asset_stem:
         stem = _md_link(board.asset_stem)
-        parts.append(f"![test accuracy against label fraction]({stem}-accuracy.png)\n\n"
+        parts.append(f"![test accuracy against the label budget]({stem}-accuracy.png)\n\n"
                      f"![gain over scratch]({stem}-gain.png)\n")
         if pub.pretraining_curves():
             parts.append(f"![pretraining loss and pretext accuracy per epoch]"
                          f"({stem}-pretraining.png)\n")
     if len(eff):
         parts.append("### Label efficiency\n\nGain over scratch (points, same protocol and "
-                     f"labels; {_efficiency_marks(board)}), and the smallest label fraction whose "
-                     "mean reaches scratch fine-tuned on 100% of the labels (only when that "
-                     "reference converged).\n\n" + _md_table(eff, showindex=False) + "\n")
+                     f"labels; {_efficiency_marks(board)}), and the smallest label budget whose "
+                     f"mean reaches scratch fine-tuned on {pub.reference_budget()} of the "
+                     "labels (only when that reference converged).\n\n"
+                     + _md_table(eff, showindex=False) + "\n")
     hygiene = pub.hygiene()
     if len(hygiene):
         parts.append("### Duplicated images\n\nFound when the data set was loaded (exact: "
@@ -180,7 +181,7 @@ def _html_confusion(cells: list[dict]) -> str:
             for n, row, a in zip(c["classes"], c["matrix"], c["per_class_accuracy"]))
         out.append(f"<details><summary>{html.escape(c['dataset'])} · "
                    f"{html.escape(c['backbone'])} · {html.escape(c['task'])} · "
-                   f"{html.escape(c['protocol'])} · {100 * c['fraction']:g}% of the labels "
+                   f"{html.escape(c['protocol'])} · {html.escape(c['budget'])} labeled "
                    f"({c['seeds']} seeds)</summary><table><tr><th>true \\ predicted</th>{head}"
                    f"<th>accuracy %</th></tr>{rows}</table></details>")
     return "\n".join(out)
@@ -202,7 +203,7 @@ def render_html(board: Leaderboard) -> str:
     pub, eff, prov = _extras(board)
     figures = pub.render_figures()
     body.append("<h2>Plots</h2>")
-    for name, alt in (("accuracy", "test accuracy against label fraction"),
+    for name, alt in (("accuracy", "test accuracy against the label budget"),
                       ("gain", "gain over scratch"),
                       ("pretraining", "pretraining loss and pretext accuracy per epoch")):
         if name not in figures:
@@ -214,9 +215,9 @@ def render_html(board: Leaderboard) -> str:
     if len(eff):
         body.append("<h2>Label efficiency</h2><p class='caption'>Gain over scratch (points; "
                     f"{html.escape(_efficiency_marks(board))}), and the smallest label "
-                    "fraction whose mean "
-                    "reaches scratch fine-tuned on 100% of the labels (only when that reference "
-                    "converged).</p>" + _html_table(eff, showindex=False))
+                    "budget whose mean reaches scratch fine-tuned on "
+                    f"{html.escape(pub.reference_budget())} of the labels (only when that "
+                    "reference converged).</p>" + _html_table(eff, showindex=False))
     hygiene = pub.hygiene()
     if len(hygiene):
         body.append("<h2>Duplicated images</h2>" + _html_table(hygiene, showindex=False))
@@ -281,7 +282,7 @@ def _latex_escape(text: str) -> str:
 
 def render_csv(board: Leaderboard) -> str:
     """Long form, numbers unrounded: one row per (data set, backbone, task, protocol,
-    fraction) with mean, std and n over seeds of test accuracy (%), the failed and
+    budget) with mean, std and n over seeds of test accuracy (%), the failed and
     unconverged seeds, the label budget, and the paired comparison with scratch (gain, 95%
     interval, p-values before and after Holm's correction, significant) and whether the cell
     is its column's significant winner."""

@@ -55,7 +55,7 @@ def run_sweep(config_file: str | None = None, *, reporter: Reporter | None = Non
 
     ``options`` are :class:`sslbench._core.config.SweepConfig` fields, for example::
 
-        run_sweep(datasets=["digits"], tasks=["rotation"], fractions=[0.1, 1.0],
+        run_sweep(datasets=["digits"], tasks=["rotation"], fractions=[0.1, 1.0],  # or labels_per_class=[20, 100]
                   settings={"pretrain_epochs": 5}, out="results/try")
     """
     config = build_config(load_toml(config_file) if config_file else None, **options)

@@ -45,7 +45,14 @@ def cli() -> None:
 @click.option("--tasks", metavar="NAMES",
               help="Pretext tasks, comma-separated (rotation, ...; A+B pretrains with A and "
                    "fine-tunes with B as an extra loss). The scratch baseline is always run.")
-@click.option("--fractions", metavar="LIST", help="Label fractions in (0, 1], e.g. 0.1,1.0.")
+@click.option("--fractions", metavar="LIST",
+              help="Label budgets as fractions of each class in (0, 1], e.g. 0.1,1.0 "
+                   "(default 0.1,1.0 when no budget is given).")
+@click.option("--labels-per-class", "labels_per_class", metavar="LIST",
+              help="Label budgets as labels per class, e.g. 20,100,400 (RotNet's K).")
+@click.option("--labels", metavar="LIST",
+              help="Label budgets as labels in all, shared over the classes by their sizes, "
+                   "at least one each, e.g. 40,250,4000.")
 @click.option("--protocols", metavar="NAMES", help="Evaluation protocols (linear,finetune; knn).")
 @click.option("--seeds", metavar="LIST", help="Seeds, e.g. 0,1,2.")
 @click.option("--preset", type=str,
@@ -108,7 +115,8 @@ def cli() -> None:
 @click.option("--dry-run", is_flag=True,
               help="List the units and cells that would run, with estimated times; run nothing.")
 @plugin_option
-def run(config_file, datasets, backbones, tasks, fractions, protocols, seeds, preset,
+def run(config_file, datasets, backbones, tasks, fractions, labels_per_class, labels,
+        protocols, seeds, preset,
         resolution, pretrain_epochs, set_items, opts, task_opts, device,
         compile_,
         stream, workers, out, cache_dir, data_dir, download, split_seeds, dedup, quiet,
@@ -126,7 +134,7 @@ def run(config_file, datasets, backbones, tasks, fractions, protocols, seeds, pr
     options = _deep_merge(parse_task_options(list(task_opts)), parse_options(list(opts)))
     config = build_config(
         file_values, datasets=datasets, backbones=backbones, tasks=tasks, fractions=fractions,
-        protocols=protocols, seeds=seeds, preset=preset, settings=settings or None,
+        labels_per_class=labels_per_class, labels=labels, protocols=protocols, seeds=seeds, preset=preset, settings=settings or None,
         options=options or None, device=device,
         compile=compile_, stream=stream, workers=workers, out=out,
         cache_dir=cache_dir, data_dir=data_dir, download=download, split_seeds=split_seeds,
@@ -351,7 +359,8 @@ def status(out, plugins) -> None:
     # file's, and nothing it names is loaded (plugins come from the environment and the
     # user's --plugin only: a record naming a file must not make this command run it)
     from .config import build_config
-    grid_keys = ("datasets", "backbones", "tasks", "fractions", "protocols", "seeds",
+    grid_keys = ("datasets", "backbones", "tasks", "fractions", "labels_per_class", "labels",
+                 "protocols", "seeds",
                  "preset", "settings", "options", "task_options", "device", "stream",
                  "split_seeds", "dedup", "data_dir")
     given = {k: v for k, v in (newest.get("sweep") or {}).items()

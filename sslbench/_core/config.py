@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import SSLBenchError, did_you_mean
+from .budgets import Budget
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -76,7 +77,10 @@ class SweepConfig:
     datasets: list[str] = field(default_factory=list)
     backbones: list[str] = field(default_factory=list)   # empty: the preset's backbone
     tasks: list[str] = field(default_factory=list)
+    # label budgets (sslbench._core.budgets), in three units; the grid runs all that are given
     fractions: list[float] = field(default_factory=lambda: [0.1, 1.0])
+    labels_per_class: list[int] = field(default_factory=list)   # RotNet's K labels per class
+    labels: list[int] = field(default_factory=list)             # labels in all, stratified
     protocols: list[str] = field(default_factory=list)
     seeds: list[int] = field(default_factory=lambda: [0])
     preset: str | None = None      # None: the installed preset that says it is the default
@@ -110,6 +114,13 @@ class SweepConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    @property
+    def budgets(self) -> list[Budget]:
+        """Every label budget of the grid, in table order."""
+        return sorted([Budget.fraction(f) for f in self.fractions]
+                      + [Budget.per_class(k) for k in self.labels_per_class]
+                      + [Budget.labels(k) for k in self.labels], key=lambda b: b.order)
 
 
 def parse_value(text: str) -> Any:
@@ -188,7 +199,8 @@ def load_toml(path: str | Path) -> dict[str, Any]:
 # TOML keys accepted, singular spellings included (``dataset = "digits"``).
 _TOML_ALIASES = {"dataset": "datasets", "backbone": "backbones", "task": "tasks",
                  "fraction": "fractions", "protocol": "protocols", "seed": "seeds",
-                 "plugin": "plugins", "split_seed": "split_seeds", "log-to": "log_to"}
+                 "plugin": "plugins", "split_seed": "split_seeds", "log-to": "log_to",
+                 "labels-per-class": "labels_per_class"}
 
 
 def build_config(file_values: dict[str, Any] | None = None, **overrides: Any) -> SweepConfig:
@@ -213,8 +225,17 @@ def build_config(file_values: dict[str, Any] | None = None, **overrides: Any) ->
                       ("protocols", str), ("plugins", str), ("log_to", str)):
         if key in merged and merged[key] != []:     # an empty axis: the preset's
             merged[key] = parse_list(merged[key], kind, key)   # a list's items checked too
-    if "fractions" in merged:
+    if merged.get("fractions") not in (None, []):   # [] : none (a sweep of labels only)
         merged["fractions"] = parse_list(merged["fractions"], float, "--fractions")
+    for key, flag in (("labels_per_class", "--labels-per-class"), ("labels", "--labels")):
+        if merged.get(key) not in (None, []):
+            merged[key] = parse_list(merged[key], int, flag)
+            for k in merged[key]:
+                if k < 1:
+                    raise SSLBenchError(f"{flag}: {k} is not a number of labels >= 1")
+    # a budget given in labels replaces the default fractions rather than adding to them
+    if "fractions" not in merged and (merged.get("labels_per_class") or merged.get("labels")):
+        merged["fractions"] = []
     if "seeds" in merged:
         merged["seeds"] = parse_list(merged["seeds"], int, "--seeds")
     if "split_seeds" in merged:
@@ -238,6 +259,10 @@ def build_config(file_values: dict[str, Any] | None = None, **overrides: Any) ->
         raise SSLBenchError(f"workers must be a whole number >= 0, not {cfg.workers!r}")
     _check_executor(cfg)
     cfg.fractions = sorted(set(cfg.fractions))
+    cfg.labels_per_class = sorted(set(cfg.labels_per_class))
+    cfg.labels = sorted(set(cfg.labels))
+    if not cfg.budgets:
+        raise SSLBenchError("no label budget: give --fractions, --labels-per-class or --labels")
     cfg.seeds = sorted(set(cfg.seeds))
     cfg.split_seeds = sorted(set(cfg.split_seeds))
     return cfg     # the preset's part (settings, empty axes) needs the plugins: presets.py

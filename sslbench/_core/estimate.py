@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Any
 from .atomic import atomic_write_json
 from .checkpoints import cache_key
 from .grid import units_of
+from .budgets import Budget
 from .records import load_records
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -219,7 +220,7 @@ def _records_by_cell(sweep: "Sweep") -> tuple[dict, dict, dict]:
             continue
         key = (r["dataset"], r["backbone"], r["task"])
         if isinstance(r.get("wall_time_s"), (int, float)):
-            cell_times[key + (r["protocol"], float(r["fraction"]))].append(r["wall_time_s"])
+            cell_times[key + (r["protocol"], Budget.of_record(r))].append(r["wall_time_s"])
         info = r.get("pretraining") or {}
         if info.get("checkpoint"):
             checkpoints[key + (r["seed"],)].add(info["checkpoint"])
@@ -282,13 +283,13 @@ def estimate(sweep: "Sweep") -> list[UnitEstimate]:
                 len(splits.pool_index) + len(splits.val_index) + n_test)
             low, high = low + feats[0], high + feats[1]
         for cell in unit.cells:
-            measured = cell_times[key + (cell.protocol, float(cell.fraction))]
+            measured = cell_times[key + (cell.protocol, cell.budget)]
             if measured:
                 t = statistics.median(measured)
                 low, high = low + t, high + t
                 source.add("records")
                 continue
-            train_pos, val_pos = sweep._labeled(splits, cell.fraction, cell.seed)
+            train_pos, val_pos = sweep._labeled(splits, cell.budget, cell.seed)
             work = sweep.protocols[cell.protocol].work(len(train_pos), len(val_pos), n_test)
             cost = [0.0, 0.0]
             if work.train:

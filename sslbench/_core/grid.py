@@ -1,10 +1,10 @@
 """The grid of a sweep and its units of work.
 
-A sweep is the grid data set x split seed x backbone x task plan x seed x fraction x
+A sweep is the grid data set x split seed x backbone x task plan x seed x budget x
 protocol. Its :class:`Cell` is one point of that grid, one record. Cells that share a data
 set, split seed, backbone, task plan and seed share one pretraining: together they are a
 :class:`Unit`, the piece of work an executor runs (load the data, pretrain or take the
-checkpoint from the cache, evaluate every (fraction, protocol) cell, write their records).
+checkpoint from the cache, evaluate every (budget, protocol) cell, write their records).
 A unit is plain data (names and numbers), so it can be sent to another process.
 
 This module also turns the user's ``--tasks`` and ``--opt`` into :class:`TaskPlan` rows and
@@ -18,7 +18,7 @@ from typing import Any
 
 from .config import SweepConfig
 from ..errors import SSLBenchError
-from .fractions import fraction_key
+from .budgets import Budget
 from .names import public_name, slug  # noqa: F401 (grid's names, used by its callers)
 from .door import KINDS
 from .plugins import PluginHost
@@ -49,7 +49,7 @@ class Cell:
     dataset: str
     backbone: str
     task: str
-    fraction: float
+    budget: Budget
     protocol: str
     seed: int
     split_seed: int = 0
@@ -59,13 +59,26 @@ class Cell:
     @property
     def id(self) -> str:
         return (f"{slug(self.dataset)}__{self.backbone}__{self.task}__{self.protocol}"
-                f"__f{fraction_key(self.fraction)}__s{self.seed}"
+                f"__{self.budget.key}__s{self.seed}"
                 + (f"__p{self.split_seed}" if self.split_seed else ""))
 
     def describe(self) -> dict[str, Any]:
         return {"dataset": self.dataset, "backbone": self.backbone, "task": self.task,
-                "fraction": self.fraction, "protocol": self.protocol, "seed": self.seed,
+                **budget_fields(self.budget), "protocol": self.protocol, "seed": self.seed,
                 "split_seed": self.split_seed}
+
+    @property
+    def fraction(self) -> float | None:
+        """The budget's fraction, ``None`` for a budget in labels (kept for plugins written
+        for sslbench 0.4, whose cells had only fractions)."""
+        return self.budget.value if self.budget.kind == "fraction" else None
+
+
+def budget_fields(budget: Budget) -> dict[str, Any]:
+    """A record's budget: ``budget`` as given, and ``fraction`` where it is one (the field
+    that records before sslbench 0.5 hold)."""
+    return {"budget": budget.to_json(),
+            **({"fraction": budget.value} if budget.kind == "fraction" else {})}
 
 
 def split_file_stem(dataset: str, split_seed: int) -> str:

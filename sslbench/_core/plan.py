@@ -40,12 +40,12 @@ def describe_plan(sweep: "Sweep") -> str:
                else span(*u.pretraining))
         total = u.total
         low, high = low + total[0], high + total[1]
-        table.add_row(u.unit.id, ", ".join(f"{c.protocol} {c.fraction:g}" for c in u.unit.cells),
+        table.add_row(u.unit.id, ", ".join(f"{c.protocol} {c.budget.label}" for c in u.unit.cells),
                       pre, span(*u.cells), span(*total), u.source)
     console = Console(width=170, record=True, file=io.StringIO())
     console.print(table)
     summary = (f"estimated {span(low, high)} on this device ({device_description(sweep.device)}) "
                f"for {len(units)} units; \"model\": this machine's measured step rates times "
                "each unit's images and epochs; \"records\": the times of finished cells of "
-               "the same data set, backbone, task, protocol and fraction")
+               "the same data set, backbone, task, protocol and label budget")
     return console.export_text().rstrip() + "\n" + summary

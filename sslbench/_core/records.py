@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .atomic import atomic_write_json
+from .budgets import Budget
 from .names import SAFE_NAME
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -82,13 +83,35 @@ def _optional(record: dict, key: str, kind: type | tuple) -> bool:
                                        and not isinstance(record[key], bool))
 
 
+def _budget_problem(record: dict[str, Any]) -> str | None:
+    """A record's label budget: ``budget`` (kind, value; sslbench 0.5) where present, and
+    ``fraction`` where the budget is one (records before 0.5 hold only that)."""
+    fraction = record.get("fraction")
+    if "fraction" in record or "budget" not in record:
+        if not (_number(fraction) and 0 < fraction <= 1):
+            return f"fraction {fraction!r} is not a number in (0, 1]"
+    if "budget" not in record:
+        return None
+    budget = record["budget"]
+    if not isinstance(budget, dict) or not isinstance(budget.get("kind"), str):
+        return "budget is not a table with a 'kind'"
+    value = budget.get("value")
+    try:
+        parsed = Budget(budget["kind"], value if _number(value) else float("nan"))
+    except (ValueError, TypeError) as exc:
+        return f"budget {budget!r}: {exc}"
+    if parsed.kind == "fraction" and fraction != parsed.value:
+        return f"budget {budget!r} and fraction {fraction!r} disagree"
+    return None
+
+
 def record_problem(record: Any) -> str | None:
     """Why ``record`` is not a result record this version can read, or None.
 
     A record is input from whoever wrote the folder (a shared results folder, a download):
     every field a command reads is checked for its type and range here, so that nothing
     downstream trusts it: names that become file names are safe file names, accuracies are
-    finite and in [0, 1], fractions in (0, 1], counts whole and not negative."""
+    finite and in [0, 1], budgets of a known kind and in range, counts whole and not negative."""
     if not isinstance(record, dict):
         return f"not a JSON object but a {type(record).__name__}"
     if record.get("schema") != RECORD_SCHEMA:
@@ -98,9 +121,9 @@ def record_problem(record: Any) -> str | None:
             return f"no valid {key!r} (a name of letters, digits and _.+-)"
     if not isinstance(record.get("dataset"), str) or not record["dataset"].strip():
         return "no valid 'dataset'"
-    fraction = record.get("fraction")
-    if not (_number(fraction) and 0 < fraction <= 1):
-        return f"fraction {fraction!r} is not a number in (0, 1]"
+    problem = _budget_problem(record)
+    if problem:
+        return problem
     for key in ("seed", "split_seed"):
         if (key == "seed" or key in record) and not _count(record.get(key)):
             return f"{key} {record.get(key)!r} is not a whole number >= 0"
@@ -301,8 +324,9 @@ def merge_records(sources: list[tuple[str, list[dict[str, Any]]]]) -> list[dict[
     for folder, records in sources:
         for record in records:
             key = record.get("cell_id") or repr(sorted(
-                (k, record.get(k)) for k in ("dataset", "backbone", "task", "protocol",
-                                            "fraction", "seed", "split_seed")))
+                (k, repr(record.get(k))) for k in ("dataset", "backbone", "task", "protocol",
+                                                  "fraction", "budget", "seed",
+                                                  "split_seed")))
             if key in by_cell:
                 other, kept = by_cell[key]
                 if kept.get("config_hash") != record.get("config_hash"):

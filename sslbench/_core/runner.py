@@ -42,7 +42,7 @@ from . import timing
 from .timing import timed
 from .features import FeatureCache, FeatureStore
 from .decoded import DecodedImages
-from .fractions import fraction_key, labeled_split, labeled_subset
+from .budgets import Budget, labeled_split, labeled_subset
 from .grid import (SCRATCH, Cell, TaskPlan, Unit, build_plans, references_of, route_options,
                    slug, split_file_stem, task_configs, units_of)
 from .hygiene import HygieneReport, deduplicate, find_duplicates
@@ -175,11 +175,11 @@ class Sweep:
                 for bb in self.config.backbones:
                     for plan in self.plans:
                         for seed in self.config.seeds:
-                            for fraction in self.config.fractions:
+                            for budget in self.config.budgets:
                                 for proto_name, proto in self.protocols.items():
                                     if plan.consistency and not proto.trains_backbone:
                                         continue  # "n/a": a frozen probe ignores fine-tuning losses
-                                    cell = Cell(ds, bb, plan.label, fraction, proto_name, seed,
+                                    cell = Cell(ds, bb, plan.label, budget, proto_name, seed,
                                                 split_seed)
                                     cell.config_hash = self._cellcache_key(cell, plan)
                                     rec = read_record(self.out, cell.id)
@@ -453,7 +453,7 @@ class Sweep:
         data = splits.data
         base = self.out / "splits"
         stem = split_file_stem(ds, splits.seed)
-        # a sweep of some fractions keeps the subsets an earlier sweep of the same data wrote
+        # a sweep of some budgets keeps the subsets an earlier sweep of the same data wrote
         same_data = (_json_or_none(base / f"{stem}.json") or {}).get("fingerprint") \
             == data.fingerprint()
         atomic_write_json(base / f"{stem}.json", {
@@ -472,27 +472,28 @@ class Sweep:
             earlier = (_json_or_none(base / f"{stem}-seed{seed}.json") or {}) if same_data else {}
             subsets = dict(earlier.get("labeled_index") or {})
             vals = dict(earlier.get("val_index") or {})
-            for f in self.config.fractions:
-                train, val = self._labeled(splits, f, seed)
-                subsets[fraction_key(f)] = splits.pool_index[train].tolist()
-                vals[fraction_key(f)] = splits.pool_index[val].tolist()
+            for budget in self.config.budgets:
+                train, val = self._labeled(splits, budget, seed)
+                subsets[budget.key] = splits.pool_index[train].tolist()
+                vals[budget.key] = splits.pool_index[val].tolist()
             atomic_write_json(base / f"{stem}-seed{seed}.json", {
                 "dataset": ds, "seed": seed, "split_seed": splits.seed,
-                "note": ("training-split indices per fraction (nested, stratified): "
+                "note": ("training-split indices per budget (f0.1: 10%, c20: 20 per class, "
+                         "n250: 250 labels; nested, stratified): "
                          "labeled_index trains, val_index makes the cell's choices"
                          + ("" if splits.per_cell_validation else
                             " (empty: the fixed validation split does)")),
                 "labeled_index": subsets, "val_index": vals})
 
-    def _labeled(self, splits: Splits, fraction: float, seed: int
+    def _labeled(self, splits: Splits, budget: Budget, seed: int
                  ) -> tuple[np.ndarray, np.ndarray]:
         """Positions in the training pool of the cell's labeled training images and of its
         validation images (empty when a fixed validation split makes the choices)."""
         labels = splits.pool_labels.numpy()
         if splits.per_cell_validation:
-            return labeled_split(labels, fraction, seed, self.settings["val_share"],
+            return labeled_split(labels, budget, seed, self.settings["val_share"],
                                  warn=self._warn_once, class_names=splits.data.classes)
-        return (labeled_subset(labels, fraction, seed, warn=self._warn_once,
+        return (labeled_subset(labels, budget, seed, warn=self._warn_once,
                                class_names=splits.data.classes),
                 np.array([], dtype=np.int64))
 
@@ -645,18 +646,24 @@ class Sweep:
     def _evaluate(self, cell: Cell, plan: TaskPlan, state: dict, bb: str, splits: Splits,
                   placed: PlacedData, features: FeatureStore) -> dict[str, Any]:
         seed_everything(cell.seed, cell.id)
-        train_pos, val_pos = self._labeled(splits, cell.fraction, cell.seed)
+        train_pos, val_pos = self._labeled(splits, cell.budget, cell.seed)
         train_t = torch.from_numpy(train_pos).to(self.device)
         backbone = self._trained_backbone(bb, cell.seed, placed, state)
-        labeled = Split("labeled", *placed.labeled(train_t),
-                        lambda: [f[train_t] for f in features.get("pool")])
+        labeled_images, labeled_labels = placed.labeled(train_t)
+        labeled = Split("labeled", labeled_images, labeled_labels,
+                        lambda: [f[train_t] for f in features.get("pool")],
+                        lambda stage: features.maps(labeled_images, stage))
         if splits.per_cell_validation:
             val_t = torch.from_numpy(val_pos).to(self.device)
-            val = Split("val", *placed.labeled(val_t),
-                        lambda: [f[val_t] for f in features.get("pool")])
+            val_images, val_labels = placed.labeled(val_t)
+            val = Split("val", val_images, val_labels,
+                        lambda: [f[val_t] for f in features.get("pool")],
+                        lambda stage: features.maps(val_images, stage))
         else:
-            val = Split("val", placed.val, placed.val_labels, lambda: features.get("val"))
-        test = Split("test", placed.test, placed.test_labels, lambda: features.get("test"))
+            val = Split("val", placed.val, placed.val_labels, lambda: features.get("val"),
+                        lambda stage: features.maps(placed.val, stage, "val"))
+        test = Split("test", placed.test, placed.test_labels, lambda: features.get("test"),
+                     lambda stage: features.maps(placed.test, stage, "test"))
         ctx = EvalContext(backbone=backbone, labeled=labeled, val=val,
                           unlabeled=placed.pool, num_classes=splits.data.num_classes,
                           consistency_tasks=plan.consistency, settings=self.settings,

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from sslbench_plugins.protocols.finetune import FineTune, budget, convergence
 
-from sslbench._core.fractions import labeled_split, labeled_subset, val_count
+from sslbench._core.budgets import labeled_split, labeled_subset, val_count
 
 LABELS = np.repeat(np.arange(5), [764, 1052, 784, 733, 984]) [: 3453]
 

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from sslbench.data import stratified_split
-from sslbench._core.fractions import labeled_subset
+from sslbench._core.budgets import labeled_subset
 
 LABELS = np.repeat(np.arange(4), [50, 30, 15, 5])
 
