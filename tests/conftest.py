@@ -22,7 +22,8 @@ FLOWERS = Path(os.environ.get("SSLBENCH_FLOWERS", REPO.parent / "shared" / "data
 FAST = {"pretrain_epochs": 1, "pretrain_batch_size": 32}                 # sweep settings
 FAST_OPTIONS = {"finetune": {"steps": 6, "batch_size": 16, "evals": 2,   # protocol options
                              "unlabeled_batch_size": 16},
-                "linear": {"max_iter": 20, "l2": [1e-3, 1e-1]}}
+                "linear": {"max_iter": 20, "l2": [1e-3, 1e-1]},
+                "nonlinear": {"epochs": 2, "epoch_size": 64, "width": 8}}
 FAST_FLAGS = ([arg for k, v in FAST.items() for arg in ("--set", f"{k}={v}")]
               + [arg for name, opts in FAST_OPTIONS.items() for k, v in opts.items()
                  for arg in ("--opt", f"{name}.{k}={v}".replace(" ", ""))])

@@ -18,6 +18,26 @@ def assert_one_line_error(status, err, *fragments):
         assert fragment in lines[0]
 
 
+@pytest.mark.parametrize("args, fragment", [
+    # digits' classes hold 142 to 148 training images: 200 per class is more than one has
+    (["--labels-per-class", "20,200"],
+     "200/class: class '0' has only 142 images that may be labeled (--labels-per-class must "
+     "not exceed the smallest class)"),
+    (["--labels", "5"], "5 labels: fewer labels than the 10 classes"),
+    (["--labels", "2000"], "2000 labels: more than the 1438 images that may be labeled"),
+])
+def test_a_budget_the_data_cannot_meet_stops_before_any_training(fast_run, tmp_path, args,
+                                                                   fragment):
+    """Known once the data set is loaded (its warnings come first): one error line, exit 2,
+    no record and no checkpoint written."""
+    status, _, err = fast_run(*args, "--tasks", "rotation")
+    assert status == 2 and "Traceback" not in err
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("sslbench: error: ") and fragment in last, err
+    assert not list((tmp_path / "results").glob("records/*.json"))
+    assert not list((tmp_path / "cache").glob("checkpoints/*"))
+
+
 @pytest.mark.parametrize("args, fragments", [
     (["--tasks", "rotaton"], ["unknown task 'rotaton'",
                                "known tasks: exemplar, jigsaw, relpatch, rotation, uda",
@@ -28,6 +48,9 @@ def assert_one_line_error(status, err, *fragments):
     (["--fractions", "0"], ["fraction 0 is outside (0, 1]"]),
     (["--fractions", "0.5,1.5"], ["fraction 1.5 is outside (0, 1]"]),
     (["--fractions", "half"], ["--fractions: cannot read 'half'"]),
+    (["--labels-per-class", "2.5"], ["--labels-per-class: cannot read '2.5'"]),
+    (["--labels-per-class", "0"], ["--labels-per-class: 0 is not a number of labels >= 1"]),
+    (["--labels", "-40"], ["--labels: -40 is not a number of labels >= 1"]),
     (["--preset", "huge"], ["unknown preset 'huge'"]),
     (["--set", "pretrain_epoch=3"], ["unknown setting 'pretrain_epoch'",
                                      "Did you mean 'pretrain_epochs'?"]),

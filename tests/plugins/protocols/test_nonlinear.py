@@ -1,0 +1,108 @@
+"""The nonlinear protocol (sslbench_plugins.protocols.nonlinear): RotNet's conv and MLP
+classifiers on a stage's frozen feature maps, their choices on validation, and the rule
+fixed in advance when there is no validation image."""
+
+import types
+
+import pytest
+import torch
+
+from sslbench._core.progress import Reporter
+from sslbench.protocol import EvalContext, Split
+from sslbench_plugins.protocols.nonlinear import NonLinearProbe, conv_head, mlp_head
+
+PATTERNS = 3
+
+
+def textures(n_per_class: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(N, 8, 6, 6) maps: class 0 vertical stripes, 1 horizontal stripes, 2 a checkerboard,
+    each at a random phase with noise. Every class has the same mean in every channel, so
+    globally pooled features carry no class: only a classifier that reads the maps can."""
+    g = torch.Generator().manual_seed(seed)
+    i, j = torch.meshgrid(torch.arange(6), torch.arange(6), indexing="ij")
+    maps, labels = [], []
+    for c, pattern in enumerate((j % 2, i % 2, (i + j) % 2)):
+        for _ in range(n_per_class):
+            phase = int(torch.randint(2, (1,), generator=g))
+            base = ((pattern + phase) % 2).float() * 2 - 1
+            maps.append(base.expand(8, 6, 6) + 0.3 * torch.randn(8, 6, 6, generator=g))
+            labels.append(c)
+    return torch.stack(maps), torch.tensor(labels)
+
+
+def split(name, maps, labels):
+    """A split whose stage 2 maps are ``maps`` (stage 1 is never asked for)."""
+    def stage_maps(stage):
+        assert stage == 2, stage
+        return maps
+    return Split(name, images=None, labels=labels,
+                 features=lambda: [maps.mean(dim=(2, 3))], maps=stage_maps)
+
+
+def context(train, val, seed=0):
+    return EvalContext(
+        backbone=types.SimpleNamespace(stage_dims=[4, 8]), labeled=split("labeled", *train),
+        val=split("val", *val), unlabeled=None, num_classes=PATTERNS, consistency_tasks=[],
+        settings={}, device=torch.device("cpu"), autocast_dtype=None, seed=seed,
+        reporter=Reporter())
+
+
+def probe(**options):
+    return NonLinearProbe(**{"stages": [2], "epochs": 6, "epoch_size": 256, "width": 16,
+                             **options})
+
+
+@pytest.mark.parametrize("head", ["conv", "mlp"])
+def test_each_head_reads_the_maps_where_pooled_features_carry_nothing(head):
+    train, val, test = textures(20, 0), textures(5, 1), textures(30, 2)
+    pooled = train[0].mean(dim=(2, 3))
+    # the pooled features of the three classes are alike (the premise of the test)
+    means = torch.stack([pooled[train[1] == c].mean(0) for c in range(PATTERNS)])
+    assert (means - means.mean(0)).abs().max() < 0.1
+    result = probe(head=head).evaluate(context(train, val))
+    accuracy = float((result.predict(split("test", *test)) == test[1]).float().mean())
+    assert accuracy > 0.9, accuracy
+    d = result.details
+    assert d["chosen_on"] == "validation" and d["chosen_stage"] == 2
+    assert 1 <= d["chosen_epoch"] <= 6 and d["head"] == head
+    assert result.val_accuracy == max(s["val_accuracy"] for s in d["stages"])
+
+
+def test_without_validation_images_the_last_epoch_is_kept_as_fixed_in_advance():
+    train, test = textures(1, 0), textures(10, 2)          # one label per class
+    empty = (torch.zeros(0, 8, 6, 6), torch.zeros(0, dtype=torch.int64))
+    result = probe(stages=[2, 1], epoch_size=24).evaluate(context(train, empty))
+    assert result.val_accuracy is None
+    assert result.details["chosen_on"] == "preset"
+    assert result.details["chosen_stage"] == 2 and result.details["chosen_epoch"] == 6
+    assert "no validation image" in result.details["chosen"]
+    assert result.predict(split("test", *test)).shape == (30,)
+
+
+def test_the_same_seed_gives_the_same_head_and_another_seed_another():
+    train, val, test = textures(10, 0), textures(3, 1), textures(10, 2)
+    runs = [probe(head="mlp", epochs=2).evaluate(context(train, val, seed))
+            for seed in (0, 0, 1)]
+    logits = [r.details["stages"][0]["final_loss"] for r in runs]
+    assert logits[0] == logits[1] and logits[0] != logits[2]
+
+
+def test_heads_are_the_authors_architectures():
+    conv = conv_head(192, 192, 10)
+    kinds = [type(m).__name__ for m in conv]
+    assert kinds == ["Conv2d", "BatchNorm2d", "ReLU"] * 3 + ["AdaptiveAvgPool2d", "Flatten",
+                                                              "Linear"]
+    assert [m.kernel_size for m in conv if isinstance(m, torch.nn.Conv2d)] == \
+        [(3, 3), (1, 1), (1, 1)]
+    assert conv(torch.zeros(2, 192, 8, 8)).shape == (2, 10)
+    mlp = mlp_head(192 * 8 * 8, 10)
+    linears = [m for m in mlp if isinstance(m, torch.nn.Linear)]
+    # MultLayer: min(20 x classes, 2048) = 200 units, bias-free hidden layers
+    assert [(m.in_features, m.out_features, m.bias is not None) for m in linears] == \
+        [(12288, 200, False), (200, 200, False), (200, 10, True)]
+
+
+def test_a_stage_the_backbone_lacks_fails_the_cell_with_its_reason():
+    train, val = textures(2, 0), textures(1, 1)
+    with pytest.raises(ValueError, match="stage 3 of a backbone with 2 stages"):
+        probe(stages=[3]).evaluate(context(train, val))
