@@ -42,6 +42,8 @@ SETTING_DEFAULTS: dict[str, Any] = {
     "pretrain_epochs": 15,
     "pretrain_batch_size": 128,  # source images per step (a task may expand each one)
     "pretrain_lr": 0.1,
+    "pretrain_lr_drops": [],     # []: warm-up and cosine; else the lr x 0.2 after each share
+                                 # of the epochs, no warm-up (RotNet: [0.3, 0.6, 0.8])
     "weight_decay": 5e-4,
     "sync_bn": False,            # with several processes (torchrun): global BN statistics
     # the protocols' settings (fine-tuning budget, probe grids) are their options:
@@ -63,6 +65,9 @@ SETTING_HELP = {
     "pretrain_epochs": "pretraining epochs (--pretrain-epochs; a task's schedule may differ)",
     "pretrain_batch_size": "source images per pretraining step (a task may expand each)",
     "pretrain_lr": "pretraining learning rate (SGD, Nesterov momentum 0.9, warm-up, cosine)",
+    "pretrain_lr_drops": "pretraining step schedule instead of warm-up and cosine: the "
+                         "learning rate x 0.2 after each of these shares of the epochs "
+                         "(RotNet's [0.3, 0.6, 0.8]); [] keeps the cosine",
     "weight_decay": "pretraining weight decay (not on biases and normalisation weights)",
     "sync_bn": "with several processes (torchrun): batch-norm statistics over the global "
                "batch (torch's SyncBatchNorm; CUDA only) instead of each process's share",
@@ -357,6 +362,11 @@ def _check_ranges(settings: dict[str, Any]) -> None:
     for key in ("pretrain_batch_size",):
         if settings[key] < 1:
             raise SSLBenchError(f"setting {key} must be positive, got {settings[key]}")
+    drops = settings["pretrain_lr_drops"]
+    if not all(isinstance(d, (int, float)) and not isinstance(d, bool) and 0 < d < 1
+               for d in drops) or list(drops) != sorted(drops):
+        raise SSLBenchError(f"setting pretrain_lr_drops must be increasing shares in (0, 1), "
+                            f"got {drops!r}")
 
 
 def coerce_like(what: str, value: Any, default: Any) -> Any:

@@ -17,7 +17,7 @@ from ..images import Images, as_images
 from ..task import PretextTask
 from ..training import (autocast, check_finite, effective_schedule, epoch_batches,
                         global_sum, make_optimizer, maybe_compile, shard, sync_buffers,
-                        sync_gradients, to_device, warmup_cosine)
+                        step_drops, sync_gradients, to_device, warmup_cosine)
 from .progress import Reporter
 from .resume import ResumeFile, random_states, set_random_states
 from .seeding import make_generator
@@ -46,7 +46,11 @@ def pretrain(task: PretextTask, backbone: nn.Module, images: Images | torch.Tens
                                plan["weight_decay"], device, plan["optimizer"])
     warmup = (min(total // 10, 5 * steps_per_epoch) if plan["warmup_epochs"] is None
               else min(total, plan["warmup_epochs"] * steps_per_epoch))
-    schedule = warmup_cosine(optimizer, total, warmup)
+    if plan["lr_drops"]:      # a step schedule (RotNet's), no warm-up
+        warmup = 0
+        schedule = step_drops(optimizer, total, plan["lr_drops"])
+    else:
+        schedule = warmup_cosine(optimizer, total, warmup)
     step = 0
     extra = {}
     backbone.train()

@@ -44,9 +44,24 @@ def test_a_tasks_schedule_replaces_the_sweeps_and_after_step_sees_every_step():
     total = 3 * (40 // 8)
     assert result["schedule"] == {"epochs": 3, "batch_size": 8, "lr": 0.01,
                                   "weight_decay": settings["weight_decay"],
-                                  "optimizer": "adamw", "warmup_epochs": 1,
+                                  "optimizer": "adamw", "warmup_epochs": 1, "lr_drops": [],
                                   "steps": total, "warmup_steps": 5}
     assert task.steps == [(k, total) for k in range(1, total + 1)]
+
+
+def test_lr_drops_replace_warm_up_and_cosine_with_rotnets_steps():
+    settings = {**QUICK.resolved_settings(), "pretrain_epochs": 4, "pretrain_batch_size": 8,
+                "pretrain_lr_drops": [0.5, 0.75]}
+    images = ResidentImages(torch.randint(0, 256, (40, 3, 16, 16), dtype=torch.uint8))
+    torch.manual_seed(0)
+    backbone = SmallCNN((8, 16))
+    result = pretrain(Rotation(), backbone, images, settings, torch.device("cpu"), None,
+                      seed=0, reporter=Reporter(), label="test")
+    assert result["schedule"]["lr_drops"] == [0.5, 0.75]
+    assert result["schedule"]["warmup_steps"] == 0
+    # the checkpoint's key holds the schedule: another drop list is another checkpoint
+    other = effective_schedule(Rotation(), {**settings, "pretrain_lr_drops": [0.3]})
+    assert other != effective_schedule(Rotation(), settings)
 
 
 def test_the_default_schedule_is_the_sweeps():

@@ -93,7 +93,11 @@ class FineTune(EvaluationProtocol):
               "batch_size": Range(ge=1), "lr": Range(gt=0), "weight_decay": Range(ge=0),
               "evals": Range(ge=1), "patience": Range(ge=0), "unlabeled_batch_size": Range(ge=1)}
     presets = {"standard": {"epochs": 100, "min_steps": 2000, "batch_size": 128, "evals": 40,
-                            "patience": 16, "unlabeled_batch_size": 448}}
+                            "patience": 16, "unlabeled_batch_size": 448},
+               # RotNet's supervised NIN: 200 epochs of 50,000 images drawn from the labeled
+               # set, batch 128, lr 0.1, whatever the budget (78,125 steps), no early stop
+               "rotnet-cifar10": {"steps": 78125, "batch_size": 128, "lr": 0.1, "evals": 40,
+                                  "patience": 0}}
     # sweep settings of sslbench < 0.5 (``--set finetune_epochs=...`` says where they went)
     former_settings = {"finetune_epochs": "epochs", "finetune_min_steps": "min_steps",
                        "finetune_steps": "steps", "finetune_batch_size": "batch_size",

@@ -51,6 +51,8 @@ def test_a_budget_the_data_cannot_meet_stops_before_any_training(fast_run, tmp_p
     (["--labels-per-class", "2.5"], ["--labels-per-class: cannot read '2.5'"]),
     (["--labels-per-class", "0"], ["--labels-per-class: 0 is not a number of labels >= 1"]),
     (["--labels", "-40"], ["--labels: -40 is not a number of labels >= 1"]),
+    (["--set", "pretrain_lr_drops=[0.6,0.3]"], ["setting pretrain_lr_drops must be increasing "
+                                                "shares in (0, 1), got [0.6, 0.3]"]),
     (["--preset", "huge"], ["unknown preset 'huge'"]),
     (["--set", "pretrain_epoch=3"], ["unknown setting 'pretrain_epoch'",
                                      "Did you mean 'pretrain_epochs'?"]),
