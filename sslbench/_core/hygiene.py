@@ -71,6 +71,9 @@ def perceptual_hash(images: torch.Tensor) -> np.ndarray:
 
 
 def _popcount(x: np.ndarray) -> np.ndarray:
+    """Set bits of each uint64: numpy's own count where it has one (2.0 and later)."""
+    if hasattr(np, "bitwise_count"):
+        return np.bitwise_count(x)
     return np.unpackbits(x.astype(">u8").view(np.uint8).reshape(*x.shape, 8), axis=-1).sum(-1)
 
 
@@ -156,9 +159,9 @@ def near_pairs(hashes: np.ndarray, max_bits: int) -> list[tuple[int, int]]:
             if b - a < 2:
                 continue
             members = order[a:b]
-            dist = _popcount(hashes[members][:, None] ^ hashes[members][None, :])
-            ii, jj = np.nonzero(np.triu(dist <= max_bits, k=1))
-            for i, j in zip(members[ii], members[jj]):
+            ii, jj = np.triu_indices(b - a, k=1)
+            close = _popcount(hashes[members[ii]] ^ hashes[members[jj]]) <= max_bits
+            for i, j in zip(members[ii[close]], members[jj[close]]):
                 found.add((int(min(i, j)), int(max(i, j))))
     return sorted(found)
 
@@ -248,9 +251,14 @@ class HygieneReport:
 
 
 def _names(images, split: str) -> list[str]:
+    """Each image's name in the report: its path below the data set's folder."""
     if isinstance(images, ImageFiles):
         import os
-        return [os.path.relpath(p, images.root) if images.root else p for p in images.paths]
+        if not images.root:
+            return list(images.paths)
+        prefix = images.root.rstrip(os.sep) + os.sep
+        return [p[len(prefix):] if p.startswith(prefix) else os.path.relpath(p, images.root)
+                for p in images.paths]
     return [f"{split}[{i}]" for i in range(len(images))]
 
 

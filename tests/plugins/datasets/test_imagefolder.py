@@ -69,3 +69,23 @@ def test_a_decompression_bomb_in_a_class_folder_is_one_line(fast_run, image_fold
                               "--fractions", "1.0", "--protocols", "linear")
     assert status == 2 and "huge.png" in err and "decompression bomb" in err
     assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+
+
+def test_the_extensions_are_torchvisions():
+    from torchvision.datasets.folder import IMG_EXTENSIONS
+    from sslbench_plugins.datasets.imagefolder import _extensions
+    assert _extensions() == IMG_EXTENSIONS
+
+
+def test_names_are_paths_below_the_folder_with_and_without_links(load, tmp_path):
+    """The fast path (a prefix cut) gives what os.path.relpath gives; a link into the folder
+    keeps its own name."""
+    import os
+    from conftest import write_image_folder
+    root = write_image_folder(tmp_path / "set", per_class=3)
+    os.symlink(root / "cat" / sorted(os.listdir(root / "cat"))[0], root / "dog" / "linked.png")
+    data = load(f"imagefolder:{root}")
+    files = data.provenance["train_files"] + data.provenance["test_files"]
+    paths = data.train_images.paths + data.test_images.paths
+    assert sorted(files) == sorted(os.path.relpath(p, root) for p in paths)
+    assert all(not f.startswith(("/", "..")) for f in files)
