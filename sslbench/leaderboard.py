@@ -29,7 +29,8 @@ import pandas as pd
 from .formats import ReportFormat  # noqa: F401 (its old home; plugins may import it here)
 from ._core.budgets import FLAGS, Budget, fraction_key
 from ._core.names import public_name
-from ._core.stats import ALPHA, PairedResult, compare, correct_family
+from ._core.stats import (ALPHA, PairedResult, compare, correct_family, detectable_gain,
+                          pairs_of)
 
 __all__ = [
     'SCRATCH', 'SINGLE_SEED', 'format_seconds', 'format_p', 'Leaderboard', 'run_command',
@@ -38,6 +39,8 @@ __all__ = [
 
 SCRATCH = "scratch"
 UP, DOWN, UNCONVERGED = "▲", "▼", "†"
+# the header row of each column's smallest detectable gain (Leaderboard.detectable)
+DETECTABLE = "detectable gain (80% power)"
 # what a table with fewer seeds than a paired test needs says instead of its statistics
 SINGLE_SEED = "1 seed: gains are not tested; use --seeds 0,1,2,3,4"
 
@@ -231,6 +234,23 @@ class Leaderboard:
         self._summary = out
         return out.copy()
 
+    def detectable(self, dataset: str, backbone: str) -> dict[tuple[str, str], float]:
+        """Per column (protocol, budget): the smallest gain over scratch its tests would
+        find with 80% power at the table's Holm level (:func:`detectable_gain`), from the
+        seeds' spread and the test set's size; nan where no comparison has two seeds."""
+        family = sum(1 for r in self.comparisons(dataset, backbone)["vs_scratch"].values()
+                     if r.tested)
+        cells: dict[tuple, list] = {}
+        for r in self._ok(dataset, backbone):
+            cells.setdefault((r["task"], r["protocol"], Budget.of_record(r).label),
+                             []).append(r)
+        columns: dict[tuple[str, str], list] = {}
+        for (task, proto, budget), recs in cells.items():
+            base = cells.get((SCRATCH, proto, budget))
+            if task != SCRATCH and base:
+                columns.setdefault((proto, budget), []).append(pairs_of(recs, base))
+        return {key: detectable_gain(pairs, family) for key, pairs in columns.items()}
+
     def tested(self, dataset: str, backbone: str) -> bool:
         """Whether a table has any comparison with seeds enough to test (two or more)."""
         return any(r.tested for r in self.comparisons(dataset, backbone)["vs_scratch"].values())
@@ -290,7 +310,8 @@ class Leaderboard:
             dataset, backbone = self.groups[0]
         summary = summary[(summary["dataset"] == dataset) & (summary["backbone"] == backbone)]
         columns = {}
-        budget_row = {}
+        budget_row, detectable_row = {}, {}
+        detectable = self.detectable(dataset, backbone)
         for proto in self.protocols:
             for budget in self.budgets:
                 col = summary[(summary["protocol"] == proto) & (summary["budget"] == budget)]
@@ -325,6 +346,8 @@ class Leaderboard:
                 name = f"{proto} {budget} (n={top_n})"
                 columns[name] = cells
                 budget_row[name] = _budget(col)
+                gain = detectable.get((proto, budget), math.nan)
+                detectable_row[name] = f"±{gain:.1f}" if math.isfinite(gain) else "—"
         index = [t for t in self.tasks if t in set(summary["task"])]
         table = pd.DataFrame(columns, index=index)
         pretext = self.pretext(dataset, backbone)
@@ -333,8 +356,12 @@ class Leaderboard:
         pre = summary.drop_duplicates("task").set_index("task")["pretrain_seconds"]
         table["pretraining"] = [format_seconds(pre.get(t)) if t != SCRATCH else "—"
                                 for t in index]
-        budget = pd.DataFrame([{**budget_row, "pretext (held-out)": "", "control": "",
-                                "pretraining": ""}], index=["labels (train+val)"])
+        blank = {"pretext (held-out)": "", "control": "", "pretraining": ""}
+        # a table that tests nothing (one seed) has nothing to detect: no such row
+        tested = self.tested(dataset, backbone)
+        budget = pd.DataFrame([{**budget_row, **blank}] + ([{**detectable_row, **blank}]
+                                                           if tested else []),
+                              index=["labels (train+val)"] + ([DETECTABLE] if tested else []))
         table = pd.concat([budget, table])
         table.index.name = "task"
         return table
@@ -418,7 +445,11 @@ class Leaderboard:
                 f"after Holm's correction over the table's {family} task-vs-scratch "
                 "comparisons; a row added to the table joins that family and can only raise "
                 "the others' corrected p-values); bold/marked: the column's best, only where "
-                "significantly better than the runner-up; ")
+                "significantly better than the runner-up; "
+                f"{DETECTABLE}: the smallest true gain over scratch that both tests would find "
+                "in that column 80% of the time at the first step of Holm's correction, from "
+                "the spread of the seeds' differences and the test set's size (a smaller "
+                "difference may be real but this design cannot show it); ")
 
     def _protocol_summaries(self, dataset: str, backbone: str) -> dict[str, str]:
         """Per protocol, in the table's order, what its records say it did

@@ -95,10 +95,15 @@ class Budget:
 
     @property
     def key(self) -> str:
-        """In cell ids and split files: ``f0.1``, ``c20``, ``n250``."""
+        """In split files: ``0.1`` (as before sslbench 0.5), ``c20``, ``n250``."""
         if self.kind == FRACTION:
-            return f"f{fraction_key(self.value)}"
+            return fraction_key(self.value)
         return f"{'c' if self.kind == PER_CLASS else 'n'}{int(self.value)}"
+
+    @property
+    def id_part(self) -> str:
+        """In cell ids: ``f0.1``, ``c20``, ``n250``."""
+        return f"f{self.key}" if self.kind == FRACTION else self.key
 
     @property
     def label(self) -> str:

@@ -59,7 +59,7 @@ class Cell:
     @property
     def id(self) -> str:
         return (f"{slug(self.dataset)}__{self.backbone}__{self.task}__{self.protocol}"
-                f"__{self.budget.key}__s{self.seed}"
+                f"__{self.budget.id_part}__s{self.seed}"
                 + (f"__p{self.split_seed}" if self.split_seed else ""))
 
     def describe(self) -> dict[str, Any]:

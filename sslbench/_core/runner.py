@@ -478,7 +478,7 @@ class Sweep:
                 vals[budget.key] = splits.pool_index[val].tolist()
             atomic_write_json(base / f"{stem}-seed{seed}.json", {
                 "dataset": ds, "seed": seed, "split_seed": splits.seed,
-                "note": ("training-split indices per budget (f0.1: 10%, c20: 20 per class, "
+                "note": ("training-split indices per budget (0.1: 10%, c20: 20 per class, "
                          "n250: 250 labels; nested, stratified): "
                          "labeled_index trains, val_index makes the cell's choices"
                          + ("" if splits.per_cell_validation else

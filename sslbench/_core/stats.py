@@ -146,12 +146,17 @@ def correctness_differences(a: dict, b: dict) -> np.ndarray | None:
             - np.frombuffer(cb.encode(), np.uint8).astype(np.int8))
 
 
+def pairs_of(a: Sequence[dict], b: Sequence[dict]) -> list[tuple[dict, dict]]:
+    """The records of ``a`` and ``b`` paired by (seed, split seed)."""
+    key = lambda r: (r["seed"], r.get("split_seed", 0))  # noqa: E731
+    bs = {key(r): r for r in b}
+    return [(r, bs[key(r)]) for r in a if key(r) in bs]
+
+
 def compare(a: Sequence[dict], b: Sequence[dict]) -> PairedResult | None:
     """Compare the records ``a`` against ``b``, paired by (seed, split seed); None when no
     pair exists. Accuracies in points."""
-    key = lambda r: (r["seed"], r.get("split_seed", 0))  # noqa: E731
-    bs = {key(r): r for r in b}
-    pairs = [(r, bs[key(r)]) for r in a if key(r) in bs]
+    pairs = pairs_of(a, b)
     if not pairs:
         return None
     diffs = [100 * (x["metrics"]["test_accuracy"] - y["metrics"]["test_accuracy"])
@@ -175,3 +180,64 @@ def correct_family(results: Sequence[PairedResult | None]) -> None:
     for attr in ("p_t", "p_boot"):
         for r, adj in zip(present, holm([getattr(r, attr) for r in present])):
             setattr(r, f"{attr}_holm", adj)
+
+
+POWER = 0.8
+
+
+def detectable_gain(comparisons: Sequence[Sequence[tuple[dict, dict]]], family: int,
+                    power: float = POWER) -> float:
+    """The smallest true gain (points) that one column's tests would call significant with
+    probability ``power``, at the first step of Holm's correction over ``family``
+    comparisons (level ALPHA / family, two-sided); nan when no comparison has two seeds.
+
+    ``comparisons`` holds, for each task compared with scratch in the column, its record
+    pairs (task, scratch) by seed. Two sources of noise, as the two tests count them:
+
+    * the seeds' spread: the standard deviation of the per-seed differences, pooled over the
+      column's comparisons, over the square root of the number of seeds (n, the median of
+      the column's); the paired t-test sees only this, with n - 1 degrees of freedom;
+    * the test set's size: the variance of a per-image difference of correctness (images
+      where exactly one of the two is right count) over the N test images, which averaging
+      over seeds does not reduce (every seed is scored on the same images); the bootstrap
+      adds it to the first.
+
+    Both tests must reject, so the larger of the two is returned: for the t-test, the
+    noncentrality at which Student's noncentral t exceeds the critical value with
+    probability ``power``, times se_seeds (exact: with few seeds the textbook
+    (t_{1-a/2} + t_power) x se promises power it does not have); for the bootstrap,
+    (z_{1-a/2} + z_power) x sqrt(se_seeds^2 + se_test^2)."""
+    from scipy.optimize import brentq
+    from scipy.stats import chi2, norm, t as student_t
+    squares, dof, sizes, test_var = 0.0, 0, [], []
+    for pairs in comparisons:
+        d = np.array([100 * (x["metrics"]["test_accuracy"] - y["metrics"]["test_accuracy"])
+                      for x, y in pairs])
+        if len(d) < MIN_SEEDS:
+            continue
+        squares += float(((d - d.mean()) ** 2).sum())
+        dof += len(d) - 1
+        sizes.append(len(d))
+        for x, y in pairs:
+            per_image = correctness_differences(x, y)
+            if per_image is not None and len(per_image):
+                test_var.append(float(per_image.astype(np.float64).var()) / len(per_image))
+    if not sizes or family < 1:
+        return math.nan
+    n = int(np.median(sizes))
+    se_seeds = math.sqrt(squares / dof / n)
+    se_test = 100 * math.sqrt(float(np.mean(test_var))) if test_var else 0.0
+    level = ALPHA / family
+    critical = float(student_t.ppf(1 - level / 2, n - 1))
+    # P(|T'| > critical) for noncentral T' = (Z + delta) / sqrt(V / dof), V ~ chi2(dof),
+    # averaged over 2,000 quantiles of V (scipy's nct returns nan at the noncentralities
+    # that few seeds at a strict level need)
+    dof_t = n - 1
+    v = chi2.ppf((np.arange(2000) + 0.5) / 2000, dof_t)
+    scale = critical * np.sqrt(v / dof_t)
+    delta = brentq(lambda nc: float(np.mean(norm.cdf(nc - scale) + norm.cdf(-nc - scale)))
+                   - power, 0.0, 10.0 * critical + 10.0)
+    by_t = delta * se_seeds
+    by_boot = (float(norm.ppf(1 - level / 2)) + float(norm.ppf(power))) \
+        * math.sqrt(se_seeds ** 2 + se_test ** 2)
+    return max(by_t, by_boot)

@@ -19,7 +19,7 @@ def test_budgets_in_labels_are_named_in_records_split_files_and_reports(fast_run
     for r in records.values():
         budget = Budget.of_record(r)
         assert r["budget"] == budget.to_json() and "fraction" not in r
-        assert f"__{budget.key}__" in r["cell_id"]
+        assert f"__{budget.id_part}__" in r["cell_id"]
         per_class = {"c1": 1, "c4": 4, "n30": 3}[budget.key]       # digits: 10 classes
         assert r["n_labeled"] == 10 * per_class
         # 20% of each class's labels choose: none of 1, one of 3 or 4

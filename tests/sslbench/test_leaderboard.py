@@ -39,7 +39,10 @@ def test_display_without_evidence_marks_no_winner(board):
     """Two seeds and no per-image results: no test can support a winner, so none is marked,
     however far apart the means are."""
     table = board.display(lambda s: f"<{s}>")
-    assert list(table.index) == ["labels (train+val)", "rotation", "scratch"]
+    assert list(table.index) == ["labels (train+val)", "detectable gain (80% power)",
+                                 "rotation", "scratch"]
+    # two seeds: t(1 dof) quantiles make the detectable gain large, but it is a number
+    assert table.loc["detectable gain (80% power)", "linear 10% (n=2)"].startswith("±")
     assert list(table.columns) == ["linear 10% (n=2)", "finetune 10% (n=2)",
                                    "pretext (held-out)", "control", "pretraining"]
     assert table.loc["rotation", "linear 10% (n=2)"] == "82.0 ± 2.8"

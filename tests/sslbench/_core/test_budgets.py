@@ -131,7 +131,8 @@ def test_budgets_read_as_the_literature_writes_them():
     assert [b.label for b in (Budget.fraction(0.1), Budget.per_class(20), Budget.labels(250))] \
         == ["10%", "20/class", "250 labels"]
     assert [b.key for b in (Budget.fraction(0.1), Budget.per_class(20), Budget.labels(250))] \
-        == ["f0.1", "c20", "n250"]
+        == ["0.1", "c20", "n250"]                       # split files' keys, as before 0.5
+    assert [b.id_part for b in (Budget.fraction(0.1), Budget.per_class(20))] == ["f0.1", "c20"]
     for bad in (("per_class", 2.5), ("labels", 0), ("fraction", 1.5), ("epochs", 3)):
         with pytest.raises(ValueError):
             Budget(*bad)
