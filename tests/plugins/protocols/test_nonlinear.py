@@ -49,7 +49,7 @@ def context(train, val, seed=0):
 
 def probe(**options):
     return NonLinearProbe(**{"stages": [2], "epochs": 6, "epoch_size": 256, "width": 16,
-                             **options})
+                             "augment": False, **options})
 
 
 @pytest.mark.parametrize("head", ["conv", "mlp"])
@@ -106,3 +106,40 @@ def test_a_stage_the_backbone_lacks_fails_the_cell_with_its_reason():
     train, val = textures(2, 0), textures(1, 1)
     with pytest.raises(ValueError, match="stage 3 of a backbone with 2 stages"):
         probe(stages=[3]).evaluate(context(train, val))
+
+
+def test_with_augment_each_batch_goes_cropped_and_flipped_through_the_frozen_network():
+    """The authors' loader: every training batch is cropped and flipped before the frozen
+    network, so the head never sees the same maps twice; the network itself is not
+    trained."""
+    from sslbench.images import ResidentImages
+    from sslbench_plugins.backbones.smallcnn import SmallCNN
+    torch.manual_seed(0)
+    backbone = SmallCNN((4, 8))
+    before = {k: v.clone() for k, v in backbone.state_dict().items()}
+    images = torch.randint(0, 256, (12, 3, 16, 16), dtype=torch.uint8)
+    labels = torch.arange(3).repeat(4)
+    seen = []
+
+    def split(name, idx):
+        x = ResidentImages(images[idx])
+        maps = lambda stage: backbone.stage_maps(backbone.normalise(x.tensor.float() / 255))[
+            stage - 1].detach()   # noqa: E731
+        return Split(name, images=x, labels=labels[idx], features=None, maps=maps)
+
+    ctx = EvalContext(backbone=backbone, labeled=split("labeled", torch.arange(9)),
+                      val=split("val", torch.arange(9, 12)), unlabeled=None, num_classes=3,
+                      consistency_tasks=[], settings={}, device=torch.device("cpu"),
+                      autocast_dtype=None, seed=0, reporter=Reporter())
+    protocol = probe(augment=True, epochs=2, epoch_size=18)
+    batch_maps = protocol._batch_maps(ctx, 2)
+    idx = torch.arange(9)
+    first, second = batch_maps(idx), batch_maps(idx)
+    cached = ctx.labeled.stage_maps(2)
+    assert first.shape == cached.shape == (9, 8, 8, 8)
+    assert not torch.equal(first, second) and not torch.equal(first, cached)
+    result = protocol.evaluate(ctx)
+    assert result.details["chosen_on"] == "validation"
+    for k, v in backbone.state_dict().items():
+        assert torch.equal(v, before[k]), k
+    assert "cropped and flipped" in protocol.summary()
