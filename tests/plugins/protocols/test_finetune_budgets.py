@@ -74,7 +74,9 @@ def test_a_cells_validation_set_is_no_larger_than_its_labeled_set(fast_run, tmp_
     status, _, err = fast_run("--tasks", "rotation", "--fractions", "0.1,1.0",
                               "--protocols", "linear,finetune")
     assert status == 0, err
-    for path in (tmp_path / "results" / "records").glob("*.json"):
+    paths = sorted((tmp_path / "results" / "records").glob("*.json"))
+    assert len(paths) == 2 * 2 * 2            # rotation and scratch, 2 fractions, 2 protocols
+    for path in paths:
         record = json.loads(path.read_text())
         assert 0 < record["n_val"] <= record["n_train"]
         assert record["n_labeled"] == record["n_train"] + record["n_val"]

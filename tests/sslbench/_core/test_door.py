@@ -226,6 +226,18 @@ def test_the_suite_ignores_plugins_the_environment_holds(cli, monkeypatch):
         shutil.rmtree(elsewhere)
 
 
+def test_a_broken_plugin_the_tests_install_is_seen(cli, monkeypatch, tmp_path):
+    """The control of the test above: the same broken distribution installed in the tests'
+    own folder is loaded, and its failure is reported, so the silence above is the filter's
+    doing, not a broken install."""
+    install(tmp_path, "sslbench-door-stray", "stray",
+            "raise ImportError('the package was deleted')\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    importlib.invalidate_caches()
+    status, _, err = cli("list", "tasks")
+    assert status == 0 and "stray" in err and "the package was deleted" in err
+
+
 def test_the_tutorial_works_on_the_task_scaffold(cli, tmp_path, monkeypatch):
     """docs/plugins.md's tutorial: generate, then `sslbench show NAME` draws its preview."""
     status, _, err = cli("new-plugin", "door_show", "--kind", "task", "--dir", str(tmp_path))
