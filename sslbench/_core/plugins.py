@@ -241,9 +241,11 @@ class PluginHost:
 
     def trackers(self) -> dict:
         """Every :class:`~sslbench.tracking.TrackerSpec` that plugins offer, by name (a
-        plugin whose hook fails or returns something else is warned about and skipped)."""
+        plugin whose hook fails or returns something else is warned about and skipped). Two
+        plugins offering one name is an error naming both, as for every other kind."""
         from ..tracking import TrackerSpec
         found: dict = {}
+        offered_by: dict[str, str] = {}
         for impl in self.pm.hook.sslbench_trackers.get_hookimpls():
             try:
                 specs = impl.function()
@@ -257,6 +259,12 @@ class PluginHost:
                         f"plugin {self.describe_plugin(impl.plugin_name)}: sslbench_trackers() "
                         f"must return a list of TrackerSpec, not {type(spec).__name__}")
                     continue
+                if spec.name in offered_by and offered_by[spec.name] != impl.plugin_name:
+                    raise SSLBenchError(
+                        f"tracker {spec.name!r} is contributed by two plugins: "
+                        f"{self.describe_plugin(offered_by[spec.name])} and "
+                        f"{self.describe_plugin(impl.plugin_name)}")
+                offered_by[spec.name] = impl.plugin_name
                 found[spec.name] = spec
         return found
 

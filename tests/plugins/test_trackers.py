@@ -119,6 +119,23 @@ def check_wandb(out, records):
     assert seen == set(records)
 
 
+def test_two_plugins_offering_one_tracker_name_is_one_line_naming_both(fast_run, tmp_path):
+    """As two tasks or two backbones of one name are: which one --log-to meant is not
+    guessed (the later one used to win silently)."""
+    source = ("import sslbench\nfrom sslbench.tracking import TrackerSpec\n\n"
+              "@sslbench.hookimpl\ndef sslbench_trackers():\n"
+              "    return [TrackerSpec('notebook', 'a tracker')]\n")
+    for name in ("one", "two"):
+        (tmp_path / f"{name}.py").write_text(source)
+    status, _, err = fast_run("--tasks", "rotation", "--log-to", "notebook",
+                              "--plugin", str(tmp_path / "one.py"),
+                              "--plugin", str(tmp_path / "two.py"))
+    lines = err.strip().splitlines()
+    assert status == 2 and len(lines) == 1, err
+    assert "tracker 'notebook' is contributed by two plugins:" in lines[0]
+    assert "one.py" in lines[0] and "two.py" in lines[0]
+
+
 def test_an_unknown_tracker_is_one_line(fast_run):
     status, _, err = fast_run("--tasks", "rotation", "--log-to", "neptune")
     assert status == 2 and ("unknown tracker 'neptune' in --log-to; known: mlflow, "

@@ -11,4 +11,11 @@ def test_hook_reference_in_docs_is_generated_from_the_hookspecs():
     assert render_reference() in docs, "run: python -m sslbench._core.hookdoc"
     for name in dir(hookspecs):
         if name.startswith("sslbench_"):
-            assert f"### `{name}(" in docs
+            assert f"#### `{name}(" in docs
+    reference = render_reference()
+    assert ":class:`" not in reference and ":func:`" not in reference     # Markdown, not Sphinx
+    # grouped by phase, in call order: the lifecycle's cells start before they finish
+    order = [reference.index(f"`sslbench_{h}(") for h in (
+        "tasks", "trackers", "sweep_start", "cell_start", "cell_finish", "sweep_finish")]
+    assert order == sorted(order)
+    assert reference.index("### Contributions") < reference.index("### Lifecycle")
