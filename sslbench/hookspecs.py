@@ -39,7 +39,7 @@ if TYPE_CHECKING:  # pragma: no cover - imports for annotations only
     from .formats import ReportFormat
     from .preset import Preset
     from .protocol import EvaluationProtocol
-    from ._core.runner import Cell
+    from ._core.grid import Cell
     from .tracking import TrackerSpec
     from .task import PretextTask
 

@@ -26,7 +26,6 @@ from typing import Any
 
 import pandas as pd
 
-from .formats import ReportFormat  # noqa: F401 (its old home; plugins may import it here)
 from ._core.budgets import FLAGS, Budget, fraction_key
 from ._core.names import public_name
 from ._core.stats import (ALPHA, PairedResult, compare, correct_family, detectable_gain,
@@ -34,7 +33,7 @@ from ._core.stats import (ALPHA, PairedResult, compare, correct_family, detectab
 
 __all__ = [
     'SCRATCH', 'SINGLE_SEED', 'format_seconds', 'format_p', 'Leaderboard', 'run_command',
-    'Publication', 'ReportFormat'
+    'Publication', 'DETECTABLE'
 ]
 
 SCRATCH = "scratch"
@@ -858,3 +857,15 @@ class Publication:
                 out[name][fmt] = buffer.getvalue()
             plt.close(fig)
         return out
+
+
+def __getattr__(name: str) -> Any:
+    """``sslbench.leaderboard.ReportFormat``, its home before sslbench 0.5: still found, with
+    a DeprecationWarning, until 0.6 (``sslbench.formats.ReportFormat`` is the public name)."""
+    if name == "ReportFormat":
+        import warnings
+        warnings.warn("sslbench.leaderboard.ReportFormat is sslbench.formats.ReportFormat; the "
+                      "old name goes in sslbench 0.6", DeprecationWarning, stacklevel=2)
+        from .formats import ReportFormat
+        return ReportFormat
+    raise AttributeError(f"module 'sslbench.leaderboard' has no attribute {name!r}")

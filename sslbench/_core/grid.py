@@ -19,7 +19,7 @@ from typing import Any
 from .config import SweepConfig
 from ..errors import SSLBenchError
 from .budgets import Budget
-from .names import public_name, slug  # noqa: F401 (grid's names, used by its callers)
+from .names import slug
 from .door import KINDS
 from .plugins import PluginHost
 from ..task import PretextTask

@@ -59,7 +59,7 @@ from .pretraining import pretrain
 from ..training import (autocast_dtype_for, effective_schedule, resolve_device,
                        to_device)
 
-__all__ = ["Sweep", "Cell", "TaskPlan", "SCRATCH"]   # Cell, TaskPlan: their old home
+__all__ = ["Sweep"]
 
 
 CLAIMS_DIR = ".claims"

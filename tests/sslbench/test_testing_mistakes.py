@@ -104,3 +104,15 @@ def test_a_module_public_in_0_4_imports_with_a_deprecation_warning():
     messages = [str(w.message) for w in caught if w.category is DeprecationWarning]
     assert any("sslbench.plugins is private since sslbench 0.5" in m and "0.6" in m
                for m in messages), messages
+
+
+def test_report_format_at_its_old_home_warns_and_is_the_public_one():
+    import sslbench.leaderboard as leaderboard
+    from sslbench.formats import ReportFormat
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        old = leaderboard.ReportFormat
+    assert old is ReportFormat
+    assert any(w.category is DeprecationWarning and "sslbench.formats.ReportFormat" in
+               str(w.message) and "0.6" in str(w.message) for w in caught)
+    assert "ReportFormat" not in leaderboard.__all__
