@@ -18,7 +18,7 @@ from typing import Any
 import torch
 
 from .backbone import Backbone, BackboneSpec
-from ._core.door import backbone_problem, dataset_problem
+from ._core.contracts import backbone_problem, dataset_problem
 from .data import DatasetRequest, DatasetSpec, ImageData
 from .errors import SSLBenchError
 from .images import ImageFiles, ResidentImages, StreamedImages, decode_all

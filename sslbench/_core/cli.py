@@ -19,7 +19,7 @@ from .atomic import atomic_write_bytes, atomic_write_text
 from .config import (_deep_merge, build_config, load_toml, parse_assignments, parse_options,
                      parse_task_options)
 from ..errors import SSLBenchError
-from .door import KINDS as DOOR_KINDS
+from .contracts import KINDS as CONTRACT_KINDS
 from .plugins import KINDS, PluginHost
 from .progress import LogReporter, Reporter, RichReporter, TeeReporter
 from .records import load_records, load_results_dirs
@@ -249,13 +249,13 @@ def _open_log(out: Path):
 
 @cli.command("list")
 @click.argument("kind", required=False,
-                type=click.Choice([kind.plural for kind in DOOR_KINDS.values()]))
+                type=click.Choice([kind.plural for kind in CONTRACT_KINDS.values()]))
 @plugin_option
 def list_(kind, plugins) -> None:
     """List what the loaded plugins contribute, each with the plugin it comes from."""
     host = _host(list(plugins))
     console = Console()
-    kinds = [next(k for k, v in DOOR_KINDS.items() if v.plural == kind)] if kind else list(KINDS)
+    kinds = [next(k for k, v in CONTRACT_KINDS.items() if v.plural == kind)] if kind else list(KINDS)
     for k in kinds:
         table = Table(title=f"{k}s", title_justify="left")
         for col in ("name", "description", "options (--opt NAME.KEY=VALUE)", "plugin"):

@@ -39,6 +39,9 @@ MOVED = {name: (f"sslbench._core.{name}", hint) for name, hint in {
     "settingsdoc": "docs/settings.md",
     "stats": "sslbench.leaderboard",
 }.items()}
+# renamed in 0.5 as well: the 0.4 name finds the module under its new one
+MOVED["door"] = ("sslbench._core.contracts", MOVED["door"][1])
+MOVED["fractions"] = ("sslbench._core.budgets", MOVED["fractions"][1])
 REMOVED_IN = "0.6"
 
 

@@ -20,7 +20,7 @@ from .config import SweepConfig
 from ..errors import SSLBenchError
 from .budgets import Budget
 from .names import slug
-from .door import KINDS
+from .contracts import KINDS
 from .plugins import PluginHost
 from ..task import PretextTask
 

@@ -20,7 +20,7 @@ import pluggy
 
 from .. import hookspecs
 from .config import format_value
-from .door import HOOKS, returned_problem
+from .contracts import HOOKS, returned_problem
 from ..errors import SSLBenchError, unknown_name
 from .names import SAFE_NAME
 from .identity import defining_module, source_hash
@@ -157,7 +157,7 @@ class PluginHost:
 
     def _collect(self) -> None:
         """Call every contribution hook of every plugin once and check what it returns
-        (:mod:`sslbench._core.door`). A plugin whose hook raises, returns something that is not a
+        (:mod:`sslbench._core.contracts`). A plugin whose hook raises, returns something that is not a
         list of the right objects, or names one unsafely is marked failed with one line
         saying why, and none of its contributions is used: the other plugins, and runs that
         do not need it, work on. Using a name only it could give is then a one-line error

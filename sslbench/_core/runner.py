@@ -31,7 +31,7 @@ from .atomic import atomic_write_json
 from ..backbone import Backbone, BackboneSpec
 from .config import SweepConfig
 from ..data import DatasetRequest, ImageData, Splits, make_splits
-from .door import KINDS, backbone_problem, dataset_problem
+from .contracts import KINDS, backbone_problem, dataset_problem
 from ..errors import MalformedPlugin, SSLBenchError, did_you_mean
 from .checkpoints import CheckpointStore, cache_key
 from .claims import Claim, waiting_claim
@@ -148,7 +148,7 @@ class Sweep:
             for name, (spec, _) in self.dataset_specs.items()}
         self.code = self._code_identities()
         for name, spec in self.backbone_specs.items():
-            self._door("backbone", name, backbone_problem(
+            self._check_contract("backbone", name, backbone_problem(
                 name, lambda r, spec=spec, name=name: spec.build(r, self.backbone_options[name]),
                 int(self.settings["resolution"])))
         names: dict[str, str] = {}
@@ -206,7 +206,7 @@ class Sweep:
                 "backbone": dict(self.backbone_options[cell.backbone]),
                 "dataset": dict(self.dataset_options[cell.dataset])}
 
-    def _door(self, kind: str, name: str, problem: str | None) -> None:
+    def _check_contract(self, kind: str, name: str, problem: str | None) -> None:
         """A contribution that cannot be used: one line naming it and its plugin, exit 2."""
         if problem:
             plugin = self.host.describe_plugin(self.code[(kind, name)]["plugin"])
@@ -420,8 +420,8 @@ class Sweep:
         try:
             data = spec.load(request)
         except MalformedPlugin as exc:
-            self._door("dataset", name, str(exc))
-        self._door("dataset", name, dataset_problem(data, int(self.settings["resolution"])))
+            self._check_contract("dataset", name, str(exc))
+        self._check_contract("dataset", name, dataset_problem(data, int(self.settings["resolution"])))
         if data.num_classes < 2:
             raise SSLBenchError(f"data set {name!r} has {data.num_classes} class; "
                                 "classification needs at least 2")

@@ -13,9 +13,9 @@ from pathlib import Path
 
 from .atomic import atomic_write_text
 from ..errors import SSLBenchError
-from .door import KINDS as DOOR_KINDS
+from .contracts import KINDS as CONTRACT_KINDS
 
-KINDS = tuple(name for name, kind in DOOR_KINDS.items() if kind.scaffold)
+KINDS = tuple(name for name, kind in CONTRACT_KINDS.items() if kind.scaffold)
 
 PYPROJECT = '''\
 [build-system]

@@ -83,7 +83,7 @@ def test_the_core_names_no_builtin_contribution():
     """No task, backbone, data set, protocol, report format or preset of the built-in
     plugins is named in the core's code: defaults come from presets, report formats are
     asked for by role, records carry what reports need."""
-    from sslbench._core.door import KINDS
+    from sslbench._core.contracts import KINDS
     from sslbench._core.plugins import PluginHost
     host = PluginHost.from_environment()
     builtin = {p.name for p in host.plugins if p.distribution == "sslbench"}

@@ -116,3 +116,15 @@ def test_report_format_at_its_old_home_warns_and_is_the_public_one():
     assert any(w.category is DeprecationWarning and "sslbench.formats.ReportFormat" in
                str(w.message) and "0.6" in str(w.message) for w in caught)
     assert "ReportFormat" not in leaderboard.__all__
+
+
+def test_modules_renamed_in_0_5_are_found_under_their_0_4_names():
+    import importlib
+    import sys
+    for old, new in (("fractions", "budgets"), ("door", "contracts")):
+        sys.modules.pop(f"sslbench.{old}", None)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            module = importlib.import_module(f"sslbench.{old}")
+        assert module is importlib.import_module(f"sslbench._core.{new}")
+        assert any(f"now sslbench._core.{new}" in str(w.message) for w in caught)
