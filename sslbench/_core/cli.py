@@ -236,7 +236,8 @@ def _reporter(quiet: bool) -> Reporter:
 def _open_log(out: Path):
     """This run's log file, ``OUT/logs/RUN.log`` (the time account's name), line-buffered;
     None (with a warning) where it cannot be written: a log must not stop a sweep."""
-    from .timing import COMMAND_STARTED, run_name
+    from .time_accounts import run_name
+    from .timing import COMMAND_STARTED
     path = Path(out) / "logs" / f"{run_name(COMMAND_STARTED or time.time())}.log"
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -298,7 +299,7 @@ def plugins(plugins) -> None:
 def report(results_dirs, fmt, output, plugins, show_time) -> None:
     """Render the leaderboard of one or more results directories."""
     if show_time:
-        from .timing import read_runs, render_runs
+        from .time_accounts import read_runs, render_runs
         parts = []
         for d in results_dirs:
             runs = read_runs(Path(d), warn=lambda m: click.echo(f"sslbench: warning: {m}",

@@ -39,6 +39,7 @@ from .presets import apply_preset
 from .distributed import from_first, is_writer, world_size_from_environment
 from .resume import ResumeFile
 from . import timing
+from .time_accounts import write_run
 from .timing import timed
 from .features import FeatureCache, FeatureStore
 from .decoded import DecodedImages
@@ -316,7 +317,7 @@ class Sweep:
                 or not (self.time_units or self.time_cells):
             return
         name = self._account_run["executor"]
-        timing.write_run(self.out, started=timing.COMMAND_STARTED or self.created,
+        write_run(self.out, started=timing.COMMAND_STARTED or self.created,
                          executor=name, sweep_started=self._account_run["sweep_started"],
                          units=self.time_units, cells=self.time_cells,
                          local=name == "local", complete=complete)

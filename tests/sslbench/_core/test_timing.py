@@ -116,3 +116,38 @@ def test_a_malformed_account_is_named_and_skipped(cli, finished_sweep, tmp_path,
     status, shown, err = cli("report", str(out), "--time")
     assert status == 0 and "Traceback" not in err
     assert f"ignoring '{bad}': not a time account" in err and "local" in shown
+
+
+# ------------------------------------------------------------------ layers (issue 27, item 6)
+# The clock imports nothing of sslbench, so every module may charge its time to it; the atomic
+# writes below the time accounts' files do not import them back.
+import ast  # noqa: E402
+
+from conftest import REPO  # noqa: E402
+
+CORE = REPO / "sslbench" / "_core"
+
+
+def sslbench_imports(path) -> set[str]:
+    """Modules of sslbench a file imports, anywhere in it (function-level imports too)."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom):
+            if node.level:
+                found.add("." * node.level + (node.module or ""))
+            elif (node.module or "").startswith("sslbench"):
+                found.add(node.module)
+        elif isinstance(node, ast.Import):
+            found |= {a.name for a in node.names if a.name.startswith("sslbench")}
+    return found
+
+
+def test_the_clock_imports_nothing_of_sslbench():
+    assert sslbench_imports(CORE / "timing.py") == set()
+
+
+def test_atomic_writes_do_not_import_the_time_accounts():
+    assert ".timing" in sslbench_imports(CORE / "atomic.py")
+    assert not {".time_accounts", "sslbench._core.time_accounts"} & sslbench_imports(
+        CORE / "atomic.py")
+    assert ".atomic" in sslbench_imports(CORE / "time_accounts.py")
