@@ -95,9 +95,13 @@ def cli() -> None:
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 @click.option("--executor", type=str, default=None,
               help="Where units of work run: local (default), ray, slurm. See docs/scaling.md.")
+@click.option("--jobs", type=click.IntRange(min=1), default=None,
+              help="local: run units side by side in N worker processes (each with "
+                   "--cpus-per-job torch threads, default the cores shared out).")
 @click.option("--ray-address", default=None, metavar="ADDRESS",
               help="ray: an existing cluster (else $RAY_ADDRESS, else a local Ray is started).")
-@click.option("--cpus-per-job", type=int, default=None, help="ray/slurm: CPUs per unit.")
+@click.option("--cpus-per-job", type=int, default=None,
+              help="ray/slurm: CPUs per unit; local --jobs: torch threads per worker.")
 @click.option("--gpus-per-job", type=int, default=None, help="ray/slurm: GPUs per unit.")
 @click.option("--slurm-partition", default=None, help="slurm: the partition.")
 @click.option("--timeout-min", type=int, default=None, help="slurm: a job's time limit.")
@@ -120,7 +124,7 @@ def run(config_file, datasets, backbones, tasks, fractions, labels_per_class, la
         resolution, pretrain_epochs, set_items, opts, task_opts, device,
         compile_,
         stream, workers, out, cache_dir, data_dir, download, split_seeds, dedup, quiet,
-        executor, ray_address, cpus_per_job, gpus_per_job, slurm_partition, timeout_min,
+        executor, jobs, ray_address, cpus_per_job, gpus_per_job, slurm_partition, timeout_min,
         slurm_opts, slurm_cluster, wait, checkpoint_every_min, log_to, dry_run,
         plugins) -> None:
     """Run (or resume) a sweep and print its leaderboard."""
@@ -139,12 +143,15 @@ def run(config_file, datasets, backbones, tasks, fractions, labels_per_class, la
         compile=compile_, stream=stream, workers=workers, out=out,
         cache_dir=cache_dir, data_dir=data_dir, download=download, split_seeds=split_seeds,
         dedup=dedup,
-        plugins=(list(plugins) or None), executor=executor, ray_address=ray_address,
+        plugins=(list(plugins) or None), executor=executor, jobs=jobs, ray_address=ray_address,
         cpus_per_job=cpus_per_job, gpus_per_job=gpus_per_job, slurm_partition=slurm_partition,
         timeout_min=timeout_min, slurm_options=parse_assignments(list(slurm_opts), "--slurm-opt")
         or None, slurm_cluster=slurm_cluster, wait=wait, checkpoint_every_min=checkpoint_every_min,
         log_to=log_to)
     from .distributed import init_from_environment, is_writer, world_size_from_environment
+    if world_size_from_environment() > 1 and config.jobs > 1:
+        raise SSLBenchError("under torchrun every process runs the sweep itself: --jobs "
+                            "would run units in processes of their own; leave it out")
     if world_size_from_environment() > 1 and config.executor != "local":
         raise SSLBenchError("under torchrun every process runs the sweep itself: use "
                             "--executor local (--executor slurm --gpus-per-job N runs each "

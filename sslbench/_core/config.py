@@ -106,6 +106,7 @@ class SweepConfig:
     plugins: list[str] = field(default_factory=list)
     # where the units of work run (sslbench._core.executors); never part of a result's hash
     executor: str = "local"        # local, ray or slurm
+    jobs: int = 1                  # local: units side by side in this many worker processes
     ray_address: str | None = None  # an existing Ray cluster (else $RAY_ADDRESS, else a new one)
     cpus_per_job: int | None = None  # CPUs a unit asks the engine for (None: 1 on Ray, all on Slurm)
     gpus_per_job: int = 0          # GPUs a unit asks the engine for
@@ -279,7 +280,7 @@ _FIELD_TYPES: dict[str, tuple[type, ...]] = {
     "out": (str,), "cache_dir": (str,), "data_dir": (str,), "download": (bool,),
     "dedup": (bool,), "executor": (str,), "ray_address": (str,), "slurm_partition": (str,),
     "slurm_cluster": (str,), "wait": (bool,), "workers": (int,), "cpus_per_job": (int,),
-    "gpus_per_job": (int,), "timeout_min": (int,), "checkpoint_every_min": (int, float)}
+    "gpus_per_job": (int,), "timeout_min": (int,), "jobs": (int,), "checkpoint_every_min": (int, float)}
 
 
 def _check_field_types(merged: dict[str, Any]) -> None:
@@ -417,7 +418,8 @@ def _check_executor(cfg: SweepConfig) -> None:
     if cfg.executor not in EXECUTORS:
         raise SSLBenchError(f"unknown executor {cfg.executor!r}; known: {', '.join(EXECUTORS)}."
                             f"{did_you_mean(cfg.executor, EXECUTORS)}")
-    for key, low in (("cpus_per_job", 1), ("gpus_per_job", 0), ("timeout_min", 1)):
+    for key, low in (("cpus_per_job", 1), ("gpus_per_job", 0), ("timeout_min", 1),
+                     ("jobs", 1)):
         value = getattr(cfg, key)
         if value is None and key == "cpus_per_job":
             continue
@@ -426,6 +428,9 @@ def _check_executor(cfg: SweepConfig) -> None:
     if not isinstance(cfg.checkpoint_every_min, (int, float)) or cfg.checkpoint_every_min < 0:
         raise SSLBenchError(f"checkpoint_every_min must be a number >= 0, not "
                             f"{cfg.checkpoint_every_min!r}")
+    if cfg.jobs > 1 and cfg.executor != "local":
+        raise SSLBenchError(f"--jobs runs units side by side on this machine (--executor "
+                            f"local); {cfg.executor} runs as many as its engine gives")
     if cfg.slurm_cluster not in ("slurm", "local", "debug"):
         raise SSLBenchError(f"slurm_cluster must be slurm, local or debug, not "
                             f"{cfg.slurm_cluster!r}")

@@ -4,7 +4,9 @@ sslbench schedules nothing itself. The grid is cut into units (:class:`~sslbench
 one pretraining and the cells that use it); an executor hands each unit to an engine and
 learns when it ends:
 
-* ``local`` runs them here, one after another (the default; today's behaviour);
+* ``local`` runs them here, one after another (the default), or with ``--jobs N`` in N
+  worker processes of this machine side by side, each running :func:`run_unit_job` as a Ray
+  worker does, with ``--cpus-per-job`` torch threads (default: the cores shared out);
 * ``ray`` makes each unit a Ray task with the resources asked for (``--cpus-per-job``,
   ``--gpus-per-job``), on the cluster at ``--ray-address`` / ``$RAY_ADDRESS`` or on a local
   one it starts;
@@ -102,7 +104,11 @@ def run_unit_job(config: dict[str, Any], unit: Unit, cwd: str) -> dict[str, Any]
 
 # ---------------------------------------------------------------------------- the driver side
 class LocalExecutor:
-    """Each unit in this process, in grid order."""
+    """Each unit in this process, in grid order; with ``jobs`` > 1, in that many worker
+    processes (spawned, so that no torch state is shared), handed out in grid order. The
+    workers claim units, write records and send their time and warnings back exactly as Ray
+    workers do, so a run's records do not depend on ``jobs``; a worker that dies fails the
+    cells of its unit that have no record, and a rerun retries them."""
 
     name = "local"
 
@@ -116,7 +122,37 @@ class LocalExecutor:
         """Nothing to start."""
 
     def run(self, sweep: "Sweep", units: list[Unit]) -> None:
-        sweep.run_here(units)
+        if self.config.jobs <= 1 or len(units) <= 1:
+            sweep.run_here(units)
+        else:
+            self._in_workers(sweep, units)
+
+    def threads_per_job(self) -> int:
+        """``--cpus-per-job``, else the cores shared out between the jobs (at least one)."""
+        return self.config.cpus_per_job or max(1, (os.cpu_count() or 1) // self.config.jobs)
+
+    def _in_workers(self, sweep: "Sweep", units: list[Unit]) -> None:
+        import concurrent.futures as futures
+        import multiprocessing
+        config = {**self.config.to_dict(), "cpus_per_job": self.threads_per_job(), "jobs": 1}
+        since = time.time()
+        context = multiprocessing.get_context("spawn")
+        with futures.ProcessPoolExecutor(self.config.jobs, mp_context=context) as pool:
+            pending = {pool.submit(run_unit_job, config, unit, os.getcwd()): unit
+                       for unit in units}
+            for future in futures.as_completed(pending):
+                unit = pending[future]
+                try:
+                    outcome, error = future.result(), None
+                except SSLBenchError as exc:       # another configuration in the worker
+                    for other in pending:
+                        other.cancel()
+                    raise SSLBenchError(f"unit {unit.id}: {exc}") from None
+                except futures.process.BrokenProcessPool as exc:
+                    outcome, error = None, f"a worker process died: {_one_line(exc)}"
+                except Exception as exc:  # noqa: BLE001 - the unit's cells fail, not the run
+                    outcome, error = None, f"worker failed: {_one_line(exc)}"
+                _EngineExecutor.unit_finished(sweep, unit, outcome, error, since)
 
     def close(self) -> None:
         """Nothing to stop."""

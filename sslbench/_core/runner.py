@@ -320,7 +320,8 @@ class Sweep:
         write_run(self.out, started=timing.COMMAND_STARTED or self.created,
                          executor=name, sweep_started=self._account_run["sweep_started"],
                          units=self.time_units, cells=self.time_cells,
-                         local=name == "local", complete=complete)
+                         local=name == "local" and self.config.jobs <= 1,
+                         complete=complete)
 
     @contextlib.contextmanager
     def unit_claim(self, unit: Unit) -> Iterator[bool]:

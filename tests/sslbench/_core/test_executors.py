@@ -321,3 +321,58 @@ def test_a_submitit_folder_others_may_write_is_refused(fast_run, plugin, tmp_pat
                                           "--slurm-cluster", "local", "--wait"))
     assert status == 2 and "must be yours and writable by you alone" in err, err
     assert len(err.strip().splitlines()) == 1
+
+
+# ------------------------------------------------------------ local worker processes (--jobs)
+PID_PLUGIN = """
+import os
+from pathlib import Path
+import sslbench
+
+@sslbench.hookimpl
+def sslbench_cell_start(cell):
+    folder = Path(os.environ["SSLBENCH_TEST_PIDS"])
+    (folder / f"{cell.id}.pid").write_text(str(os.getpid()))
+"""
+
+
+def test_jobs_run_units_in_worker_processes_with_the_serial_runs_numbers(tmp_path):
+    """--jobs 2 --cpus-per-job 1: units in two spawned workers (a cell-start hook writes
+    each cell's process id), each with one torch thread; every record equals that of a
+    serial run with one thread, so the executor changes nothing a record says."""
+    import json
+    import os
+    import subprocess
+    import sys
+    from conftest import FAST_FLAGS
+    plugin = tmp_path / "pids.py"
+    plugin.write_text(PID_PLUGIN)
+    runs = {}
+    for name, extra in (("serial", []), ("jobs", ["--jobs", "2", "--cpus-per-job", "1"])):
+        pids = tmp_path / f"pids-{name}"
+        pids.mkdir()
+        env = {**os.environ, "OMP_NUM_THREADS": "1", "SSLBENCH_TEST_PIDS": str(pids)}
+        out = tmp_path / name
+        done = subprocess.run(
+            [sys.executable, "-m", "sslbench._core.cli", "run", "--quiet", "--tasks",
+             "rotation", "--fractions", "1.0", "--protocols", "linear", "--seeds",
+             "0", "--resolution", "16", "--out", str(out), "--cache-dir",
+             str(tmp_path / f"cache-{name}"), "--plugin", str(plugin), *FAST_FLAGS, *extra],
+            env=env, capture_output=True, text=True, timeout=600)
+        assert done.returncode == 0, done.stderr
+        records = {p.stem: json.loads(p.read_text()) for p in (out / "records").glob("*.json")}
+        runs[name] = (records, {p.stem: int(p.read_text()) for p in pids.iterdir()})
+    (serial, serial_pids), (parallel, worker_pids) = runs["serial"], runs["jobs"]
+    assert len(serial) == len(parallel) == 2 and set(serial) == set(parallel)
+    for cell, record in parallel.items():
+        assert record["status"] == "ok" and record["torch_threads"] == 1
+        assert record["metrics"]["test_accuracy"] == serial[cell]["metrics"]["test_accuracy"]
+        assert record["config_hash"] == serial[cell]["config_hash"]
+    assert len(set(serial_pids.values())) == 1                 # one process ran them all
+    assert len(set(worker_pids.values())) == 2                 # two workers shared them
+    assert set(worker_pids.values()).isdisjoint(serial_pids.values())
+
+
+def test_jobs_is_for_the_local_executor(fast_run):
+    status, _, err = fast_run("--jobs", "2", "--executor", "slurm")
+    assert status == 2 and "--jobs runs units side by side on this machine" in err
