@@ -34,12 +34,11 @@ __all__ = [
 
 if TYPE_CHECKING:  # pragma: no cover - imports for annotations only
     from .backbone import BackboneSpec
-    from ._core.config import SweepConfig
     from .data import DatasetSpec
     from .formats import ReportFormat
     from .preset import Preset
     from .protocol import EvaluationProtocol
-    from ._core.grid import Cell
+    from .sweep import Cell, SweepConfig
     from .tracking import TrackerSpec
     from .task import PretextTask
 

@@ -17,7 +17,7 @@ import torch
 from .backbone import Backbone
 from .images import Images
 from .options import Configurable
-from ._core.progress import Reporter
+from .progress import Reporter
 from ._core.resume import ResumeFile
 from ._core.seeding import make_generator
 from .task import PretextTask

@@ -11,7 +11,7 @@ from conftest import REPO
 
 PUBLIC = ["task", "backbone", "protocol", "data", "images", "augment", "randaugment",
           "training", "options", "formats", "leaderboard", "testing", "errors", "hookspecs",
-          "tracking", "preset"]
+          "tracking", "preset", "progress", "sweep"]
 
 
 def sslbench_imports(path):
@@ -95,3 +95,40 @@ def test_the_core_names_no_builtin_contribution():
                  for line, value in _string_constants(path)
                  if value in names and (path.name, value) not in NOT_A_PLUGIN]
     assert not offenders, offenders
+
+
+def test_no_public_contract_names_a_private_type():
+    """Every type in the hooks' signatures and in the fields of the public dataclasses that
+    plugins receive resolves among the public modules' exports (pytest's rule: its package
+    re-exports every type a plugin receives)."""
+    import dataclasses
+    import inspect
+    import typing
+    from pathlib import Path
+
+    import torch
+    public = {name: obj for module in PUBLIC
+              for name in importlib.import_module(f"sslbench.{module}").__all__
+              for obj in [getattr(importlib.import_module(f"sslbench.{module}"), name)]}
+    import collections.abc
+    import numpy as np
+    from torch import nn
+    names = {**public, "Path": Path, "Any": typing.Any, "torch": torch, "nn": nn, "np": np,
+             "Callable": collections.abc.Callable, "Sequence": collections.abc.Sequence,
+             "Iterator": collections.abc.Iterator, "Iterable": collections.abc.Iterable,
+             "ClassVar": typing.ClassVar}
+    hookspecs = importlib.import_module("sslbench.hookspecs")
+    for name in hookspecs.__all__:
+        fn = getattr(hookspecs, name)
+        if name.startswith("sslbench_"):
+            typing.get_type_hints(fn, globalns=names, localns={})      # NameError if private
+    unresolved = []
+    for name, obj in public.items():
+        if inspect.isclass(obj) and dataclasses.is_dataclass(obj):
+            try:       # public names only: a field typed with a private class fails here
+                typing.get_type_hints(obj, globalns=names, localns={})
+            except NameError as exc:
+                unresolved.append(f"{obj.__module__}.{name}: {exc}")
+    assert not unresolved, unresolved
+    from sslbench.protocol import EvalContext
+    assert typing.get_type_hints(EvalContext, globalns=names)["reporter"] is public["Reporter"]
