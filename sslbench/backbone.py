@@ -22,7 +22,8 @@ __all__ = [
 
 
 class Backbone(nn.Module):
-    """Base class: subclasses implement :meth:`stage_maps` and set ``stage_dims``.
+    """Base class: subclasses set ``stages`` (one module per stage, run in order) or
+    implement :meth:`stage_maps`, and set ``stage_dims``.
 
     Attributes:
         stage_dims: channels of each stage's feature map (and of its pooled features).
@@ -49,8 +50,18 @@ class Backbone(nn.Module):
         self.input_std.copy_(std.reshape(1, 3, 1, 1).clamp_min(1e-3))
 
     def stage_maps(self, x: torch.Tensor) -> list[torch.Tensor]:
-        """Feature maps (N, C_i, H_i, W_i) of every stage for normalised input ``x``."""
-        raise NotImplementedError
+        """Feature maps (N, C_i, H_i, W_i) of every stage for normalised input ``x``. The
+        default runs ``self.stages`` (one module per stage, in order); a backbone built
+        otherwise overrides it."""
+        stages = getattr(self, "stages", None)
+        if stages is None:
+            raise NotImplementedError(f"{type(self).__name__} has no stages: override "
+                                      "stage_maps")
+        maps = []
+        for stage in stages:
+            x = stage(x)
+            maps.append(x)
+        return maps
 
     def normalise(self, x: torch.Tensor) -> torch.Tensor:
         return (x - self.input_mean) / self.input_std

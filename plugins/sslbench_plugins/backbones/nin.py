@@ -45,13 +45,6 @@ class NetworkInNetwork(Backbone):
         self.stages = nn.ModuleList(stages)
         self.stage_dims = [96] + [192] * (blocks - 1)
 
-    def stage_maps(self, x):
-        maps = []
-        for stage in self.stages:
-            x = stage(x)
-            maps.append(x)
-        return maps
-
 
 @sslbench.hookimpl
 def sslbench_backbones():

@@ -40,13 +40,6 @@ class SmallCNN(Backbone):
             if isinstance(m, nn.Conv2d):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
 
-    def stage_maps(self, x):
-        maps = []
-        for stage in self.stages:
-            x = stage(x)
-            maps.append(x)
-        return maps
-
 
 @sslbench.hookimpl
 def sslbench_backbones():
