@@ -60,6 +60,12 @@ BAD = {
     "checkpoint a path": ("pretraining", {"checkpoint": "../../../etc/passwd"}),
     "per-class accuracy NaN": ("metrics.per_class_accuracy", {"cat": math.nan}),
     "test_correct not bits": ("metrics.test_correct", "01x"),
+    "budget of no kind": ("budget", {"kind": "epochs", "value": 3}),
+    "budget a string": ("budget", "20/class"),
+    "budget disagreeing with fraction": ("budget", {"kind": "fraction", "value": 0.25}),
+    "labels per class not whole": ("budget", {"kind": "per_class", "value": 2.5}),
+    "labels zero": ("budget", {"kind": "labels", "value": 0}),
+    "labels NaN": ("budget", {"kind": "labels", "value": math.nan}),
 }
 
 
@@ -138,3 +144,12 @@ def test_status_runs_nothing_a_record_names(cli, finished_sweep, tmp_path):
     # positive control: the same file given by the user is loaded (and so would run)
     cli("status", str(out), "--plugin", str(evil))
     assert ran.exists()
+
+
+def test_a_budget_in_labels_reads_without_a_fraction(good):
+    """A record of a budget in labels (sslbench 0.5) has no fraction and reads; a record
+    before 0.5 has only its fraction and reads (the finished sweep's, above)."""
+    record = changed(good, "fraction", DELETE)
+    record["budget"] = {"kind": "per_class", "value": 20, "label": "20/class"}
+    assert record_problem(record) is None
+    assert record_problem(changed(good, "budget", DELETE)) is None
