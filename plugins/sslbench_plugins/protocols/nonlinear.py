@@ -41,7 +41,7 @@ from torch import nn
 
 import sslbench
 from sslbench.options import Range
-from sslbench.protocol import EvalContext, EvaluationProtocol, ProtocolResult, Split
+from sslbench.protocol import EvalContext, EvaluationProtocol, ProtocolResult, Split, Work
 from sslbench.augment import random_crop, random_flip, to_float
 from sslbench.training import accuracy, autocast
 
@@ -141,6 +141,17 @@ class NonLinearProbe(EvaluationProtocol):
                 f"images, SGD lr {o['lr']:g} dropping 5x at "
                 f"{'/'.join(f'{m:.0%}' for m in milestones)}; stage and epoch chosen on "
                 "validation")
+
+    def work(self, n_train: int, n_val: int, n_test: int) -> Work:
+        """Forward passes of the frozen network, per candidate stage: the labeled images once
+        (or, with ``augment``, every image of every epoch), the validation images and the
+        test split. The head's own training on the maps is not counted (the dry run's cost
+        model times the network)."""
+        epochs, _ = self.schedule
+        stages = len(self.options["stages"])
+        labeled = epochs * int(self.options["epoch_size"]) if self.options["augment"] \
+            else n_train
+        return Work(predict=stages * (labeled + n_val) + n_test)
 
     def evaluate(self, ctx: EvalContext) -> ProtocolResult:
         stages = [s for s in self.options["stages"]]

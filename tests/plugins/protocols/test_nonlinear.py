@@ -143,3 +143,10 @@ def test_with_augment_each_batch_goes_cropped_and_flipped_through_the_frozen_net
     for k, v in backbone.state_dict().items():
         assert torch.equal(v, before[k]), k
     assert "cropped and flipped" in protocol.summary()
+
+
+def test_the_dry_run_counts_the_frozen_networks_forward_passes():
+    plain = probe(stages=[2, 3], epochs=4, epoch_size=100).work(50, 10, 200)
+    augmented = probe(stages=[2], epochs=4, epoch_size=100, augment=True).work(50, 10, 200)
+    assert (plain.train, plain.predict) == (0, 2 * (50 + 10) + 200)
+    assert augmented.predict == 4 * 100 + 10 + 200
