@@ -197,6 +197,16 @@ def val_count(k: int, share: float) -> int:
     return max(1, min(k - 1, int(round(share * k))))
 
 
+def _prefixes(labels: np.ndarray, budget: Budget, seed: int,
+              warn: Callable[[str], None] | None, class_names: Sequence[str] | None
+              ) -> list[np.ndarray]:
+    """Each class's labeled images at ``budget``: the prefix of its seeded order."""
+    orders = _class_orders(labels, seed)
+    names = None if class_names is None else [class_names[c] for c in np.unique(labels)]
+    counts = budget.counts([len(o) for o in orders], names, warn)
+    return [order[:k] for order, k in zip(orders, counts)]
+
+
 def labeled_subset(
     labels: Sequence[int] | np.ndarray, budget: Budget | float, seed: int,
     warn: Callable[[str], None] | None = None, class_names: Sequence[str] | None = None,
@@ -206,12 +216,7 @@ def labeled_subset(
     ``warn`` is called with a one-line message for each class that a fraction would leave
     without any image (that class then keeps one).
     """
-    budget = as_budget(budget)
-    labels = np.asarray(labels)
-    orders = _class_orders(labels, seed)
-    names = None if class_names is None else [class_names[c] for c in np.unique(labels)]
-    counts = budget.counts([len(o) for o in orders], names, warn)
-    chosen = [order[:k] for order, k in zip(orders, counts)]
+    chosen = _prefixes(np.asarray(labels), as_budget(budget), seed, warn, class_names)
     return np.sort(np.concatenate(chosen)).astype(np.int64)
 
 
@@ -223,18 +228,16 @@ def labeled_split(
     together they are :func:`labeled_subset`; ``val_share`` of each class is validation."""
     budget = as_budget(budget)
     labels = np.asarray(labels)
-    in_budget = np.zeros(len(labels), dtype=bool)
-    in_budget[labeled_subset(labels, budget, seed, warn, class_names)] = True
     train, val = [], []
-    for c, order in zip(np.unique(labels), _class_orders(labels, seed)):
-        order = order[in_budget[order]]
+    for c, prefix in zip(np.unique(labels),
+                         _prefixes(labels, budget, seed, warn, class_names)):
         is_val = np.array([val_count(r + 1, val_share) > val_count(r, val_share)
-                           for r in range(len(order))], dtype=bool)
-        if not is_val.any() and warn is not None and len(order):
+                           for r in range(len(prefix))], dtype=bool)
+        if not is_val.any() and warn is not None and len(prefix):
             name = class_names[c] if class_names is not None else str(c)
             warn(f"{budget.label} gives class {name!r} one labeled image: it has no "
                  "validation image")
-        train.append(order[~is_val])
-        val.append(order[is_val])
+        train.append(prefix[~is_val])
+        val.append(prefix[is_val])
     return (np.sort(np.concatenate(train)).astype(np.int64),
             np.sort(np.concatenate(val)).astype(np.int64))
