@@ -28,7 +28,13 @@ FAST_FLAGS = ([arg for k, v in FAST.items() for arg in ("--set", f"{k}={v}")]
               + [arg for name, opts in FAST_OPTIONS.items() for k, v in opts.items()
                  for arg in ("--opt", f"{name}.{k}={v}".replace(" ", ""))])
 
-torch.set_num_threads(min(2, torch.get_num_threads()))
+# The suite runs in two pytest-xdist workers (pyproject's addopts), one per core: each worker
+# and every process it starts computes on one thread, so two never share a core.
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    os.environ["OMP_NUM_THREADS"] = "1"
+    torch.set_num_threads(1)
+else:
+    torch.set_num_threads(min(2, torch.get_num_threads()))
 
 
 def write_image_folder(root: Path, classes=("cat", "dog", "fox"), per_class=10, size=20,
@@ -90,6 +96,9 @@ def pytest_collection_modifyitems(config, items):
         if (SWEEP_FIXTURES & set(getattr(item, "fixturenames", ()))
                 or module in SWEEP_MODULES or item.get_closest_marker("slow")):
             item.add_marker(pytest.mark.sweep)
+    # the long tests first, so that the two xdist workers end together rather than one
+    # finishing a minute-long test alone (the order within each lane is kept)
+    items.sort(key=lambda item: not item.get_closest_marker("sweep"))
 
 
 @pytest.fixture(autouse=True)

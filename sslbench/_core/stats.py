@@ -207,8 +207,6 @@ def detectable_gain(comparisons: Sequence[Sequence[tuple[dict, dict]]], family: 
     probability ``power``, times se_seeds (exact: with few seeds the textbook
     (t_{1-a/2} + t_power) x se promises power it does not have); for the bootstrap,
     (z_{1-a/2} + z_power) x sqrt(se_seeds^2 + se_test^2)."""
-    from scipy.optimize import brentq
-    from scipy.stats import chi2, norm, t as student_t
     squares, dof, sizes, test_var = 0.0, 0, [], []
     for pairs in comparisons:
         d = np.array([100 * (x["metrics"]["test_accuracy"] - y["metrics"]["test_accuracy"])
@@ -224,6 +222,9 @@ def detectable_gain(comparisons: Sequence[Sequence[tuple[dict, dict]]], family: 
                 test_var.append(float(per_image.astype(np.float64).var()) / len(per_image))
     if not sizes or family < 1:
         return math.nan
+    # imported here, past the one-seed exit: scipy costs a second of every report's start
+    from scipy.optimize import brentq
+    from scipy.stats import chi2, norm, t as student_t
     n = int(np.median(sizes))
     se_seeds = math.sqrt(squares / dof / n)
     se_test = 100 * math.sqrt(float(np.mean(test_var))) if test_var else 0.0
