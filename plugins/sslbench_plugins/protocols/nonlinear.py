@@ -185,24 +185,27 @@ class NonLinearProbe(EvaluationProtocol):
             extra_predictions=({f"stage{f['stage']}": predictor(f) for f in fits}
                                if len(fits) > 1 else {}))
 
-    def _batch_maps(self, ctx: EvalContext, stage: int):
-        """``maps(idx)``: the training maps of the labeled images at positions ``idx``: of the
-        images cropped and flipped anew through the frozen network (``augment``), or taken
-        from the maps computed once for the cell."""
+    def _epoch_maps(self, ctx: EvalContext, stage: int):
+        """``maps_of(index_batches)``: for each index batch of the labeled images, (index,
+        training maps): of the images cropped and flipped anew through the frozen network
+        (``augment``), or taken from the maps computed once for the cell. One call reads its
+        batches in one pass of the images' loader, so a streamed set starts its loader once
+        an epoch, not once a step."""
         if not self.options["augment"]:
             cached = ctx.labeled.stage_maps(stage)
-            return lambda idx: cached[idx]
+            return lambda batches: ((idx, cached[idx]) for idx in batches)
         frozen = ctx.backbone.eval().requires_grad_(False)
         generator = ctx.generator(f"nonlinear-augment:{stage}")
 
-        def maps(idx: torch.Tensor) -> torch.Tensor:
-            [(_, images)] = list(ctx.labeled.images.batches([idx]))
-            x = to_float(images)
-            x = random_flip(random_crop(x, max(1, x.shape[-1] // 8), generator,
-                                        mode="constant"), generator)
-            with torch.no_grad(), autocast(ctx.device, ctx.autocast_dtype):
-                return frozen.stage_maps(frozen.normalise(x))[stage - 1].float()
-        return maps
+        def maps_of(batches):
+            for idx, images in ctx.labeled.images.batches(batches):
+                x = to_float(images)
+                x = random_flip(random_crop(x, max(1, x.shape[-1] // 8), generator,
+                                            mode="constant"), generator)
+                with torch.no_grad(), autocast(ctx.device, ctx.autocast_dtype):
+                    maps = frozen.stage_maps(frozen.normalise(x))[stage - 1].float()
+                yield idx, maps      # outside no_grad: the consumer trains the head on them
+        return maps_of
 
     def _predict(self, head: nn.Module, maps: torch.Tensor, ctx: EvalContext) -> torch.Tensor:
         head.eval()
@@ -215,9 +218,9 @@ class NonLinearProbe(EvaluationProtocol):
         o = self.options
         started = time.perf_counter()
         y = ctx.labeled.labels
-        batch_maps = self._batch_maps(ctx, stage)
+        maps_of = self._epoch_maps(ctx, stage)
         x_val = ctx.val.stage_maps(stage) if has_val else None
-        x = batch_maps(torch.arange(min(2, len(y)), device=y.device))    # the maps' shape
+        [(_, x)] = list(maps_of([torch.arange(min(2, len(y)), device=y.device)]))  # the shape
         # the head's initialisation: a function of the cell's seed and the stage
         torch.manual_seed(ctx.generator(f"nonlinear-init:{stage}", torch.device("cpu"))
                           .initial_seed())
@@ -241,12 +244,11 @@ class NonLinearProbe(EvaluationProtocol):
                 for group in optimizer.param_groups:
                     group["lr"] = lr
                 head.train()
-                for idx in epoch_indices(len(y), int(o["epoch_size"]), order).split(batch):
-                    if len(idx) < 2:    # batch normalisation needs two images
-                        continue
-                    maps = batch_maps(idx)
+                batches = [idx for idx in epoch_indices(len(y), int(o["epoch_size"]), order)
+                           .split(batch) if len(idx) >= 2]   # batch norm needs two images
+                for idx, maps in maps_of(batches):
                     with autocast(ctx.device, ctx.autocast_dtype):
-                        loss = F.cross_entropy(head(maps), y[idx])
+                        loss = F.cross_entropy(head(maps), y[idx.to(y.device)])
                     optimizer.zero_grad(set_to_none=True)
                     loss.backward()
                     optimizer.step()

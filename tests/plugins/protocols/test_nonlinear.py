@@ -132,9 +132,8 @@ def test_with_augment_each_batch_goes_cropped_and_flipped_through_the_frozen_net
                       consistency_tasks=[], settings={}, device=torch.device("cpu"),
                       autocast_dtype=None, seed=0, reporter=Reporter())
     protocol = probe(augment=True, epochs=2, epoch_size=18)
-    batch_maps = protocol._batch_maps(ctx, 2)
     idx = torch.arange(9)
-    first, second = batch_maps(idx), batch_maps(idx)
+    [(_, first), (_, second)] = list(protocol._epoch_maps(ctx, 2)([idx, idx]))
     cached = ctx.labeled.stage_maps(2)
     assert first.shape == cached.shape == (9, 8, 8, 8)
     assert not torch.equal(first, second) and not torch.equal(first, cached)
@@ -143,6 +142,49 @@ def test_with_augment_each_batch_goes_cropped_and_flipped_through_the_frozen_net
     for k, v in backbone.state_dict().items():
         assert torch.equal(v, before[k]), k
     assert "cropped and flipped" in protocol.summary()
+
+
+def test_streamed_images_train_the_same_head_with_one_loader_an_epoch(monkeypatch):
+    """Augmented training on streamed images (a DataLoader over the labeled set) draws the
+    same crops and flips and trains the same head as on resident ones, and starts the loader
+    once an epoch (and once for the maps' shape), not once a step."""
+    from sslbench.images import ResidentImages, StreamedImages, TensorSource
+    from sslbench_plugins.backbones.smallcnn import SmallCNN
+    images = torch.randint(0, 256, (12, 3, 16, 16), dtype=torch.uint8,
+                           generator=torch.Generator().manual_seed(0))
+    labels = torch.arange(3).repeat(4)
+    loaders = []
+    streamed_batches = StreamedImages.batches
+
+    def counted(self, index_batches):
+        loaders.append(1)
+        return streamed_batches(self, index_batches)
+    monkeypatch.setattr(StreamedImages, "batches", counted)
+
+    def run(streamed: bool):
+        torch.manual_seed(0)
+        backbone = SmallCNN((4, 8))
+
+        def split(name, idx):
+            x = images[idx]
+            held = (StreamedImages(TensorSource(x), torch.device("cpu"), workers=0)
+                    if streamed else ResidentImages(x))
+            maps = lambda stage: backbone.stage_maps(backbone.normalise(x.float() / 255))[
+                stage - 1].detach()   # noqa: E731
+            return Split(name, images=held, labels=labels[idx], features=None, maps=maps)
+        ctx = EvalContext(backbone=backbone, labeled=split("labeled", torch.arange(9)),
+                          val=split("val", torch.arange(9, 12)), unlabeled=None,
+                          num_classes=3, consistency_tasks=[], settings={},
+                          device=torch.device("cpu"), autocast_dtype=None, seed=0,
+                          reporter=Reporter())
+        result = probe(augment=True, epochs=3, epoch_size=18, batch_size=4).evaluate(ctx)
+        return result.predict(ctx.val), result.details
+    resident, streamed = run(False), run(True)
+    assert torch.equal(resident[0], streamed[0])
+    same = lambda details: [{k: v for k, v in fit.items() if k != "seconds"}  # noqa: E731
+                            for fit in details["stages"]]
+    assert same(resident[1]) == same(streamed[1])       # epoch chosen, its accuracy, loss
+    assert len(loaders) == 3 + 1            # 3 epochs of 5 steps, and the shape
 
 
 def test_the_dry_run_counts_the_frozen_networks_forward_passes():
