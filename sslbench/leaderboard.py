@@ -21,6 +21,7 @@ terminal table) render through :meth:`Leaderboard.display` and :class:`Publicati
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -71,11 +72,21 @@ def _converged(record: dict[str, Any]) -> float:
 class Leaderboard:
     """Aggregated results of one or more results directories."""
 
-    def __init__(self, records: list[dict[str, Any]], host=None) -> None:
+    def __init__(self, records: list[dict[str, Any]],
+                 installed: Callable[[str, str], Any] | None = None) -> None:
+        """``records``: loaded records (:func:`sslbench.load_results`). ``installed(kind,
+        name)``: the plugin contribution of that kind and name, or ``None``; rendering
+        consults it for what records older than sslbench 0.5 lack (reference numbers, whether
+        a protocol trains the backbone). Default: the plugins installed in this environment,
+        loaded when first asked."""
         self.records = records
-        # the plugins that rendering may consult (reference numbers of the tasks shown);
-        # None: the installed ones
-        self.host = host
+        if installed is not None and not callable(installed):
+            # sslbench 0.4 passed its private plugin host here
+            warnings.warn("Leaderboard(records, host) is deprecated: pass installed=, a "
+                          "function (kind, name) -> plugin contribution or None",
+                          DeprecationWarning, stacklevel=2)
+            installed = installed.find
+        self._installed_lookup = installed
         # file-name stem of plot files written beside a report (``sslbench report -o``);
         # formats that link to plots (markdown) use it
         self.asset_stem: str | None = None
@@ -121,10 +132,10 @@ class Leaderboard:
         """The installed plugin contribution of that name, or ``None`` (a combined row
         "a+b", a plugin no longer installed). Only records older than sslbench 0.5, which
         lack what later records carry, make a report ask."""
-        if self.host is None:
+        if self._installed_lookup is None:
             from ._core.plugins import PluginHost
-            self.host = PluginHost.from_environment()
-        return _installed(self.host, kind, name)
+            self._installed_lookup = PluginHost.from_environment().find
+        return self._installed_lookup(kind, name)
 
     def _installed_trains(self, protocol: str) -> bool:
         return bool(getattr(self.installed("protocol", protocol), "trains_backbone", False))
@@ -136,7 +147,8 @@ class Leaderboard:
         of label efficiency. Records before sslbench 0.5 do not say; for them the installed
         protocol of that name is asked."""
         trained = {r["protocol"] for r in self.records
-                   if r.get("protocol_trains_backbone", self._installed_trains(r["protocol"]))}
+                   if (r["protocol_trains_backbone"] if "protocol_trains_backbone" in r
+                       else self._installed_trains(r["protocol"]))}
         return [p for p in self.protocols if p in trained]
 
     @property
@@ -543,19 +555,11 @@ def _overrides(sweep: dict[str, Any]) -> list[str]:
     return [_quoted(flag) for flag in out]
 
 
-def _installed(host, kind: str, name: str) -> Any:
-    """``host``'s contribution of that kind and name, or ``None`` when it has none."""
-    try:
-        return host.get(kind, name)
-    except Exception:  # noqa: BLE001 - not installed (or its plugin broken): no answer
-        return None
-
-
 def _installed_preset_settings(name: str | None) -> dict[str, Any]:
     """The settings of an installed preset, for records written before they carried their
     preset's (sslbench 0.5.0.dev0 before presets became plugins); {} if it is not installed."""
     from ._core.plugins import PluginHost
-    preset = _installed(PluginHost.from_environment(), "preset", name or "")
+    preset = PluginHost.from_environment().find("preset", name or "")
     return preset.resolved_settings() if preset is not None else {}
 
 

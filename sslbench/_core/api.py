@@ -29,7 +29,7 @@ class Results:
 
     def __init__(self, records: list[dict[str, Any]], host: PluginHost) -> None:
         self.records = records
-        self.leaderboard = Leaderboard(records, host)
+        self.leaderboard = Leaderboard(records, installed=host.find)
         self._host = host
 
     def to_frame(self) -> pd.DataFrame:

@@ -203,7 +203,7 @@ def run(config_file, datasets, backbones, tasks, fractions, labels_per_class, la
     try:
         if records:
             from ..leaderboard import SINGLE_SEED, Leaderboard
-            board = Leaderboard(records, host)
+            board = Leaderboard(records, installed=host.find)
             click.echo(host.format_for("terminal").render(board))
             if not any(board.tested(d, b) for d, b in board.groups):
                 click.echo(f"{SINGLE_SEED} (this run is a smoke test of the set-up, not a "
@@ -328,7 +328,7 @@ def report(results_dirs, fmt, output, plugins, show_time) -> None:
     records = load_results_dirs(
         list(results_dirs), warn=lambda m: click.echo(f"sslbench: warning: {m}", err=True))
     from ..leaderboard import Leaderboard   # pandas and scipy: imported when a report is made
-    board = Leaderboard(records, host)
+    board = Leaderboard(records, installed=host.find)
     if output:
         board.asset_stem = Path(output).stem
     text = renderer.render(board)

@@ -219,6 +219,14 @@ class PluginHost:
             raise self._unknown(kind, name)
         return reg[name].obj
 
+    def find(self, kind: str, name: str) -> Any:
+        """The contribution of that kind and name, or ``None`` when none is installed (or its
+        plugin is broken): what reports ask about records' plugins, which may be gone."""
+        try:
+            return self.get(kind, name)
+        except Exception:  # noqa: BLE001 - not installed, or broken: no answer
+            return None
+
     def task(self, name: str):
         return self.get("task", name)
 

@@ -221,7 +221,7 @@ def _write_site(groups: dict[tuple[str, str, str], list[dict[str, Any]]], site: 
                                 f"published as {name!r}; publish them to separate sites")
         names[name] = dataset
         folder = inside(site, name)
-        board = Leaderboard(records, host)
+        board = Leaderboard(records, installed=host.find)
         report = html_format.render(board)
         extra = (f"<p><a href='../index.html'>all leaderboards</a> · "
                  f"<a href='leaderboard.json'>leaderboard.json</a> · "

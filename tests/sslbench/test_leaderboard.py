@@ -211,3 +211,24 @@ def test_a_cell_not_run_yet_is_a_dash_and_a_protocol_that_does_not_apply_is_na()
     assert table.loc["uda", "linear 10% (n=2)"] == "n/a"
     eff = Publication(board).label_efficiency().set_index("task")
     assert eff.loc["uda", "gain 100%"] == "—"
+
+
+def test_a_board_asks_its_installed_lookup_only_for_what_old_records_lack():
+    asked = []
+
+    def installed(kind, name):
+        asked.append((kind, name))
+        return type("Protocol", (), {"trains_backbone": name == "finetune"})()
+    old = [record("scratch", p, 1.0, 0, 0.5) for p in ("linear", "finetune")]   # before 0.5
+    new = {**record("scratch", "knn", 1.0, 0, 0.5), "protocol_trains_backbone": False}
+    board = Leaderboard(old + [new], installed=installed)
+    assert board.trained_protocols() == ["finetune"]
+    assert ("protocol", "finetune") in asked and ("protocol", "knn") not in asked
+
+
+def test_a_plugin_host_as_second_argument_still_works_with_a_deprecation_warning():
+    with pytest.warns(DeprecationWarning, match="installed="):
+        board = Leaderboard([record("scratch", "linear", 1.0, 0, 0.5)],
+                            PluginHost.from_environment())
+    assert board.installed("protocol", "finetune").trains_backbone
+    assert board.installed("protocol", "no-such-protocol") is None
