@@ -151,6 +151,13 @@ class EvaluationProtocol(Configurable):
     def evaluate(self, ctx: EvalContext) -> ProtocolResult:
         raise NotImplementedError
 
+    def check_backbone(self, backbone: str, stage_dims: list[int]) -> None:
+        """Called before anything runs, once for each backbone of the sweep, with the channels
+        of its stages (``stage_dims``; stage 1 is the first): fail with
+        ``self.require(key, ok, rule)`` when an option cannot work on that backbone (a
+        stage it lacks), so that the user reads one line at the start rather than finding
+        every cell failed after the pretraining. Default: nothing to check."""
+
     def summary(self) -> str:
         """A few words on how this protocol trains and chooses, from its options, for the
         caption of every report ("60 epochs of the labeled images, at least 500 steps")."""

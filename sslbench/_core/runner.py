@@ -148,10 +148,15 @@ class Sweep:
                                                                           {}))
             for name, (spec, _) in self.dataset_specs.items()}
         self.code = self._code_identities()
+        built: dict[str, Backbone] = {}
         for name, spec in self.backbone_specs.items():
+            def create(r: int, spec=spec, name=name) -> Backbone:
+                built[name] = spec.build(r, self.backbone_options[name])
+                return built[name]
             self._check_contract("backbone", name, backbone_problem(
-                name, lambda r, spec=spec, name=name: spec.build(r, self.backbone_options[name]),
-                int(self.settings["resolution"])))
+                name, create, int(self.settings["resolution"])))
+            for protocol in self.protocols.values():     # a stage the backbone lacks: now
+                protocol.check_backbone(name, list(built[name].stage_dims))
         names: dict[str, str] = {}
         for name in config.datasets:
             other = names.setdefault(slug(name), name)

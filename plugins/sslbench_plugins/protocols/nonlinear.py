@@ -123,6 +123,11 @@ class NonLinearProbe(EvaluationProtocol):
                      and all(isinstance(s, int) and s >= 1 for s in self.options["stages"]),
                      "a non-empty list of stage numbers >= 1")
 
+    def check_backbone(self, backbone: str, stage_dims: list[int]) -> None:
+        n = len(stage_dims)
+        self.require("stages", all(s <= n for s in self.options["stages"]),
+                     f"stages of backbone {backbone!r} (1 to {n})")
+
     @property
     def schedule(self) -> tuple[int, list[float]]:
         paper_epochs, milestones = PAPER_SCHEDULE[self.options["head"]]

@@ -108,6 +108,16 @@ def test_a_stage_the_backbone_lacks_fails_the_cell_with_its_reason():
         probe(stages=[3]).evaluate(context(train, val))
 
 
+def test_a_stage_the_backbone_lacks_is_one_line_before_anything_runs(cli, tmp_path):
+    status, _, err = cli("run", "--protocols", "nonlinear", "--opt", "nonlinear.stages=[2,9]",
+                         "--out", str(tmp_path / "out"), "--cache-dir", str(tmp_path / "cache"))
+    assert status == 2, err
+    assert err.strip().splitlines() == [
+        "sslbench: error: protocol option nonlinear.stages must be stages of backbone "
+        "'smallcnn' (1 to 4), got [2, 9]"]
+    assert not (tmp_path / "cache").exists() and not (tmp_path / "out" / "records").exists()
+
+
 def test_with_augment_each_batch_goes_cropped_and_flipped_through_the_frozen_network():
     """The authors' loader: every training batch is cropped and flipped before the frozen
     network, so the head never sees the same maps twice; the network itself is not
