@@ -75,7 +75,7 @@ def test_sharded_steps_with_averaged_gradients_equal_full_batch_steps(tmp_path):
         assert report["buffer"] == [0.0, 0.0, 0.0]       # the first process's statistics
 
 
-def test_torchrun_sweep_matches_one_process_within_tolerance(tmp_path):
+def test_torchrun_sweep_matches_one_process_within_tolerance(tmp_path, cli):
     """The same sweep (same global batch) with 2 processes and with 1. They are not equal:
     each process's batch norm sees its half of the batch, and the tasks' random draws are
     made per share. Stated tolerance: each epoch's pretraining loss within 10% of the
@@ -83,15 +83,14 @@ def test_torchrun_sweep_matches_one_process_within_tolerance(tmp_path):
     4% and 2.2 points on digits, docs/scaling.md). Fine-tuning takes 60 steps: after 20 the
     scratch model was still at 55% and one change of random draws moved the two runs 7.5
     points apart; after 60 they are 0.0 to 1.7 points apart. Only the first process writes:
-    one record per cell."""
+    one record per cell. (The one-process run runs in this process: a tolerance, not
+    equality, is compared, and a process start costs seconds of the suite.)"""
     flags = [*FAST_FLAGS, "--set", "pretrain_epochs=2", "--opt", "finetune.steps=60",
              "--opt", "finetune.batch_size=32", "--tasks", "rotation", "--fractions", "1.0",
              "--resolution", "16", "--quiet"]
-    one = subprocess.run([sys.executable, "-m", "sslbench", "run", *flags, "--out",
-                          str(tmp_path / "one"), "--cache-dir", str(tmp_path / "c1")],
-                         capture_output=True, text=True, timeout=600,
-                         env={**os.environ, "OMP_NUM_THREADS": "1"})
-    assert one.returncode == 0, one.stderr
+    status, _, err = cli("run", *flags, "--out", str(tmp_path / "one"), "--cache-dir",
+                         str(tmp_path / "c1"))
+    assert status == 0, err
     two = torchrun("-m", "sslbench", "run", *flags, "--out", str(tmp_path / "two"),
                    "--cache-dir", str(tmp_path / "c2"))
     assert two.returncode == 0, two.stderr
