@@ -323,10 +323,9 @@ class Sweep:
             return
         name = self._account_run["executor"]
         write_run(self.out, started=timing.COMMAND_STARTED or self.created,
-                         executor=name, sweep_started=self._account_run["sweep_started"],
-                         units=self.time_units, cells=self.time_cells,
-                         local=name == "local" and self.config.jobs <= 1,
-                         complete=complete)
+                  executor=name, sweep_started=self._account_run["sweep_started"],
+                  units=self.time_units, cells=self.time_cells,
+                  local=name == "local" and self.config.jobs <= 1, complete=complete)
 
     @contextlib.contextmanager
     def unit_claim(self, unit: Unit) -> Iterator[bool]:
