@@ -8,7 +8,7 @@ installed distribution::
     my_task = "my_package.my_module"
 
 or, for local unpackaged code, with ``--plugin my_module`` / ``--plugin path/to/file.py``.
-The built-in tasks, backbones, data sets, protocols and report formats are plugins registered
+The built-in tasks, backbones, data sets, protocols, report formats and executors are plugins registered
 in exactly this way (see sslbench's own pyproject.toml); the core imports none of them by name.
 
 Contribution hooks return a list; every implementation is called and the lists are merged. A
@@ -28,13 +28,14 @@ import pluggy
 __all__ = [
     'sslbench_tasks', 'sslbench_backbones', 'sslbench_resolve_backbone',
     'sslbench_datasets', 'sslbench_protocols', 'sslbench_report_formats',
-    'sslbench_presets', 'sslbench_trackers', 'sslbench_sweep_start', 'sslbench_cell_start',
+    'sslbench_presets', 'sslbench_trackers', 'sslbench_executors', 'sslbench_sweep_start', 'sslbench_cell_start',
     'sslbench_cell_finish', 'sslbench_sweep_finish', 'hookspec'
 ]
 
 if TYPE_CHECKING:  # pragma: no cover - imports for annotations only
     from .backbone import BackboneSpec
     from .data import DatasetSpec
+    from .executor import Executor
     from .formats import ReportFormat
     from .preset import Preset
     from .protocol import EvaluationProtocol
@@ -117,6 +118,14 @@ def sslbench_trackers() -> list[TrackerSpec]:
     the lifecycle hooks below (see :mod:`sslbench.tracking`)."""
 
 
+@hookspec
+def sslbench_executors() -> list[type[Executor]]:
+    """Return executor classes (subclasses of :class:`sslbench.executor.Executor`): where a
+    sweep's units of work run, used with ``--executor NAME`` and configured with ``--opt
+    NAME.KEY=VALUE``. The built-in ``local``, ``ray`` and ``slurm`` come through this hook;
+    an executor for another engine (Dask, Kubernetes jobs) is one class in a plugin."""
+
+
 # --------------------------------------------------------------------------- lifecycle
 
 @hookspec
@@ -130,8 +139,9 @@ def sslbench_sweep_start(config: SweepConfig, cells: list[Cell], out: Path) -> N
 @hookspec
 def sslbench_cell_start(cell: Cell) -> None:
     """Called before a cell that is not yet finished runs. Runs where the cell runs: in the
-    driver with ``--executor local``, in the worker process (a Ray task, a Slurm job) with
-    the others, so a plugin must not assume the driver's memory."""
+    driver with ``--executor local`` (in its worker processes with ``--jobs N``), in the
+    worker process (a Ray task, a Slurm job) with the others, so a plugin must not assume
+    the driver's memory."""
 
 
 @hookspec

@@ -28,7 +28,7 @@ from .task import ConsistencyBatch, ConsistencyContext, PretextTask, ShortcutCon
 
 __all__ = [
     'ConformanceError', 'check_plugin', 'check_task', 'check_backbone', 'check_dataset',
-    'check_protocol',
+    'check_protocol', 'check_executor',
 ]
 
 NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]*$")
@@ -274,6 +274,92 @@ def check_protocol(cls: type[EvaluationProtocol]) -> None:
     r.finish()
 
 
+class _ProbeJob:
+    """Stands in for a :class:`~sslbench.executor.UnitJob` in :func:`check_executor`: no
+    sweep behind it, its call returns a fixed outcome and says it was called."""
+
+    def __init__(self, index: int, out: str) -> None:
+        from .executor import UnitOutcome
+        self.unit = _ProbeUnit(f"probe{index}")
+        self.out = out
+        self.threads = None
+        self.calls = 0
+        self.outcome = UnitOutcome({f"probe{index}__cell": "ok"})
+
+    def with_threads(self, threads: int | None) -> "_ProbeJob":
+        self.threads = threads
+        return self
+
+    def __call__(self):
+        self.calls += 1
+        return self.outcome
+
+
+class _ProbeUnit:
+    def __init__(self, unit_id: str) -> None:
+        self.id = unit_id
+        self.cells = ()
+
+
+def _in_process(cls: Any) -> bool:
+    try:
+        return bool(cls().in_process)
+    except Exception:  # noqa: BLE001 - check_executor reports why it cannot be made
+        return False
+
+
+def check_executor(cls: Any, *, options: dict[str, Any] | None = None,
+                   in_process_jobs: bool = True) -> None:
+    """Check an executor class: its declarations, and that it hands back every unit it is
+    given exactly once. With ``in_process_jobs`` (the default) three stand-in jobs are
+    submitted, which only an executor that calls jobs in this process (or its threads) can
+    run: an executor that sends them to other processes or machines is checked by a real
+    sweep in its own tests (as sslbench tests ray and slurm)."""
+    from .executor import Executor
+    name = getattr(cls, "name", getattr(cls, "__name__", cls))
+    r = _Report(f"executor {name!r}")
+    if not (isinstance(cls, type) and issubclass(cls, Executor)):
+        r.fail("must be a subclass of sslbench.executor.Executor")
+        r.finish()
+    r.check(bool(NAME.match(cls.name or "")), "set `name`, the word users pass to --executor")
+    r.check(bool(cls.description), "set `description` for `sslbench list executors`")
+    r.check(cls.submit is not Executor.submit, "implement submit(jobs, reporter)")
+    r.check(cls.finished is not Executor.finished, "implement finished()")
+    for flag, option in cls.former_flags.items():
+        r.check(option in cls.defaults, f"former_flags maps {flag!r} to {option!r}, which is "
+                                        "not one of its options (defaults)")
+    r.finish()
+    try:
+        executor = cls(**(options or {}))
+    except SSLBenchError as exc:
+        r.fail(f"cannot be made with its defaults: {exc}")
+        r.finish()
+    if in_process_jobs:
+        import tempfile
+
+        from .progress import Reporter
+        with tempfile.TemporaryDirectory() as out:
+            jobs = [_ProbeJob(i, out) for i in range(3)]
+            try:
+                executor.start()
+                executor.submit(jobs, Reporter())
+                ends = list(executor.finished())
+            except Exception as exc:  # noqa: BLE001 - reported as one problem
+                r.fail(f"running three jobs raised {type(exc).__name__}: {exc}")
+                ends = []
+            finally:
+                executor.close()
+        units = sorted(end.unit.id for end in ends)
+        r.check(units == [f"probe{i}" for i in range(3)] or bool(r.failures),
+                f"finished() must yield each submitted unit once; got {units}")
+        r.check(all(job.calls == 1 for job in jobs) or bool(r.failures),
+                f"each job must be called once; calls: {[job.calls for job in jobs]}")
+        r.check(all(end.outcome is job.outcome for end in ends for job in jobs
+                    if job.unit is end.unit) or bool(r.failures),
+                "a Finished must carry the outcome its job returned")
+    r.finish()
+
+
 def _check_format(report: _Report, fmt: Any) -> None:
     from .formats import ROLES
     report.check(callable(fmt.render), f"report format {fmt.name!r}: render must be callable")
@@ -400,7 +486,7 @@ def check_plugin(plugin: Any, *, backbones: tuple[str, ...] | None = None,
         _check_hook_names(r, name[1])
     r.finish()
     _check_clashes(r, host)
-    for kind in ("task", "protocol", "backbone", "dataset"):
+    for kind in ("task", "protocol", "backbone", "dataset", "executor"):
         for contribution in host.registry(kind).values():
             _check_option_ranges(r, f"{kind} {contribution.name!r}", contribution.obj)
     r.finish()
@@ -412,6 +498,9 @@ def check_plugin(plugin: Any, *, backbones: tuple[str, ...] | None = None,
                                 else None),
         "format": lambda obj: _check_format(r, obj),
         "preset": lambda obj: _check_preset(r, obj),
+        # stand-in jobs run only where jobs are called in this process; an executor that
+        # sends them elsewhere is checked by a sweep in its own tests
+        "executor": lambda obj: check_executor(obj, in_process_jobs=_in_process(obj)),
     }
     for kind, check in checks.items():
         for contribution in host.registry(kind).values():

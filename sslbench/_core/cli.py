@@ -20,6 +20,7 @@ from .config import (_deep_merge, build_config, load_toml, parse_assignments, pa
                      parse_task_options)
 from ..errors import SSLBenchError
 from .contracts import KINDS as CONTRACT_KINDS
+SCAFFOLD_KINDS = tuple(name for name, kind in CONTRACT_KINDS.items() if kind.scaffold)
 from .plugins import KINDS, PluginHost
 from .progress import LogReporter, Reporter, RichReporter, TeeReporter
 from .records import load_records, load_results_dirs
@@ -107,8 +108,9 @@ def cli() -> None:
 @click.option("--timeout-min", type=int, default=None, help="slurm: a job's time limit.")
 @click.option("--slurm-opt", "slurm_opts", multiple=True, metavar="KEY=VALUE",
               help="slurm: any submitit/Slurm parameter (account=..., mem_gb=..., qos=...).")
-@click.option("--slurm-cluster", default=None, type=click.Choice(["slurm", "local", "debug"]),
-              help="slurm: submitit's cluster; 'local' runs the same jobs as local processes.")
+@click.option("--slurm-cluster", default=None,
+              help="slurm: submitit's cluster (slurm, local or debug); local runs the same "
+                   "jobs as local processes.")
 @click.option("--wait/--no-wait", default=None,
               help="slurm: wait for the jobs and print the leaderboard (default: return).")
 @click.option("--checkpoint-every-min", type=float, default=None,
@@ -148,23 +150,24 @@ def run(config_file, datasets, backbones, tasks, fractions, labels_per_class, la
         timeout_min=timeout_min, slurm_options=parse_assignments(list(slurm_opts), "--slurm-opt")
         or None, slurm_cluster=slurm_cluster, wait=wait, checkpoint_every_min=checkpoint_every_min,
         log_to=log_to)
+    host = _host(config.plugins)
+    from .executors import make_executor
+    engine = make_executor(config, host)     # unknown, a bad option, a stray flag: one line
+    try:
+        _run_with(engine, config, host, dry_run, quiet)
+    finally:
+        engine.close()
+
+
+def _run_with(engine, config, host, dry_run: bool, quiet: bool) -> None:
+    """``sslbench run`` once its executor is made (the caller closes it)."""
     from .distributed import init_from_environment, is_writer, world_size_from_environment
-    if world_size_from_environment() > 1 and config.jobs > 1:
-        raise SSLBenchError("under torchrun every process runs the sweep itself: --jobs "
-                            "would run units in processes of their own; leave it out")
-    if world_size_from_environment() > 1 and config.executor != "local":
+    if world_size_from_environment() > 1 and not engine.in_process:
         raise SSLBenchError("under torchrun every process runs the sweep itself: use "
-                            "--executor local (--executor slurm --gpus-per-job N runs each "
-                            "unit on N processes by itself)")
-    from .executors import executor_for
-    engine = executor_for(config)        # its extra missing: one line, now
+                            "--executor local without --jobs (--executor slurm "
+                            "--gpus-per-job N runs each unit on N processes by itself)")
     if not dry_run:
         engine.start()                   # an engine that takes seconds to start (Ray)
-    try:
-        host = _host(config.plugins)
-    except BaseException:
-        engine.close()
-        raise
     init_from_environment(config.device)      # under torchrun: join its process group
     # on a terminal, bars; redirected to a file or a CI log, plain lines (bars would show
     # nothing until the end); --quiet: neither. Every run also logs to OUT/logs/.
@@ -183,33 +186,23 @@ def run(config_file, datasets, backbones, tasks, fractions, labels_per_class, la
             if log_file is not None:
                 reporter = sweep.reporter = TeeReporter(reporter, LogReporter(log_file))
         records = sweep.run(engine)
-    except BaseException:
-        engine.close()
-        raise
     finally:
         reporter.close()
         if log_file is not None:
             log_file.close()
-    if getattr(engine, "submitted", None) and not config.wait:
-        first = engine.submitted[0].split("_")[0]
-        click.echo(f"submitted {len(engine.submitted)} units as Slurm jobs {first}_[...]; "
-                   f"follow them with `squeue -j {first}` and the logs in {sweep.out}/slurm/; "
-                   f"`sslbench report {sweep.out}` shows what has finished, and running this "
-                   "command again resumes (it submits only what is neither finished nor "
-                   "running)")
+    note = engine.still_running()
+    if note:                              # units left running on an engine (Slurm, no --wait)
+        click.echo(note)
         return
     if not is_writer():
         return                                # the first torchrun process reports
-    try:
-        if records:
-            from ..leaderboard import SINGLE_SEED, Leaderboard
-            board = Leaderboard(records, installed=host.find)
-            click.echo(host.format_for("terminal").render(board))
-            if not any(board.tested(d, b) for d, b in board.groups):
-                click.echo(f"{SINGLE_SEED} (this run is a smoke test of the set-up, not a "
-                           "measurement)")
-    finally:
-        engine.close()                        # a local Ray stopped meanwhile
+    if records:                           # (a local Ray stops meanwhile, in its own thread)
+        from ..leaderboard import SINGLE_SEED, Leaderboard
+        board = Leaderboard(records, installed=host.find)
+        click.echo(host.format_for("terminal").render(board))
+        if not any(board.tested(d, b) for d, b in board.groups):
+            click.echo(f"{SINGLE_SEED} (this run is a smoke test of the set-up, not a "
+                       "measurement)")
     failed = [r for r in records if r["status"] != "ok"]
     click.echo(f"{len(records)} records in {sweep.out}/records"
                + (f"; {len(failed)} failed (see their 'error')" if failed else ""))
@@ -374,7 +367,7 @@ def status(out, plugins) -> None:
     given = {k: v for k, v in (newest.get("sweep") or {}).items()
              if k in grid_keys and v is not None}
     try:
-        config = build_config(given, out=out, plugins=list(plugins), executor="local")
+        config = build_config(given, out=out, plugins=list(plugins))
     except SSLBenchError as exc:
         raise SSLBenchError(f"record {newest['cell_id']!r} in {out!r} does not describe a "
                             f"grid this version can rebuild: {exc}") from None
@@ -606,7 +599,7 @@ def _check_task(host: PluginHost, task, dataset: str, resolution: int | None, se
 
 @cli.command("new-plugin")
 @click.argument("name")
-@click.option("--kind", type=click.Choice(["task", "backbone", "dataset", "protocol"]),
+@click.option("--kind", type=click.Choice(list(SCAFFOLD_KINDS)),
               default="task", show_default=True)
 @click.option("--dir", "directory", default=".", show_default=True,
               type=click.Path(file_okay=False), help="Where to create sslbench-NAME/.")

@@ -47,6 +47,8 @@ KINDS = {k.name: k for k in (
     Kind("format", "sslbench_report_formats", "ReportFormat objects", "formats",
          "report format", False, False),
     Kind("preset", "sslbench_presets", "Preset objects", "presets", "preset", False, False),
+    Kind("executor", "sslbench_executors", "Executor subclasses (classes, not instances)",
+         "executors", "executor", True, True),
 )}
 HOOKS = {name: (k.hook, k.wanted) for name, k in KINDS.items()}   # kind -> (hook, wanted)
 
@@ -68,6 +70,9 @@ def _base(kind: str) -> type:
     if kind == "preset":
         from ..preset import Preset
         return Preset
+    if kind == "executor":
+        from ..executor import Executor
+        return Executor
     from ..formats import ReportFormat
     return ReportFormat
 
@@ -88,7 +93,7 @@ def returned_problem(kind: str, returned: Any) -> str | None:
     if not isinstance(returned, (list, tuple)):
         return f"{hook}() returned {_what(returned)}; it must return a list of {wanted}"
     base = _base(kind)
-    takes_classes = kind in ("task", "protocol")
+    takes_classes = kind in ("task", "protocol", "executor")
     for obj in returned:
         ok = (isinstance(obj, type) and issubclass(obj, base)) if takes_classes \
             else isinstance(obj, base)

@@ -350,6 +350,8 @@ class PluginHost:
                                  if getattr(c.obj, axis))
                 options += f"; when none are named: {grid}" if grid else ""
                 desc += " (the default)" if c.obj.default else ""
+            if kind == "executor" and c.obj.default:
+                desc += " (the default)"
             rows.append((name, desc, options, c.plugin))
         return rows
 

@@ -17,6 +17,7 @@ import dataclasses
 import json
 import math
 import os
+import threading
 import time
 import traceback
 from pathlib import Path
@@ -43,6 +44,8 @@ from .time_accounts import write_run
 from .timing import timed
 from .features import FeatureCache, FeatureStore
 from .decoded import DecodedImages
+from ..executor import Executor, Finished, UnitJob
+from .worker import serving
 from .budgets import Budget, labeled_split, labeled_subset
 from .grid import (SCRATCH, Cell, TaskPlan, Unit, build_plans, references_of, route_options,
                    slug, split_file_stem, task_configs, units_of)
@@ -103,15 +106,20 @@ class Sweep:
     :meth:`run`."""
 
     def __init__(self, config: SweepConfig, host: PluginHost, reporter: Reporter | None = None):
+        self.given = config                        # as given: what workers rebuild from
         self.config = apply_preset(config, host)   # settings, backbone, axes left empty
         self.host = host
         self.reporter = reporter or Reporter()
         self.created = time.time()
-        # where the time of this process's units and cells went (sslbench._core.timing)
-        self.time_units: dict[str, dict[str, float]] = {}
-        self.time_cells: dict[str, dict[str, float]] = {}
-        # set by run() on the process that writes the account (not on an engine's workers)
-        self._account_run: dict[str, Any] | None = None
+        # where the time of the units run by the current run_here() call went
+        # (sslbench._core.timing): returned to whoever called it (a worker's driver)
+        self.charges: dict[str, dict[str, dict[str, float]]] = {"units": {}, "cells": {}}
+        # the run's account, on the process that writes it (set by run(); an engine's
+        # workers have none and send their charges back instead)
+        self.account: dict[str, dict[str, dict[str, float]]] | None = None
+        self._account_run: dict[str, Any] = {}
+        # an executor may call jobs in threads of this process while the driver collects
+        self._account_lock = threading.RLock()
         self.device = resolve_device(config.device)
         self.dtype = autocast_dtype_for(self.device)
         self.out = Path(config.out) if config.out else default_out(config)
@@ -241,11 +249,15 @@ class Sweep:
         return out
 
     # ------------------------------------------------------------------ running
-    def run(self, executor: Any = None) -> list[dict[str, Any]]:
+    def run(self, executor: Executor | None = None) -> list[dict[str, Any]]:
         """Run every unit whose cells are not finished; return the records of the grid.
 
-        Per data set and split seed: load it (and check it), split, place the images; then
-        per unit: pretrain (or take the checkpoint), evaluate each cell, write its record."""
+        Plan (the grid, listed on construction), hand the unfinished units to the executor
+        (the configuration's, made here, unless the caller made one: the command line
+        starts its engine early), collect each unit's end as it comes, write the time
+        account. Each unit, wherever it runs, loads its data set once per process, pretrains
+        (or takes the checkpoint) and evaluates each cell into its record
+        (:meth:`run_here`)."""
         def notify(hook: str, **kw: Any) -> None:
             if is_writer():             # of several torchrun processes, the first one
                 self.host.notify(hook, self._warn_once, **kw)
@@ -257,22 +269,54 @@ class Sweep:
                 self.reporter.cell_done(f"{cell.id} (cached)")
         units = units_of([c for c in self.cells if not c.done])
         if units:
-            self._account_run = {"executor": getattr(executor, "name", self.config.executor),
-                                 "sweep_started": sweep_started}
-            if executor is None:         # the Python API: this sweep owns its executor
-                from .executors import executor_for
-                own = executor_for(self.config, self.out)
-                try:
-                    own.run(self, units)
-                finally:
-                    own.close()
-            else:
-                executor.run(self, units)
-            self.write_time_account(complete=True)
+            own = executor is None
+            if own:                      # the Python API: this sweep owns its executor
+                from .executors import make_executor
+                executor = make_executor(self.given, self.host)
+                executor.check(self.out)
+            try:
+                self._hand_out(units, executor, sweep_started)
+            finally:
+                if own:
+                    executor.close()
         records = [read_record(self.out, c.id) for c in self.cells]
         records = [r for r in records if r is not None]
         notify("sslbench_sweep_finish", config=self.config, records=records, out=self.out)
         return records
+
+    def _hand_out(self, units: list[Unit], executor: Executor, sweep_started: float) -> None:
+        """The units to the executor as jobs; each end collected (:meth:`_collect`); the
+        time account written as they come and at the end."""
+        self.account = {"units": {}, "cells": {}}
+        self._account_run = {"executor": executor.name, "sweep_started": sweep_started,
+                             "in_process": executor.in_process}
+        config, cwd = self.given.to_dict(), os.getcwd()
+        jobs = [UnitJob(config, unit, cwd) for unit in units]
+        with serving(self, config, cwd):     # jobs called in this process use this sweep
+            executor.start()
+            executor.submit(jobs, self.reporter)
+            for done in executor.finished():
+                self._collect(done)
+        self.write_time_account(complete=True)
+
+    def _collect(self, done: Finished) -> None:
+        """A unit's end on the driver: its worker's warnings and time, its cells shown; a
+        lost unit's cells without a record since it was sent are recorded as failed with
+        the engine's reason."""
+        shown = set(self.fail_unit(done.unit, done.error, done.since)) \
+            if done.error is not None else set()
+        outcome = done.outcome
+        if outcome is not None:
+            with self._account_lock:
+                for table in ("units", "cells"):
+                    self.account[table].update(outcome.time.get(table, {}))
+            for message in outcome.warnings:
+                self._warn_once(message)
+        if outcome is None or not outcome.progress_shown:
+            for cell in done.unit.cells:
+                if cell.id not in shown:      # a failed one was shown when it was recorded
+                    self.reporter.cell_done(cell.id)
+        self.write_time_account(complete=False)
 
     def without_record(self) -> tuple[list[Cell], dict[str, dict[str, Any]]]:
         """The cells of the grid that have no record of their configuration now (neither
@@ -286,11 +330,14 @@ class Sweep:
         held = {u.id: claimed[u.id] for u in units_of(lacking) if u.id in claimed}
         return lacking, held
 
-    def run_here(self, units: list[Unit], prepared: dict | None = None) -> None:
-        """Run units in this process, one after another (the local executor, and each
-        worker of the others): each data set and split seed is prepared once (and kept in
-        ``prepared``, when given, for the next call)."""
+    def run_here(self, units: list[Unit], prepared: dict | None = None
+                 ) -> dict[str, dict[str, dict[str, float]]]:
+        """Run units in this process, one after another (what every
+        :class:`~sslbench.executor.UnitJob` does, :mod:`sslbench._core.worker`): each data
+        set and split seed is prepared once (and kept in ``prepared``, when given, for the
+        next call). Returns where their time went (``{"units": ..., "cells": ...}``)."""
         prepared = {} if prepared is None else prepared
+        self.charges = {"units": {}, "cells": {}}
         for unit in units:
             with self.unit_claim(unit) as mine:
                 if not mine:
@@ -308,9 +355,20 @@ class Sweep:
                     mark = timing.account().mark()
                     with timed("data"):
                         prepared[key] = self.prepare(*key)
-                    self.time_units[f"prepare {unit.dataset} split {unit.split_seed}"] = \
-                        timing.account().since(mark)
+                    self._charge("units", f"prepare {unit.dataset} split {unit.split_seed}",
+                                 timing.account().since(mark))
                 self.run_unit(unit, prepared[key])
+        return self.charges
+
+    def _charge(self, table: str, key: str, spent: dict[str, float]) -> None:
+        """Book a unit's (``table="units"``) or a cell's time: in this call's charges and,
+        on the process that writes the run's account, in it, written at once (a run killed
+        midway then loses only the piece of work it was in)."""
+        self.charges[table][key] = spent
+        if self.account is not None:
+            with self._account_lock:
+                self.account[table][key] = spent
+            self.write_time_account(complete=False)
 
     def write_time_account(self, complete: bool) -> None:
         """Write (again) this run's time account, ``OUT/time/RUN.json``: after each unit's
@@ -318,14 +376,18 @@ class Sweep:
         account only the piece of work it was in (the file is marked incomplete), and once
         at the end. Only the process that runs the sweep
         writes it (an engine's workers send their charges back instead)."""
-        if self._account_run is None or not is_writer() \
-                or not (self.time_units or self.time_cells):
+        with self._account_lock:
+            self._write_time_account(complete)
+
+    def _write_time_account(self, complete: bool) -> None:
+        if self.account is None or not is_writer() \
+                or not (self.account["units"] or self.account["cells"]):
             return
-        name = self._account_run["executor"]
         write_run(self.out, started=timing.COMMAND_STARTED or self.created,
-                  executor=name, sweep_started=self._account_run["sweep_started"],
-                  units=self.time_units, cells=self.time_cells,
-                  local=name == "local" and self.config.jobs <= 1, complete=complete)
+                  executor=self._account_run["executor"],
+                  sweep_started=self._account_run["sweep_started"],
+                  units=self.account["units"], cells=self.account["cells"],
+                  local=self._account_run["in_process"], complete=complete)
 
     @contextlib.contextmanager
     def unit_claim(self, unit: Unit) -> Iterator[bool]:
@@ -612,8 +674,7 @@ class Sweep:
                              error=reason, trace=traceback.format_exc())
             return
         finally:
-            self.time_units[unit.id] = timing.account().since(mark)   # its pretraining
-            self.write_time_account(complete=False)
+            self._charge("units", unit.id, timing.account().since(mark))   # its pretraining
         features = FeatureStore(
             self.features, ckpt_id, {"pool": placed.pool, "val": placed.val, "test": placed.test},
             lambda: self._trained_backbone(bb, seed, placed, state), self.device, self.dtype)
@@ -638,8 +699,7 @@ class Sweep:
             record["time_s"] = timing.account().since(mark)    # where it went (not the write)
             record["peak_memory_mib"] = peak_memory_mib(self.device)
             self._finish(cell, record, error=error, trace=trace if error else None)
-            self.time_cells[cell.id] = timing.account().since(mark)
-            self.write_time_account(complete=False)
+            self._charge("cells", cell.id, timing.account().since(mark))
         self.features.forget(ckpt_id)
 
     def _trained_backbone(self, bb: str, seed: int, placed: PlacedData,

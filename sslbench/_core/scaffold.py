@@ -170,6 +170,47 @@ class {cls}(EvaluationProtocol):
 def sslbench_protocols():
     return [{cls}]
 ''',
+    "executor": '''\
+"""The {name} executor: where a sweep's units run. This one runs them in a thread pool of
+the driver's process; replace submit and finished with your engine's calls (send each job,
+a picklable callable, to a worker; yield a Finished as each ends). Keep the hook at the
+bottom. Use it with: sslbench run --executor {name} --opt {name}.threads=2"""
+
+import concurrent.futures as futures
+import time
+
+import sslbench
+from sslbench.executor import Executor, Finished, one_line
+from sslbench.options import Range
+
+
+class {cls}(Executor):
+    name = "{name}"
+    description = "units in a thread pool of this process"
+    defaults = {{"threads": 2}}
+    ranges = {{"threads": Range(ge=1)}}
+
+    def submit(self, jobs, reporter):
+        self.jobs = list(jobs)
+
+    def finished(self):
+        since = time.time()
+        with futures.ThreadPoolExecutor(self.options["threads"]) as pool:
+            pending = {{pool.submit(job): job.unit for job in self.jobs}}
+            for future in futures.as_completed(pending):
+                try:
+                    outcome, error = future.result(), None
+                except sslbench.SSLBenchError:
+                    raise                  # a wrong set-up: stops the run
+                except Exception as exc:   # the unit is lost: its cells fail, a rerun retries
+                    outcome, error = None, f"worker failed: {{one_line(exc)}}"
+                yield Finished(pending[future], outcome, error, since)
+
+
+@sslbench.hookimpl
+def sslbench_executors():
+    return [{cls}]
+''',
 }
 
 # every kind's generated test calls the same kit: what the hooks return, then each contribution
@@ -184,6 +225,11 @@ TESTS = {
          ", dataset_request=DatasetRequest(None, 32, \"data\")"),
     ]
 }
+# an executor's test also hands it stand-in jobs (they run only in this process)
+TESTS["executor"] = TESTS["task"] + (
+    "\n\ndef test_it_hands_back_every_unit():\n"
+    "    from sslbench.testing import check_executor\n"
+    "    check_executor({module}.plugin.{cls}, in_process_jobs=True)\n")
 
 README = '''\
 # sslbench-{name}

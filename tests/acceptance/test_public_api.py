@@ -11,7 +11,7 @@ from conftest import REPO
 
 PUBLIC = ["task", "backbone", "protocol", "data", "images", "augment", "randaugment",
           "training", "options", "formats", "leaderboard", "testing", "errors", "hookspecs",
-          "tracking", "preset", "progress", "sweep"]
+          "tracking", "preset", "progress", "sweep", "executor"]
 
 
 def sslbench_imports(path):

@@ -193,7 +193,7 @@ def test_check_plugin_passes_a_good_distribution_and_runs_the_per_class_checks(s
     assert "backbone 'nostages'" in str(err.value) and "backbone 'flat'" in str(err.value)
 
 
-@pytest.mark.parametrize("kind", ["task", "backbone", "dataset", "protocol"])
+@pytest.mark.parametrize("kind", ["task", "backbone", "dataset", "protocol", "executor"])
 def test_every_scaffold_passes_check_plugin_in_its_own_test(cli, tmp_path, monkeypatch, kind):
     status, _, err = cli("new-plugin", f"door_{kind}", "--kind", kind, "--dir", str(tmp_path))
     assert status == 0, err
@@ -205,6 +205,9 @@ def test_every_scaffold_passes_check_plugin_in_its_own_test(cli, tmp_path, monke
     namespace: dict = {}
     exec(compile(test_source, "test_plugin.py", "exec"), namespace)
     namespace["test_conforms"]()                     # raises ConformanceError if it does not
+    for name, test in namespace.items():             # an executor's: every unit handed back
+        if name.startswith("test_") and name != "test_conforms":
+            test()
     sys.modules.pop(f"sslbench_door_{kind}.plugin", None)
     sys.modules.pop(f"sslbench_door_{kind}", None)
 

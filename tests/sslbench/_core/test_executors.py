@@ -1,5 +1,6 @@
-"""Executors (sslbench._core.executors) on real engines: a local Ray cluster on this machine
-and submitit's local executor (the pickling and subprocess path its Slurm executor takes).
+"""The built-in executors (plugins/sslbench_plugins/executors, chosen by
+sslbench._core.executors) on real engines: a local Ray cluster on this machine and
+submitit's local executor (the pickling and subprocess path its Slurm executor takes).
 No mocks: a worker is killed for real, two drivers really share one results folder."""
 
 from __future__ import annotations
@@ -165,7 +166,8 @@ def command_run(*args: str, out: Path) -> tuple[int, str, str]:
 @pytest.mark.parametrize("engine", [
     pytest.param(["--executor", "ray", "--cpus-per-job", "1"], marks=ONE_RAY),
     ["--executor", "slurm", "--slurm-cluster", "local", "--cpus-per-job", "1", "--wait"],
-], ids=["ray", "submitit-local"])
+    ["--executor", "local", "--jobs", "2", "--cpus-per-job", "1"],
+], ids=["ray", "submitit-local", "local-jobs"])
 def test_an_engine_survives_a_killed_worker_and_gives_the_local_executors_records(
         engine, fast_run, plugin, tmp_path, one_thread):
     """A worker is killed (SIGKILL, as the out-of-memory killer would) in its unit's third
@@ -174,11 +176,17 @@ def test_an_engine_survives_a_killed_worker_and_gives_the_local_executors_record
     executor's (one thread, as the workers have), with the workers' time accounts back at the
     driver. Ray's case joins a cluster already running (`ray start --head`, token
     authentication) with --ray-address, and leaves it running: a cluster is not the sweep's
-    to stop. (One test for all this: each engine start costs seconds. A Ray that the command
-    starts itself differs in ray.init's address only; benchmarks/bench_executors.py runs
-    both.)"""
-    pytest.importorskip("ray" if "ray" in engine else "submitit")
+    to stop. Local worker processes (--jobs 2) run as a command of its own (they are
+    spawned, which a pytest worker's main module does not survive); there a killed worker
+    breaks the pool, which stops the other worker too: its unit is lost as well, and a fresh
+    pool runs what had not started. (One test for all this: each engine start costs seconds.
+    A Ray that the command starts itself differs in ray.init's address only;
+    benchmarks/bench_executors.py runs both.)"""
+    if engine[1] != "local":
+        pytest.importorskip("ray" if "ray" in engine else "submitit")
     cluster, run = contextlib.ExitStack(), fast_run
+    if engine[1] == "local":
+        run = command_run
     if engine[1] == "ray":
         address = cluster.enter_context(running_ray_cluster())
         engine, run = [*engine, "--ray-address", address], command_run
@@ -191,14 +199,22 @@ def test_an_engine_survives_a_killed_worker_and_gives_the_local_executors_record
             assert status.returncode == 0, status.stderr     # still running: not ours to stop
 
 
+def unit_of(cell_id: str) -> str:
+    """The unit of a cell: DATASET__BACKBONE__TASK__PROTOCOL__BUDGET__sSEED -> its id."""
+    dataset, backbone, task, _, _, seed = cell_id.split("__")
+    return f"{dataset}__{backbone}__{task}__{seed}"
+
+
 def run_killed_and_rerun(engine: list[str], fast_run, run, plugin: Path, tmp_path: Path) -> None:
     """The killed-worker sweep through ``run`` (in this process or as a command) against the
     local executor's run of the same grid in this process."""
-    grid = sweep_args(plugin, "--protocols", "linear,finetune,killer", "--seeds", "0")
+    # local --jobs 2: four units for two workers, so that some wait for a fresh pool
+    seeds = "0,1" if engine[1] == "local" else "0"
+    grid = sweep_args(plugin, "--protocols", "linear,finetune,killer", "--seeds", seeds)
     status, _, err = fast_run(*grid, out=tmp_path / "local")          # killer.marker unset
     assert status == 0, err
     local = accuracies(tmp_path / "local")
-    assert len(local) == 6
+    assert len(local) == 6 * len(seeds.split(","))
     marker = tmp_path / "kill-once"
     marker.touch()
     args = [*grid, "--opt", f"killer.marker={marker}", *engine]
@@ -207,53 +223,50 @@ def run_killed_and_rerun(engine: list[str], fast_run, run, plugin: Path, tmp_pat
     assert status == 1, err                         # failed cells: exit 1, not a traceback
     assert not marker.exists()                      # one worker did die
     recs = {p.stem: json.loads(p.read_text()) for p in (out / "records").glob("*.json")}
-    assert len(recs) == 6
+    assert len(recs) == len(local)
     failed = {k: r["error"] for k, r in recs.items() if r["status"] == "failed"}
-    assert len(failed) == 1, failed                 # the killed cell; its unit's linear and
-    (cell, error), = failed.items()                 # finetune cells finished before the kill
-    assert cell.endswith(("killer__f1__s0",))       # and stay
-    assert error.startswith(("ray", "slurm job")), error
-    for done in ("__linear__", "__finetune__"):
-        assert recs[cell.replace("__killer__", done)]["status"] == "ok"
+    # the killed cell; its unit's linear and finetune cells finished before the kill and stay
+    killed = [c for c in failed if "__killer__f1__" in c
+              and all(recs[c.replace("__killer__", p)]["status"] == "ok"
+                      for p in ("__linear__", "__finetune__"))]
+    assert killed, failed
+    reason = {"ray": "ray", "slurm": "slurm job", "local": "a worker process died"}[engine[1]]
+    assert all(error.startswith(reason) for error in failed.values()), failed
+    if engine[1] != "local":                        # an engine loses the killed unit only
+        assert list(failed) == killed, failed
+    else:                       # the broken pool lost its two units; a fresh one ran the rest
+        units = {unit_of(c) for c in recs}
+        whole = units - {unit_of(c) for c in failed}
+        # a broken pool loses at most its two running units (which ones depends on who
+        # reaches the killer first); the others ran in it or in a fresh pool
+        assert len(units) == 4 and len(whole) >= 2, failed
     assert_clean(out)
-    status, printed, err = run(*args, out=out)        # no marker now: the rerun completes
-    assert status == 0, err
+    log = tmp_path / "cells.log"
+    os.environ["SSLBENCH_TEST_CELL_LOG"] = str(log)     # (the test plugin's cell-start hook)
+    try:
+        status, printed, err = run(*args, out=out)
+    finally:
+        del os.environ["SSLBENCH_TEST_CELL_LOG"]
+    assert status == 0, err                         # no marker now: the rerun completes
     assert "records in" in printed                  # the driver printed the leaderboard
-    assert accuracies(out) == local
+    assert accuracies(out) == local                 # the serial one-thread run's numbers
     assert_clean(out)
     rec = json.loads(next((out / "records").glob("*rotation__finetune*")).read_text())
     assert rec["torch_threads"] == 1 and rec["sweep"]["executor"] == engine[1]
+    # the cells the rerun ran, each in a worker process, not in the driver (a Ray cluster's
+    # workers have the environment of `ray start`, not the driver's: no log there)
+    if engine[1] != "ray":
+        ran = dict(line.split() for line in log.read_text().splitlines())
+        assert set(ran) == set(failed) and str(os.getpid()) not in ran.values()
     # the workers' time accounts came back to the driver (sslbench._core.time_accounts)
     accounts = [json.loads(p.read_text()) for p in (out / "time").glob("*.json")]
     assert len(accounts) == 2 and all(a["executor"] == engine[1] for a in accounts)
-    # (a killed worker's time dies with it: its unit's two finished cells are in no account)
-    unit = {cell.replace("__killer__", p) for p in ("__linear__", "__finetune__")}
-    assert set().union(*(a["cells"] for a in accounts)) == set(local) - unit
+    # (a lost worker's time dies with it: its unit's finished cells are in no account)
+    lost_units = {unit_of(c) for c in failed}
+    finished_there = {c for c in local if unit_of(c) in lost_units and c not in failed}
+    assert set().union(*(a["cells"] for a in accounts)) == set(local) - finished_there
     assert sum(a["total_s"].get("finetuning", 0) for a in accounts) > 0
     assert all("other" not in a["total_s"] for a in accounts)
-
-
-def test_two_drivers_on_one_results_folder(plugin, tmp_path):
-    """Two `sslbench run` processes on the same --out and cache: each cell runs once, in one
-    of them (the other driver skips a unit while it is claimed), no record is corrupt, a
-    third run finds the grid complete. Two units (scratch and rotation), two drivers."""
-    args = [sys.executable, "-m", "sslbench", "run", "--quiet", "--out", str(tmp_path / "out"),
-            "--cache-dir", str(tmp_path / "cache"), "--resolution", "16", *FAST_FLAGS,
-            *sweep_args(plugin, "--seeds", "0")]
-    log = tmp_path / "cells.log"
-    env = {**os.environ, "SSLBENCH_TEST_CELL_LOG": str(log)}
-    drivers = [subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                text=True, env=env) for _ in range(2)]
-    results = [d.communicate(timeout=600) for d in drivers]
-    assert [d.returncode for d in drivers] == [0, 0], results
-    recs = [json.loads(p.read_text()) for p in (tmp_path / "out" / "records").glob("*.json")]
-    assert len(recs) == 4 and all(r["status"] == "ok" for r in recs)
-    started = [line.split()[0] for line in log.read_text().splitlines()]
-    assert sorted(started) == sorted(r["cell_id"] for r in recs)    # each cell ran once
-    assert_clean(tmp_path / "out")
-    done = subprocess.run(args, capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stderr
-    assert "4 records" in done.stdout
 
 
 # ----------------------------------------------------------------------------- bad input
@@ -353,55 +366,9 @@ def test_a_submitit_folder_others_may_write_is_refused(fast_run, plugin, tmp_pat
 
 
 # ------------------------------------------------------------ local worker processes (--jobs)
-PID_PLUGIN = """
-import os
-from pathlib import Path
-import sslbench
-
-@sslbench.hookimpl
-def sslbench_cell_start(cell):
-    folder = Path(os.environ["SSLBENCH_TEST_PIDS"])
-    (folder / f"{cell.id}.pid").write_text(str(os.getpid()))
-"""
-
-
-def test_jobs_run_units_in_worker_processes_with_the_serial_runs_numbers(tmp_path):
-    """--jobs 2 --cpus-per-job 1: units in two spawned workers (a cell-start hook writes
-    each cell's process id), each with one torch thread; every record equals that of a
-    serial run with one thread, so the executor changes nothing a record says."""
-    import json
-    import os
-    import subprocess
-    import sys
-    from conftest import FAST_FLAGS
-    plugin = tmp_path / "pids.py"
-    plugin.write_text(PID_PLUGIN)
-    runs = {}
-    for name, extra in (("serial", []), ("jobs", ["--jobs", "2", "--cpus-per-job", "1"])):
-        pids = tmp_path / f"pids-{name}"
-        pids.mkdir()
-        env = {**os.environ, "OMP_NUM_THREADS": "1", "SSLBENCH_TEST_PIDS": str(pids)}
-        out = tmp_path / name
-        done = subprocess.run(
-            [sys.executable, "-m", "sslbench._core.cli", "run", "--quiet", "--tasks",
-             "rotation", "--fractions", "1.0", "--protocols", "linear", "--seeds",
-             "0", "--resolution", "16", "--out", str(out), "--cache-dir",
-             str(tmp_path / f"cache-{name}"), "--plugin", str(plugin), *FAST_FLAGS, *extra],
-            env=env, capture_output=True, text=True, timeout=600)
-        assert done.returncode == 0, done.stderr
-        records = {p.stem: json.loads(p.read_text()) for p in (out / "records").glob("*.json")}
-        runs[name] = (records, {p.stem: int(p.read_text()) for p in pids.iterdir()})
-    (serial, serial_pids), (parallel, worker_pids) = runs["serial"], runs["jobs"]
-    assert len(serial) == len(parallel) == 2 and set(serial) == set(parallel)
-    for cell, record in parallel.items():
-        assert record["status"] == "ok" and record["torch_threads"] == 1
-        assert record["metrics"]["test_accuracy"] == serial[cell]["metrics"]["test_accuracy"]
-        assert record["config_hash"] == serial[cell]["config_hash"]
-    assert len(set(serial_pids.values())) == 1                 # one process ran them all
-    assert len(set(worker_pids.values())) == 2                 # two workers shared them
-    assert set(worker_pids.values()).isdisjoint(serial_pids.values())
-
-
+# (--jobs 2's records against a serial run's, and a killed worker under it: the killed-worker
+# test above, "local-jobs")
 def test_jobs_is_for_the_local_executor(fast_run):
     status, _, err = fast_run("--jobs", "2", "--executor", "slurm")
-    assert status == 2 and "--jobs runs units side by side on this machine" in err
+    assert status == 2 and "--jobs is not an option of executor 'slurm'" in err, err
+    assert len(err.strip().splitlines()) == 1

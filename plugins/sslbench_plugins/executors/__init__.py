@@ -1,0 +1,1 @@
+"""The built-in executors: local, ray and slurm (:mod:`sslbench.executor`)."""
