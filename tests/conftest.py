@@ -110,6 +110,30 @@ def only_our_plugins(monkeypatch, tmp_path_factory):
     isolate_plugins(monkeypatch, tmp_path_factory.getbasetemp())
 
 
+# A plugin with one data set, "tiny": 24 random images of 2 classes, class 0 red (so that it
+# is learnable), 12 of them the test split. For the tests of executors, whose plugins add to it.
+TINY_DATASET_PLUGIN = '''
+import torch
+import sslbench
+from sslbench.data import DatasetSpec, ImageData
+
+
+def load(request):
+    n = 24
+    g = torch.Generator().manual_seed(0)
+    x = torch.randint(0, 256, (n, 3, request.resolution, request.resolution),
+                      dtype=torch.uint8, generator=g)
+    x[: n // 2, 0] = 255                       # class 0 is red: learnable
+    y = torch.arange(n) // (n // 2)
+    return ImageData("tiny", ["a", "b"], x, y, x[::2], y[::2])
+
+
+@sslbench.hookimpl
+def sslbench_datasets():
+    return [DatasetSpec("tiny", load, "random pixels, class 0 red")]
+'''
+
+
 @pytest.fixture(scope="session")
 def finished_sweep(tmp_path_factory):
     """One small finished sweep shared by the tests that only read it (export, publish,

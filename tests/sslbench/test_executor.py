@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import TINY_DATASET_PLUGIN
 from sslbench.executor import Executor, UnitJob, UnitOutcome, one_line
 
 # A third-party executor: its units in a thread pool of the driver's process, through the
@@ -22,9 +23,6 @@ import time
 import sslbench
 from sslbench.executor import Executor, Finished
 from sslbench.options import Range
-
-import torch
-from sslbench.data import DatasetSpec, ImageData
 
 
 class ThreadExecutor(Executor):
@@ -48,36 +46,23 @@ class ThreadExecutor(Executor):
                 yield Finished(pending[future], future.result(), None, since)
 
 
-def load(request):
-    n = 24
-    g = torch.Generator().manual_seed(0)
-    x = torch.randint(0, 256, (n, 3, request.resolution, request.resolution),
-                      dtype=torch.uint8, generator=g)
-    x[: n // 2, 0] = 255                       # class 0 is red: learnable
-    y = torch.arange(n) // (n // 2)
-    return ImageData("tiny", ["a", "b"], x, y, x[::2], y[::2])
-
-
 @sslbench.hookimpl
 def sslbench_executors():
     return [ThreadExecutor]
-
-
-@sslbench.hookimpl
-def sslbench_datasets():
-    return [DatasetSpec("tiny", load, "random pixels, class 0 red")]
 '''
 
 
 @pytest.fixture
 def plugin(tmp_path) -> Path:
+    (tmp_path / "tiny_dataset.py").write_text(TINY_DATASET_PLUGIN)
     path = tmp_path / "threads_plugin.py"
     path.write_text(THREADS_PLUGIN)
     return path
 
 
 def sweep_args(plugin: Path, *extra: str) -> list[str]:
-    return ["--plugin", str(plugin), "--dataset", "tiny", "--tasks", "rotation",
+    return ["--plugin", str(plugin.parent / "tiny_dataset.py"), "--plugin", str(plugin),
+            "--dataset", "tiny", "--tasks", "rotation",
             "--fractions", "1.0", "--seeds", "0,1", "--protocols", "linear", *extra]
 
 

@@ -17,27 +17,14 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import FAST_FLAGS
+from conftest import FAST_FLAGS, TINY_DATASET_PLUGIN
 
-PLUGIN = '''
+PLUGIN = TINY_DATASET_PLUGIN + '''
 import os
 import signal
 from pathlib import Path
 
-import torch
-import sslbench
-from sslbench.data import DatasetSpec, ImageData
 from sslbench.protocol import EvaluationProtocol, ProtocolResult
-
-
-def load(request):
-    n = 24
-    g = torch.Generator().manual_seed(0)
-    x = torch.randint(0, 256, (n, 3, request.resolution, request.resolution),
-                      dtype=torch.uint8, generator=g)
-    x[: n // 2, 0] = 255                       # class 0 is red: learnable
-    y = torch.arange(n) // (n // 2)
-    return ImageData("tiny", ["a", "b"], x, y, x[::2], y[::2])
 
 
 class Killer(EvaluationProtocol):
@@ -60,11 +47,6 @@ class Killer(EvaluationProtocol):
                                             device=split.labels.device)
         return ProtocolResult(predict, float((ctx.val.labels == 0).float().mean()),
                               {"chosen": "class 0"})
-
-
-@sslbench.hookimpl
-def sslbench_datasets():
-    return [DatasetSpec("tiny", load, "random pixels, class 0 red")]
 
 
 @sslbench.hookimpl
