@@ -140,12 +140,12 @@ class Budget:
         sizes = np.asarray(sizes, dtype=np.int64)
         name = (lambda c: class_names[c]) if class_names is not None else str  # noqa: E731
         if self.kind == FRACTION:
-            counts = np.maximum(1, np.round(self.value * sizes).astype(np.int64))
-            for c in np.flatnonzero(np.round(self.value * sizes) == 0):
+            rounded = np.round(self.value * sizes).astype(np.int64)
+            for c in np.flatnonzero(rounded == 0):
                 if warn is not None:
                     warn(f"fraction {self.value:g} leaves class {name(c)!r} without a "
                          "labeled image; using 1")
-            return np.minimum(counts, sizes)
+            return np.minimum(np.maximum(1, rounded), sizes)
         k = int(self.value)
         if self.kind == PER_CLASS:
             short = np.flatnonzero(sizes < k)
