@@ -47,6 +47,7 @@ class _Served:
 
     def __init__(self, sweep: "Sweep", driver: bool) -> None:
         self.sweep, self.driver = sweep, driver
+        self.pid = os.getpid()     # a forked child inherits this: it is not the driver
         self.prepared: dict = {}
         self.lock = threading.Lock()
 
@@ -76,8 +77,10 @@ def serving(sweep: "Sweep", config: dict[str, Any], cwd: str) -> Iterator[None]:
 def _served(job: "UnitJob") -> _Served:
     key = _key(job.config, job.cwd)
     with _SERVED_LOCK:
-        if key in _SERVED:
+        if key in _SERVED and _SERVED[key].pid == os.getpid():
             return _SERVED[key]
+        for other in [k for k, s in _SERVED.items() if s.pid != os.getpid()]:
+            del _SERVED[other]   # a forked worker's copy of its parent's sweeps
         from .config import SweepConfig
         from .plugins import PluginHost
         from .runner import Sweep

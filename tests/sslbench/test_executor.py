@@ -153,3 +153,4 @@ def test_the_base_class_says_what_a_plugin_must_implement():
     assert Half().still_running() is None and not Half().in_process
     assert one_line(ValueError("first\nsecond")) == "ValueError: first"
     assert UnitOutcome({"c": "ok"}).warnings == []
+
