@@ -21,7 +21,7 @@ plugin and hook) while the sweep goes on.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import pluggy
 
@@ -38,6 +38,7 @@ if TYPE_CHECKING:  # pragma: no cover - imports for annotations only
     from .executor import Executor
     from .formats import ReportFormat
     from .preset import Preset
+    from .record import Record
     from .protocol import EvaluationProtocol
     from .sweep import Cell, SweepConfig
     from .tracking import TrackerSpec
@@ -145,9 +146,10 @@ def sslbench_cell_start(cell: Cell) -> None:
 
 
 @hookspec
-def sslbench_cell_finish(cell: Cell, record: dict[str, Any], out: Path) -> None:
-    """Called after a cell ran, with the record just written (``record["status"]`` is
-    ``"ok"`` or ``"failed"``, the latter with ``record["error"]``) and the results folder
+def sslbench_cell_finish(cell: Cell, record: Record, out: Path) -> None:
+    """Called after a cell ran, with the :class:`~sslbench.record.Record` just written
+    (``record.status`` is ``"ok"`` or ``"failed"``, the latter with ``record.error``; the
+    record also reads as a mapping, ``record["status"]``) and the results folder
     ``out`` (shared by the driver and the workers). Runs where the cell ran
     (the driver or a worker, as :func:`sslbench_cell_start`); for the cells of a unit an
     engine lost (a killed worker, a job over its time limit) it runs on the driver, with the
@@ -155,8 +157,7 @@ def sslbench_cell_finish(cell: Cell, record: dict[str, Any], out: Path) -> None:
 
 
 @hookspec
-def sslbench_sweep_finish(config: SweepConfig, records: list[dict[str, Any]],
-                          out: Path) -> None:
+def sslbench_sweep_finish(config: SweepConfig, records: list[Record], out: Path) -> None:
     """Called once after the last cell, with the records of every cell of the grid and the
     results folder. Runs on
     the driver. With ``--executor slurm`` without ``--wait`` the command returns once the

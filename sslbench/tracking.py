@@ -21,7 +21,7 @@ docs/plugins.md.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,7 +39,7 @@ class TrackerSpec:
     check: Callable[[], None] | None = None
 
 
-def enabled(name: str, record: dict[str, Any]) -> bool:
+def enabled(name: str, record: Mapping[str, Any]) -> bool:
     """Whether the sweep that wrote ``record`` asked to log to ``name``."""
     return name in ((record.get("sweep") or {}).get("log_to") or [])
 
@@ -52,7 +52,7 @@ def _flat(prefix: str, value: Any, out: dict[str, str]) -> None:
         out[prefix] = value if isinstance(value, str) else json.dumps(value)
 
 
-def params(record: dict[str, Any]) -> dict[str, str]:
+def params(record: Mapping[str, Any]) -> dict[str, str]:
     """The cell's configuration: data set, backbone, task, protocol, budget, seeds, preset,
     every setting (``settings.resolution``) and option (``options.tasks.rotation.crop``)."""
     out: dict[str, str] = {}
@@ -65,7 +65,7 @@ def params(record: dict[str, Any]) -> dict[str, str]:
     return out
 
 
-def series(record: dict[str, Any]) -> dict[str, list[tuple[int, float]]]:
+def series(record: Mapping[str, Any]) -> dict[str, list[tuple[int, float]]]:
     """The cell's curves, each a list of (step, value)."""
     out: dict[str, list[tuple[int, float]]] = {}
     for h in (record.get("pretraining") or {}).get("history") or []:
@@ -80,7 +80,7 @@ def series(record: dict[str, Any]) -> dict[str, list[tuple[int, float]]]:
     return out
 
 
-def final_metrics(record: dict[str, Any]) -> dict[str, float]:
+def final_metrics(record: Mapping[str, Any]) -> dict[str, float]:
     """Test and validation accuracy (empty for a failed cell), held-out pretext accuracy."""
     out: dict[str, float] = {}
     metrics = record.get("metrics") or {}

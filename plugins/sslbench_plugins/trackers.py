@@ -37,6 +37,7 @@ from typing import Any
 
 import sslbench
 from sslbench.errors import SSLBenchError
+from sslbench.record import Record
 from sslbench.tracking import TrackerSpec, enabled, final_metrics, params, series
 
 
@@ -59,7 +60,7 @@ def sslbench_trackers():
 
 
 @sslbench.hookimpl
-def sslbench_cell_finish(cell, record: dict[str, Any], out: Path) -> None:
+def sslbench_cell_finish(cell, record: Record, out: Path) -> None:
     if enabled("tensorboard", record):
         to_tensorboard(record, Path(out))
     if enabled("mlflow", record):
@@ -68,7 +69,7 @@ def sslbench_cell_finish(cell, record: dict[str, Any], out: Path) -> None:
         to_wandb(record, Path(out))
 
 
-def to_tensorboard(record: dict[str, Any], out: Path) -> None:
+def to_tensorboard(record: Record, out: Path) -> None:
     from torch.utils.tensorboard import SummaryWriter
     with SummaryWriter(log_dir=str(out / "tensorboard" / record["cell_id"])) as writer:
         for name, points in series(record).items():
@@ -77,13 +78,13 @@ def to_tensorboard(record: dict[str, Any], out: Path) -> None:
         metrics = final_metrics(record)
         for name, value in metrics.items():
             writer.add_scalar(f"final/{name}", value, 0)
-        writer.add_text("record", "```\n" + json.dumps(record, indent=1, default=str)[:60_000]
+        writer.add_text("record", "```\n" + json.dumps(record.to_dict(), indent=1, default=str)[:60_000]
                         + "\n```")
         writer.add_hparams({k: v[:250] for k, v in params(record).items()},
                            {f"hparam/{k}": v for k, v in metrics.items()}, run_name=".")
 
 
-def to_mlflow(record: dict[str, Any], out: Path) -> None:
+def to_mlflow(record: Record, out: Path) -> None:
     import mlflow
     from mlflow.entities import Metric, Param, RunTag
     uri = os.environ.get("MLFLOW_TRACKING_URI")
@@ -113,11 +114,11 @@ def to_mlflow(record: dict[str, Any], out: Path) -> None:
         client.log_batch(run_id, params=parameters[start:start + 100])
     for start in range(0, len(metrics), 1000):
         client.log_batch(run_id, metrics=metrics[start:start + 1000])
-    client.log_dict(run_id, record, "record.json")
+    client.log_dict(run_id, record.to_dict(), "record.json")
     client.set_terminated(run_id, "FINISHED" if record["status"] == "ok" else "FAILED")
 
 
-def to_wandb(record: dict[str, Any], out: Path) -> None:
+def to_wandb(record: Record, out: Path) -> None:
     import wandb
     mode = os.environ.get("WANDB_MODE") or (
         "online" if os.environ.get("WANDB_API_KEY") else "offline")
@@ -139,7 +140,7 @@ def to_wandb(record: dict[str, Any], out: Path) -> None:
         for name, value in final_metrics(record).items():
             run.summary[name] = value
         path = Path(run.dir) / "record.json"
-        path.write_text(json.dumps(record, indent=1, default=str))
+        path.write_text(json.dumps(record.to_dict(), indent=1, default=str))
         artifact = wandb.Artifact(f"record-{record['cell_id']}".replace(".", "_"), type="record")
         artifact.add_file(str(path))
         run.log_artifact(artifact)

@@ -14,6 +14,7 @@ from .config import build_config, load_toml
 from ..leaderboard import Leaderboard
 from .plugins import PluginHost
 from .progress import Reporter
+from ..record import Record
 from .records import load_results_dirs
 from .runner import Sweep
 
@@ -24,10 +25,11 @@ class Results:
     In Jupyter it shows as the leaderboard (the ``html`` report: every table with its
     statistics, the plots, where each number comes from); ``repr`` is the terminal table;
     :meth:`to_frame` is the long summary (one row per task, protocol and fraction, with
-    mean, std and n over seeds); ``records`` are the records themselves and ``leaderboard``
+    mean, std and n over seeds); ``records`` are the records themselves
+    (:class:`~sslbench.record.Record`) and ``leaderboard``
     the :class:`~sslbench.leaderboard.Leaderboard` behind all of these."""
 
-    def __init__(self, records: list[dict[str, Any]], host: PluginHost) -> None:
+    def __init__(self, records: list[Record], host: PluginHost) -> None:
         self.records = records
         self.leaderboard = Leaderboard(records, installed=host.find)
         self._host = host

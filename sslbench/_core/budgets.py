@@ -34,7 +34,7 @@ class there is nothing to choose with, and each protocol's rule fixed in advance
 from __future__ import annotations
 
 import heapq
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -125,8 +125,9 @@ class Budget:
                 "label": self.label}
 
     @classmethod
-    def of_record(cls, record: dict[str, Any]) -> Budget:
-        """A record's budget; records before sslbench 0.5 hold only ``fraction``."""
+    def of_record(cls, record: Mapping[str, Any]) -> Budget:
+        """A record's budget (:class:`sslbench.record.Record`, or the JSON object of one
+        before it is loaded: records before sslbench 0.5 hold only ``fraction``)."""
         given = record.get("budget")
         if isinstance(given, dict):
             return cls(given["kind"], given["value"])

@@ -203,7 +203,7 @@ def _run_with(engine, config, host, dry_run: bool, quiet: bool) -> None:
         if not any(board.tested(d, b) for d, b in board.groups):
             click.echo(f"{SINGLE_SEED} (this run is a smoke test of the set-up, not a "
                        "measurement)")
-    failed = [r for r in records if r["status"] != "ok"]
+    failed = [r for r in records if not r.ok]
     click.echo(f"{len(records)} records in {sweep.out}/records"
                + (f"; {len(failed)} failed (see their 'error')" if failed else ""))
     lacking, held = sweep.without_record()
@@ -355,7 +355,7 @@ def status(out, plugins) -> None:
     records = load_records(out, warn=lambda m: click.echo(f"sslbench: warning: {m}", err=True))
     if not records:
         raise SSLBenchError(f"no result records in {out!r}")
-    newest = max(records, key=lambda r: r.get("finished_at") or "")
+    newest = max(records, key=lambda r: r.finished_at or "")
     # the record says what its grid was; it is data: its values are checked like a sweep
     # file's, and nothing it names is loaded (plugins come from the environment and the
     # user's --plugin only: a record naming a file must not make this command run it)
@@ -364,38 +364,38 @@ def status(out, plugins) -> None:
                  "protocols", "seeds",
                  "preset", "settings", "options", "task_options", "device", "stream",
                  "split_seeds", "dedup", "data_dir")
-    given = {k: v for k, v in (newest.get("sweep") or {}).items()
+    given = {k: v for k, v in (newest.sweep or {}).items()
              if k in grid_keys and v is not None}
     try:
         config = build_config(given, out=out, plugins=list(plugins))
     except SSLBenchError as exc:
-        raise SSLBenchError(f"record {newest['cell_id']!r} in {out!r} does not describe a "
+        raise SSLBenchError(f"record {newest.cell_id!r} in {out!r} does not describe a "
                             f"grid this version can rebuild: {exc}") from None
     host = _host(config.plugins)
     from .runner import Sweep
     try:
         sweep = Sweep(config, host, Silent())
     except SSLBenchError as exc:
-        named = [p for p in (newest.get("sweep") or {}).get("plugins") or []
+        named = [p for p in (newest.sweep or {}).get("plugins") or []
                  if p not in plugins]
         hint = (f" (the sweep loaded --plugin {', '.join(map(repr, named))}: give it to "
                 "status too; a record's plugins are never loaded from the record)"
                 if named else "")
         raise SSLBenchError(f"{exc}{hint}") from None
-    by_id = {r["cell_id"]: r for r in records}
+    by_id = {r.cell_id: r for r in records}
     finished, failed, stale, missing = [], [], [], []
     for cell in sweep.cells:
         r = by_id.get(cell.id)
         if r is None:
             missing.append(cell.id)
-        elif r["status"] != "ok":
-            failed.append((cell.id, r.get("error") or "?"))
-        elif r.get("config_hash") != cell.config_hash:
+        elif not r.ok:
+            failed.append((cell.id, r.error or "?"))
+        elif r.config_hash != cell.config_hash:
             stale.append(cell.id)
         else:
             finished.append(cell.id)
     grid = {c.id for c in sweep.cells}
-    others = [r for r in records if r["cell_id"] not in grid]
+    others = [r for r in records if r.cell_id not in grid]
     # the units a live process has claimed: their cells without a record are running
     from .claims import live_claims
     from .grid import units_of
@@ -468,9 +468,9 @@ def export_command(source, task, seed, dataset, backbone, cache_dir, keys, outpu
     weights, meta = export_checkpoint(
         record, Path(cache_dir) if cache_dir else default_cache_dir(), Path(output), keys,
         warn=warn)
-    click.echo(f"wrote {weights} and {meta} ({record['task']}, seed {record['seed']}, "
-               f"{record['backbone']} at {record['settings']['resolution']} px, "
-               f"from {record['cell_id']})")
+    click.echo(f"wrote {weights} and {meta} ({record.task}, seed {record.seed}, "
+               f"{record.backbone} at {record.settings['resolution']} px, "
+               f"from {record.cell_id})")
 
 
 @cli.command()

@@ -108,9 +108,9 @@ def returned_problem(kind: str, returned: Any) -> str | None:
 
 def references_problem(task: Any) -> str | None:
     """Why a task's published ``references`` cannot go into records, or None (the records'
-    own rule, :func:`sslbench._core.records.references_problem`: accepted here, a string
+    own rule, :func:`sslbench._core.record_checks.references_problem`: accepted here, a string
     accuracy would be taken by every sweep and break every report of it)."""
-    from .records import references_problem as problem
+    from .record_checks import references_problem as problem
     return problem(getattr(task, "references", []))
 
 

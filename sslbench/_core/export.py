@@ -31,6 +31,7 @@ from .. import __version__
 from ..errors import SSLBenchError, unknown_name
 from .atomic import atomic_write_bytes, atomic_write_json
 from .checkpoints import CheckpointStore, state_mismatch
+from ..record import Record
 from .records import load_records, read_record_file
 
 FORMAT = "sslbench-export/1"
@@ -47,7 +48,7 @@ def adapt_timm_stem(model: torch.nn.Module) -> None:
 
 def find_record(source: str | Path, task: str | None = None, seed: int | None = None,
                 dataset: str | None = None, backbone: str | None = None,
-                warn=None) -> dict[str, Any]:
+                warn=None) -> Record:
     """The record whose checkpoint to export: ``source`` is a record file, or a results
     folder narrowed down by task, seed, data set and backbone to one checkpoint. ``warn``
     is told of every file of the folder that is not a record (it is skipped)."""
@@ -92,7 +93,7 @@ def find_record(source: str | Path, task: str | None = None, seed: int | None = 
     return ([r for r in pretrained if r["status"] == "ok"] or pretrained)[0]
 
 
-def describe(record: dict[str, Any], backbone: torch.nn.Module) -> dict[str, Any]:
+def describe(record: Record, backbone: torch.nn.Module) -> dict[str, Any]:
     """The JSON written beside the weights."""
     options = record.get("options") or {}
     meta: dict[str, Any] = {
@@ -215,7 +216,7 @@ def export_backbone(backbone: torch.nn.Module, meta: dict[str, Any], out: Path,
     return out, meta_path
 
 
-def export_checkpoint(record: dict[str, Any], cache_dir: Path, out: Path,
+def export_checkpoint(record: Record, cache_dir: Path, out: Path,
                       keys: str = "auto", warn=None) -> tuple[Path, Path]:
     """Export the checkpoint behind ``record`` from ``cache_dir``: found by its id in the
     cache's own folder (never a path the record gives), checked by its checksum and by the

@@ -16,7 +16,7 @@ of those three.
 
 Records are input from whoever made the folders: every name that becomes a file name is
 checked to be a plain name inside the site (a record whose ``cell_id`` or ``backbone`` is a
-path is not a record, :func:`sslbench._core.records.record_problem`), and the site is built
+path is not a record, :func:`sslbench._core.record_checks.record_problem`), and the site is built
 in a fresh folder beside SITE and swapped in whole: a republish holds exactly the current
 records, and a publish killed midway leaves the old site as it was. SITE is replaced only
 when it is empty or a site this command wrote (it holds :data:`MARKER`). Published files
@@ -26,7 +26,6 @@ name a data set without the maker's folders (``imagefolder:flowers``, not the ab
 
 from __future__ import annotations
 
-import copy
 import html
 import math
 import os
@@ -43,6 +42,7 @@ from ..errors import SSLBenchError
 from ..leaderboard import SINGLE_SEED, Leaderboard, run_command
 from .atomic import _umask
 from .names import SAFE_NAME, public_name, slug
+from ..record import Record
 from .records import load_results_dirs
 
 FIELDS = {
@@ -67,7 +67,7 @@ def _page(title: str, body: str) -> str:
 MARKER = ".sslbench-site"     # in every site publish writes: it may replace only those
 
 
-def public_record(record: dict[str, Any]) -> dict[str, Any]:
+def public_record(record: Record) -> Record:
     """A record as published: every path of the maker's (data set folders, --out,
     --cache-dir, --data-dir) shortened to its last part, wherever it appears."""
     sweep = record.get("sweep") or {}
@@ -92,7 +92,7 @@ def public_record(record: dict[str, Any]) -> dict[str, Any]:
         if isinstance(value, list):
             return [clean(v) for v in value]
         return value
-    return clean(copy.deepcopy(record))
+    return Record.from_dict(clean(record.to_dict()))
 
 
 def inside(root: Path, *parts: str) -> Path:
@@ -109,9 +109,9 @@ def inside(root: Path, *parts: str) -> Path:
 
 
 def leaderboards(directories: list[str], warn: Callable[[str], None] | None = None
-                 ) -> dict[tuple[str, str, str], list[dict[str, Any]]]:
+                 ) -> dict[tuple[str, str, str], list[Record]]:
     """The records of the given results folders, by (data set, backbone, preset)."""
-    groups: dict[tuple[str, str, str], list[dict[str, Any]]] = defaultdict(list)
+    groups: dict[tuple[str, str, str], list[Record]] = defaultdict(list)
     for r in load_results_dirs(directories, warn=warn):
         groups[(r["dataset"], r["backbone"], r.get("preset") or "unknown-preset")].append(r)
     return dict(groups)
@@ -149,7 +149,7 @@ def publish(directories: list[str], site: Path, host,
             warn: Callable[[str], None] | None = None) -> list[Path]:
     """Write the site; returns the pages written, the index first. ``warn`` is told of
     every file of the results folders that is not a record (it is skipped)."""
-    groups: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
+    groups: dict[tuple[str, str, str], list[Record]] = {}
     made_from: dict[tuple[str, str, str], str] = {}
     for (dataset, backbone, preset), records in leaderboards(directories, warn).items():
         key = (public_name(dataset), backbone, preset)
@@ -207,7 +207,7 @@ def _swap(staging: Path, site: Path) -> None:
         shutil.rmtree(old, ignore_errors=True)
 
 
-def _write_site(groups: dict[tuple[str, str, str], list[dict[str, Any]]], site: Path,
+def _write_site(groups: dict[tuple[str, str, str], list[Record]], site: Path,
                 host) -> list[Path]:
     from .atomic import atomic_write_json, atomic_write_text
     html_format = host.format_for("page")
@@ -229,7 +229,7 @@ def _write_site(groups: dict[tuple[str, str, str], list[dict[str, Any]]], site: 
                  f"<a href='records/index.html'>the {len(records)} records</a></p>")
         report = report.replace("<body>\n", "<body>\n" + extra, 1)
         for r in records:
-            atomic_write_json(inside(folder, "records", f"{r['cell_id']}.json"), r)
+            atomic_write_json(inside(folder, "records", f"{r.cell_id}.json"), r.to_dict())
         listing = "".join(f"<li><a href='{html.escape(quote(r['cell_id']))}.json'>"
                           f"{html.escape(r['cell_id'])}</a> ({html.escape(r['status'])})</li>"
                           for r in sorted(records, key=lambda r: r["cell_id"]))

@@ -1,23 +1,26 @@
-"""Result records: one JSON file per finished sweep cell, written atomically."""
+"""Record files: one JSON file per finished sweep cell (``OUT/records/CELL_ID.json``),
+written atomically, and the one loader every command reads them through.
+
+The record itself is :class:`sslbench.record.Record`; this module knows where its files
+live, reads a folder of them (skipping, with the reason, what is not a record: a results
+folder is input from whoever wrote it), merges several folders into one leaderboard's
+records, and measures what a record says about the machine (versions, device, memory)."""
 
 from __future__ import annotations
 
 import json
-import math
 import platform
 import resource
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..record import Record, RecordError
 from .atomic import atomic_write_json
-from .budgets import Budget
-from .names import SAFE_NAME
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
 
-RECORD_SCHEMA = 1
 RECORDS_DIR = "records"
 
 
@@ -56,175 +59,11 @@ def peak_memory_mib(device: torch.device) -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def write_record(out: Path, cell_id: str, record: dict[str, Any]) -> Path:
-    path = Path(out) / RECORDS_DIR / f"{cell_id}.json"
-    atomic_write_json(path, record)
+def write_record(out: Path, record: Record) -> Path:
+    """Write ``record`` as ``OUT/records/CELL_ID.json``, whole or not at all."""
+    path = Path(out) / RECORDS_DIR / f"{record.cell_id}.json"
+    atomic_write_json(path, record.to_dict())
     return path
-
-
-
-
-def _number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) \
-        and math.isfinite(value)
-
-
-def _share(value: Any) -> bool:
-    """A finite number in [0, 1] (an accuracy, a chance level)."""
-    return _number(value) and 0 <= value <= 1
-
-
-def _count(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
-
-
-def _optional(record: dict, key: str, kind: type | tuple) -> bool:
-    return record.get(key) is None or (isinstance(record[key], kind)
-                                       and not isinstance(record[key], bool))
-
-
-def _budget_problem(record: dict[str, Any]) -> str | None:
-    """A record's label budget: ``budget`` (kind, value; sslbench 0.5) where present, and
-    ``fraction`` where the budget is one (records before 0.5 hold only that)."""
-    fraction = record.get("fraction")
-    if "fraction" in record or "budget" not in record:
-        if not (_number(fraction) and 0 < fraction <= 1):
-            return f"fraction {fraction!r} is not a number in (0, 1]"
-    if "budget" not in record:
-        return None
-    budget = record["budget"]
-    if not isinstance(budget, dict) or not isinstance(budget.get("kind"), str):
-        return "budget is not a table with a 'kind'"
-    value = budget.get("value")
-    try:
-        parsed = Budget(budget["kind"], value if _number(value) else float("nan"))
-    except (ValueError, TypeError) as exc:
-        return f"budget {budget!r}: {exc}"
-    if parsed.kind == "fraction" and fraction != parsed.value:
-        return f"budget {budget!r} and fraction {fraction!r} disagree"
-    return None
-
-
-def record_problem(record: Any) -> str | None:
-    """Why ``record`` is not a result record this version can read, or None.
-
-    A record is input from whoever wrote the folder (a shared results folder, a download):
-    every field a command reads is checked for its type and range here, so that nothing
-    downstream trusts it: names that become file names are safe file names, accuracies are
-    finite and in [0, 1], budgets of a known kind and in range, counts whole and not negative."""
-    if not isinstance(record, dict):
-        return f"not a JSON object but a {type(record).__name__}"
-    if record.get("schema") != RECORD_SCHEMA:
-        return f"schema {record.get('schema')!r}, not {RECORD_SCHEMA}"
-    for key in ("cell_id", "backbone", "task", "protocol"):
-        if not isinstance(record.get(key), str) or not SAFE_NAME.match(record[key]):
-            return f"no valid {key!r} (a name of letters, digits and _.+-)"
-    if not isinstance(record.get("dataset"), str) or not record["dataset"].strip():
-        return "no valid 'dataset'"
-    problem = _budget_problem(record)
-    if problem:
-        return problem
-    for key in ("seed", "split_seed"):
-        if (key == "seed" or key in record) and not _count(record.get(key)):
-            return f"{key} {record.get(key)!r} is not a whole number >= 0"
-    if record.get("status") not in ("ok", "failed"):
-        return f"status {record.get('status')!r} is neither 'ok' nor 'failed'"
-    for key, kind in (("sweep", dict), ("settings", dict), ("options", dict),
-                      ("plugins", dict), ("data", dict), ("details", dict),
-                      ("pretraining", dict), ("task_plan", dict), ("references", list),
-                      ("config_hash", str), ("finished_at", str), ("error", str),
-                      ("preset", str), ("protocol_summary", str), ("traceback", str)):
-        if not _optional(record, key, kind):
-            return f"{key!r} is a {type(record[key]).__name__}, not a {kind.__name__}"
-    for key in ("n_train", "n_val", "n_labeled"):
-        if record.get(key) is not None and not _count(record[key]):
-            return f"{key} {record[key]!r} is not a whole number >= 0"
-    for key in ("wall_time_s",):
-        if record.get(key) is not None and not (_number(record[key]) and record[key] >= 0):
-            return f"{key} {record[key]!r} is not a number >= 0"
-    problem = (_sweep_problem(record.get("sweep") or {})
-               or _pretraining_problem(record.get("pretraining") or {})
-               or references_problem(record.get("references") or []))
-    if problem:
-        return problem
-    if record["status"] == "ok":
-        return _metrics_problem(record.get("metrics"))
-    return None
-
-
-def _sweep_problem(sweep: dict) -> str | None:
-    for key in ("datasets", "backbones", "tasks", "protocols", "plugins"):
-        value = sweep.get(key)
-        if value is not None and not (isinstance(value, list)
-                                      and all(isinstance(v, str) for v in value)):
-            return f"sweep.{key} is not a list of names"
-    for key in ("settings", "options", "task_options", "preset_settings"):
-        if sweep.get(key) is not None and not isinstance(sweep[key], dict):
-            return f"sweep.{key} is not a table"
-    return None
-
-
-def _pretraining_problem(pre: dict) -> str | None:
-    for part in ("heldout", "control"):
-        value = pre.get(part)
-        if value is None:
-            continue
-        if not isinstance(value, dict):
-            return f"pretraining.{part} is not a table"
-        for key in ("accuracy", "chance"):
-            if key in value and value[key] is not None and not _share(value[key]):
-                return f"pretraining.{part}.{key} {value[key]!r} is not a number in [0, 1]"
-    if pre.get("seconds") is not None and not (_number(pre["seconds"]) and pre["seconds"] >= 0):
-        return f"pretraining.seconds {pre['seconds']!r} is not a number >= 0"
-    if pre.get("checkpoint") is not None and not (isinstance(pre["checkpoint"], str)
-                                                  and SAFE_NAME.match(pre["checkpoint"])):
-        return "pretraining.checkpoint is not a checkpoint id"
-    return None
-
-
-def references_problem(references: Any) -> str | None:
-    """Why a task's published ``references`` (in its class, and copied into every record of
-    its row) cannot be shown beside measured numbers, or None: a list of tables, each with a
-    numeric ``accuracy`` in percent, [0, 100], and text where it names something."""
-    if not isinstance(references, (list, tuple)):
-        return f"references must be a list of tables, not a {type(references).__name__}"
-    for ref in references:
-        if not isinstance(ref, dict):
-            return f"a reference must be a table (dict), not a {type(ref).__name__}"
-        if not (_number(ref.get("accuracy")) and 0 <= ref["accuracy"] <= 100):
-            return (f"reference {ref.get('paper', '?')!r} has accuracy {ref.get('accuracy')!r}: "
-                    "a number of percent in [0, 100]")
-        for key in ("paper", "dataset", "backbone", "protocol", "source"):
-            if key in ref and not isinstance(ref[key], str):
-                return f"reference {ref.get('paper', '?')!r}: {key} must be text"
-    return None
-
-
-def _metrics_problem(metrics: Any) -> str | None:
-    if not isinstance(metrics, dict) or "test_accuracy" not in metrics:
-        return "a finished record without metrics.test_accuracy"
-    if not _share(metrics["test_accuracy"]):
-        return f"metrics.test_accuracy {metrics['test_accuracy']!r} is not a number in [0, 1]"
-    val = metrics.get("val_accuracy")
-    if val is not None and not (_share(val) or (isinstance(val, float) and math.isnan(val))):
-        return f"metrics.val_accuracy {val!r} is not a number in [0, 1]"
-    for key in ("test_accuracy_by", "per_class_accuracy"):
-        values = metrics.get(key)
-        if values is not None and not (isinstance(values, dict)
-                                       and all(_share(v) for v in values.values())):
-            return f"metrics.{key} holds a value that is not a number in [0, 1]"
-    correct = metrics.get("test_correct")
-    if correct is not None and not (isinstance(correct, str) and set(correct) <= {"0", "1"}):
-        return "metrics.test_correct is not a string of 0 and 1"
-    predictions = metrics.get("test_predictions")
-    if predictions is not None and not (isinstance(predictions, list)
-                                        and all(_count(p) for p in predictions)):
-        return "metrics.test_predictions is not a list of class indices"
-    matrix = metrics.get("confusion_matrix")
-    if matrix is not None and not (isinstance(matrix, list) and all(
-            isinstance(row, list) and all(_count(v) for v in row) for row in matrix)):
-        return "metrics.confusion_matrix is not a table of counts"
-    return None
 
 
 def _outside(path: Path) -> bool:
@@ -236,27 +75,28 @@ def _outside(path: Path) -> bool:
         return True
 
 
-def _read(path: Path) -> tuple[dict[str, Any] | None, str | None]:
+def _read(path: Path) -> tuple[Record | None, str | None]:
     if _outside(path):
         return None, "a link to a file outside the folder (not followed)"
     try:
-        record = json.loads(path.read_text(encoding="utf-8"))
+        record = Record.from_dict(json.loads(path.read_text(encoding="utf-8")))
     except OSError as exc:
         return None, f"unreadable ({exc.strerror or exc})"
+    except RecordError as exc:
+        return None, str(exc)
     except (ValueError, RecursionError) as exc:      # bad UTF-8 or bad JSON
         return None, f"not JSON ({type(exc).__name__})"
-    problem = record_problem(record)
-    if problem is None and record["cell_id"] != path.stem:
-        problem = f"its cell_id {record['cell_id']!r} is not its file name"
-    return (None, problem) if problem else (record, None)
+    if record.cell_id != path.stem:
+        return None, f"its cell_id {record.cell_id!r} is not its file name"
+    return record, None
 
 
-def read_record_file(path: Path) -> tuple[dict[str, Any] | None, str | None]:
+def read_record_file(path: Path) -> tuple[Record | None, str | None]:
     """(the record in ``path``, None), or (None, why it is not a record of this schema)."""
     return _read(Path(path))
 
 
-def read_record(out: Path, cell_id: str) -> dict[str, Any] | None:
+def read_record(out: Path, cell_id: str) -> Record | None:
     """The cell's record, or None when there is none or it is not a readable record of this
     schema (the cell then counts as unfinished and runs again)."""
     path = Path(out) / RECORDS_DIR / f"{cell_id}.json"
@@ -266,7 +106,7 @@ def read_record(out: Path, cell_id: str) -> dict[str, Any] | None:
 
 
 def load_records(directory: str | Path,
-                 warn: Callable[[str], None] | None = None) -> list[dict[str, Any]]:
+                 warn: Callable[[str], None] | None = None) -> list[Record]:
     """Every record under a results directory (its ``records/`` folder, or the folder
     itself); a file that is not a record of this schema is skipped, and ``warn`` is told
     which and why."""
@@ -282,13 +122,13 @@ def load_records(directory: str | Path,
     return records
 
 
-def what_ran(record: dict[str, Any]) -> dict[str, Any]:
+def what_ran(record: Record) -> dict[str, Any]:
     """A record's settings and plugin options, flat: ``resolution``, ``linear.max_iter``,
     ``rotation.crop``, ... (for comparing records; older records have settings only)."""
-    out = {k: v for k, v in (record.get("settings") or {}).items() if k != "backbone"}
-    options = record.get("options") or {}
-    names = {"protocol": record.get("protocol"), "backbone": record.get("backbone"),
-             "dataset": str(record.get("dataset", "")).partition(":")[0]}
+    out = {k: v for k, v in (record.settings or {}).items() if k != "backbone"}
+    options = record.options or {}
+    names = {"protocol": record.protocol, "backbone": record.backbone,
+             "dataset": record.dataset.partition(":")[0]}
     for kind, name in names.items():
         out.update({f"{name}.{k}": v for k, v in (options.get(kind) or {}).items()})
     for task, opts in (options.get("tasks") or {}).items():
@@ -297,7 +137,7 @@ def what_ran(record: dict[str, Any]) -> dict[str, Any]:
 
 
 def load_results_dirs(directories: list[str | Path],
-                      warn: Callable[[str], None] | None = None) -> list[dict[str, Any]]:
+                      warn: Callable[[str], None] | None = None) -> list[Record]:
     """The records of finished sweeps' folders, merged (:func:`merge_records`): what
     ``sslbench report``, ``sslbench publish`` and ``load_results`` read. A folder that does
     not exist or holds no record is a one-line error."""
@@ -313,23 +153,20 @@ def load_results_dirs(directories: list[str | Path],
     return merge_records(sources)
 
 
-def merge_records(sources: list[tuple[str, list[dict[str, Any]]]]) -> list[dict[str, Any]]:
+def merge_records(sources: list[tuple[str, list[Record]]]) -> list[Record]:
     """The records of several results directories as one leaderboard's: the same record
     found twice (same cell id and configuration hash: a folder given twice, or copied)
     counts once; one cell run with two configurations, or one table whose records were made
     with different settings, is an error naming the folders (their means would be averaged
     under one caption that is true of neither)."""
     from ..errors import SSLBenchError
-    by_cell: dict[str, tuple[str, dict[str, Any]]] = {}
+    by_cell: dict[str, tuple[str, Record]] = {}
     for folder, records in sources:
         for record in records:
-            key = record.get("cell_id") or repr(sorted(
-                (k, repr(record.get(k))) for k in ("dataset", "backbone", "task", "protocol",
-                                                  "fraction", "budget", "seed",
-                                                  "split_seed")))
+            key = record.cell_id
             if key in by_cell:
                 other, kept = by_cell[key]
-                if kept.get("config_hash") != record.get("config_hash"):
+                if kept.config_hash != record.config_hash:
                     raise SSLBenchError(
                         f"cell {key} was run with different configurations in {other!r} and "
                         f"{folder!r}; report them separately")
@@ -338,7 +175,7 @@ def merge_records(sources: list[tuple[str, list[dict[str, Any]]]]) -> list[dict[
     groups: dict[tuple, tuple[str, dict]] = {}
     for folder, record in by_cell.values():
         # one row of one table: its numbers must come from one set of settings and options
-        group = (record["dataset"], record["backbone"], record["task"], record["protocol"])
+        group = (record.dataset, record.backbone, record.task, record.protocol)
         settings = what_ran(record)
         if group in groups and groups[group][1] != settings:
             first, theirs = groups[group]

@@ -55,7 +55,8 @@ from .placement import PlacedData, held_whole, place
 from .plugins import PluginHost
 from .progress import Reporter
 from ..protocol import EvalContext, EvaluationProtocol, Split
-from .records import (RECORD_SCHEMA, RECORDS_DIR, device_description, library_versions, peak_memory_mib,
+from ..record import Record
+from .records import (RECORDS_DIR, device_description, library_versions, peak_memory_mib,
                       read_record, write_record)
 from .seeding import derive_seed, seed_everything
 from .checks import pretraining_checks
@@ -86,10 +87,9 @@ class Prepared(NamedTuple):
     hygiene: HygieneReport
 
 
-def _finished(record: dict[str, Any] | None, cell: Cell) -> bool:
+def _finished(record: Record | None, cell: Cell) -> bool:
     """Whether ``record`` is a finished result of ``cell`` as configured now (resume skips it)."""
-    return bool(record and record.get("status") == "ok"
-                and record.get("config_hash") == cell.config_hash)
+    return record is not None and record.ok and record.config_hash == cell.config_hash
 
 
 def default_out(config: SweepConfig) -> Path:
@@ -197,10 +197,10 @@ class Sweep:
                                                 split_seed)
                                     cell.config_hash = self._cellcache_key(cell, plan)
                                     rec = read_record(self.out, cell.id)
-                                    if rec is not None and rec.get("dataset") != ds:
+                                    if rec is not None and rec.dataset != ds:
                                         raise SSLBenchError(
                                             f"{str(self.out)!r} holds results of data set "
-                                            f"{rec.get('dataset')!r} under the name "
+                                            f"{rec.dataset!r} under the name "
                                             f"{slug(ds)!r}; use another --out for {ds!r}")
                                     cell.done = _finished(rec, cell)
                                     cells.append(cell)
@@ -325,7 +325,7 @@ class Sweep:
         host, pid, since). What a run checks at its end before it says it is done."""
         from .claims import live_claims
         lacking = [c for c in self.cells
-                   if (read_record(self.out, c.id) or {}).get("config_hash") != c.config_hash]
+                   if getattr(read_record(self.out, c.id), "config_hash", None) != c.config_hash]
         claimed = live_claims(self.out / CLAIMS_DIR) if lacking else {}
         held = {u.id: claimed[u.id] for u in units_of(lacking) if u.id in claimed}
         return lacking, held
@@ -430,7 +430,8 @@ class Sweep:
         for cell in unit.cells:
             path = self.out / RECORDS_DIR / f"{cell.id}.json"
             record = read_record(self.out, cell.id)
-            if _finished(record, cell) or (record and record.get("config_hash") == cell.config_hash
+            if _finished(record, cell) or (record is not None
+                                           and record.config_hash == cell.config_hash
                                            and path.stat().st_mtime >= since):
                 continue
             self._finish(cell, self._record_head(cell, self.plan_of[cell.task]), error=reason)
@@ -670,7 +671,8 @@ class Sweep:
         except Exception as exc:  # noqa: BLE001 - a failed pretraining fails its cells only
             reason = f"pretraining failed: {type(exc).__name__}: {exc}"
             for cell in cells:
-                self._finish(cell, self._base_record(cell, plan, splits, placed, hygiene),
+                self._finish(cell, {**self._record_head(cell, plan),
+                                    "data": self._data_part(cell, splits, placed, hygiene)},
                              error=reason, trace=traceback.format_exc())
             return
         finally:
@@ -682,23 +684,24 @@ class Sweep:
             self.reporter.cell_started(cell.id)
             if is_writer():
                 self.host.notify("sslbench_cell_start", self._warn_once, cell=cell)
-            record = self._base_record(cell, plan, splits, placed, hygiene)
-            record["pretraining"] = info or None
+            parts = {**self._record_head(cell, plan),
+                     "data": self._data_part(cell, splits, placed, hygiene),
+                     "pretraining": info or None}
             if self.device.type == "cuda":
                 torch.cuda.reset_peak_memory_stats(self.device)
             started = time.perf_counter()
             mark = timing.account().mark()
             try:
-                record.update(self._evaluate(cell, plan, state, bb, splits, placed, features))
+                parts.update(self._evaluate(cell, plan, state, bb, splits, placed, features))
                 error = None
             except (KeyboardInterrupt, SSLBenchError):
                 raise
             except Exception as exc:  # noqa: BLE001 - recorded, and the sweep goes on
                 error, trace = f"{type(exc).__name__}: {exc}", traceback.format_exc()
-            record["wall_time_s"] = time.perf_counter() - started
-            record["time_s"] = timing.account().since(mark)    # where it went (not the write)
-            record["peak_memory_mib"] = peak_memory_mib(self.device)
-            self._finish(cell, record, error=error, trace=trace if error else None)
+            parts["wall_time_s"] = time.perf_counter() - started
+            parts["time_s"] = timing.account().since(mark)     # where it went (not the write)
+            parts["peak_memory_mib"] = peak_memory_mib(self.device)
+            self._finish(cell, parts, error=error, trace=trace if error else None)
             self._charge("cells", cell.id, timing.account().since(mark))
         self.features.forget(ckpt_id)
 
@@ -772,26 +775,25 @@ class Sweep:
                 "n_labeled": int(len(train_pos) + (n_val if splits.per_cell_validation else 0)),
                 "n_train": int(len(train_pos)), "n_val": int(n_val)}
 
-    def _base_record(self, cell: Cell, plan: TaskPlan, splits: Splits,
-                     placed: PlacedData, hygiene: HygieneReport) -> dict[str, Any]:
+    @staticmethod
+    def _data_part(cell: Cell, splits: Splits, placed: PlacedData,
+                   hygiene: HygieneReport) -> dict[str, Any]:
+        """A record's ``data``: the classes, fingerprint, split sizes and files, hygiene."""
         stem = split_file_stem(cell.dataset, cell.split_seed)
-        return {
-            **self._record_head(cell, plan),
-            "data": {"classes": splits.data.classes, "fingerprint": splits.data.fingerprint(),
-                     "n_pool": len(splits.pool_index), "n_val_fixed": len(splits.val_index),
-                     "n_pretext_holdout": len(splits.holdout),
-                     "n_test": len(splits.data.test_labels),
-                     "split_file": f"splits/{stem}.json",
-                     "labeled_file": f"splits/{stem}-seed{cell.seed}.json",
-                     "hygiene": hygiene.summary(),
-                     "placement": placed.describe()},
-        }
+        return {"classes": splits.data.classes, "fingerprint": splits.data.fingerprint(),
+                "n_pool": len(splits.pool_index), "n_val_fixed": len(splits.val_index),
+                "n_pretext_holdout": len(splits.holdout),
+                "n_test": len(splits.data.test_labels),
+                "split_file": f"splits/{stem}.json",
+                "labeled_file": f"splits/{stem}-seed{cell.seed}.json",
+                "hygiene": hygiene.summary(),
+                "placement": placed.describe()}
 
     def _record_head(self, cell: Cell, plan: TaskPlan) -> dict[str, Any]:
         """What a record says about its cell without its data (all a lost unit's failed
         records can say)."""
         return {
-            "schema": RECORD_SCHEMA, "cell_id": cell.id, "config_hash": cell.config_hash,
+            "cell_id": cell.id, "config_hash": cell.config_hash,
             **cell.describe(), "preset": self.config.preset, "task_plan": plan.config(),
             # the settings that ran: the preset names a default backbone, the cell its own
             "settings": {**self.settings, "backbone": cell.backbone},
@@ -817,14 +819,14 @@ class Sweep:
                           60 * self.config.checkpoint_every_min, self._warn_once,
                           kind=cell.protocol)
 
-    def _finish(self, cell: Cell, record: dict[str, Any], error: str | None,
+    def _finish(self, cell: Cell, parts: dict[str, Any], error: str | None,
                 trace: str | None = None) -> None:
-        record["status"] = "failed" if error else "ok"
-        record["error"] = error
-        if trace:
-            record["traceback"] = trace
-        record["finished_at"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
-        write_record(self.out, cell.id, record)
+        """Make the cell's :class:`~sslbench.record.Record` from the parts the cell's steps
+        gathered (the one place a record is made), write it and tell the plugins."""
+        record = Record(**parts, status="failed" if error else "ok", error=error,
+                        traceback=trace or None,
+                        finished_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+        write_record(self.out, record)
         if error:
             self.reporter.warn(f"cell {cell.id} failed: {error}")
         elif is_writer():

@@ -117,7 +117,7 @@ def run_unit_job(job: "UnitJob") -> "UnitOutcome":
         if collecting:
             sweep.reporter.warnings.clear()
         charges = sweep.run_here([job.unit], served.prepared)
-        cells = {c.id: (read_record(sweep.out, c.id) or {}).get("status", "skipped")
+        cells = {c.id: getattr(read_record(sweep.out, c.id), "status", "skipped")
                  for c in job.unit.cells}
         warnings = list(sweep.reporter.warnings) if collecting else []
     return UnitOutcome(cells=cells, warnings=warnings, time=charges,

@@ -21,7 +21,7 @@ import torch
 from conftest import FAST_FLAGS, isolate_plugins
 
 from sslbench._core.cli import main
-from sslbench._core.records import record_problem
+from sslbench._core.record_checks import record_problem
 
 # one task and one fraction keep the suite inside its time budget; the grid still has two
 # units (a pretraining and scratch), each with a probe and a fine-tuning cell

@@ -11,7 +11,7 @@ from conftest import REPO
 
 PUBLIC = ["task", "backbone", "protocol", "data", "images", "augment", "randaugment",
           "training", "options", "formats", "leaderboard", "testing", "errors", "hookspecs",
-          "tracking", "preset", "progress", "sweep", "executor"]
+          "tracking", "preset", "progress", "sweep", "executor", "record"]
 
 
 def sslbench_imports(path):

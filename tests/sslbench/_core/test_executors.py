@@ -9,6 +9,7 @@ import contextlib
 import json
 import os
 import shutil
+import secrets
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -127,10 +128,16 @@ def running_ray_cluster() -> Iterator[str]:
 RAY_CLI = [sys.executable, "-m", "ray.scripts.scripts"]
 
 
+# the test cluster's own token: `ray start` (from Ray 2.60) refuses to start a token cluster
+# without one, and ~/.ray/auth_token exists only once some earlier ray.init() has made it
+RAY_TOKEN = secrets.token_hex(32)
+
+
 def ray_environment() -> dict[str, str]:
     """What a user sets to reach a token-authenticated cluster. (Ray reads RAY_AUTH_MODE when
     it is imported, so the sweeps that join the cluster run as commands of their own.)"""
-    env = {**os.environ, "RAY_AUTH_MODE": "token", "OMP_NUM_THREADS": "1"}
+    env = {**os.environ, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": RAY_TOKEN,
+           "OMP_NUM_THREADS": "1"}
     env.pop("RAY_ADDRESS", None)
     return env
 

@@ -1,5 +1,5 @@
 """Records are input from whoever wrote the folder: every command that reads one checks it
-against the schema (sslbench._core.records.record_problem) and skips a bad one with one
+against the schema (sslbench._core.record_checks.record_problem) and skips a bad one with one
 warning naming it. Each case below is a crafted record file; report, publish, status and
 export all read it without a traceback."""
 
@@ -9,7 +9,8 @@ import shutil
 
 import pytest
 
-from sslbench._core.records import load_records, record_problem
+from sslbench._core.record_checks import record_problem
+from sslbench._core.records import load_records
 
 
 @pytest.fixture
