@@ -34,15 +34,15 @@ from __future__ import annotations
 import dataclasses
 import os
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from ._core.grid import Unit
 from .options import Configurable
 
-if TYPE_CHECKING:     # (the grid imports torch; a plugin module is imported by every command)
-    from ._core.grid import Unit
+if TYPE_CHECKING:  # pragma: no cover - for annotations only
     from .progress import Reporter
 
 __all__ = ["Executor", "UnitJob", "UnitOutcome", "Finished", "Unit", "one_line"]
@@ -72,16 +72,18 @@ class UnitJob:
     ``config`` is the sweep's configuration (:meth:`sslbench.sweep.SweepConfig.to_dict`),
     ``cwd`` the driver's working directory (relative paths in ``config`` are relative to
     it), ``threads`` the torch threads the job uses (``None``: torch's default; set it with
-    :meth:`with_threads` to what the engine granted)."""
+    :meth:`with_threads` to what the engine granted). ``run`` is what ``job()`` calls, set
+    by the core (a module-level function, so a pickled job names it and the process that
+    unpickles it imports it: this module never imports the machinery that runs units)."""
 
     config: dict[str, Any]
     unit: Unit
     cwd: str
     threads: int | None = None
+    run: Callable[[UnitJob], UnitOutcome] = field(kw_only=True, repr=False)
 
     def __call__(self) -> UnitOutcome:
-        from ._core.worker import run_unit_job
-        return run_unit_job(self)
+        return self.run(self)
 
     def with_threads(self, threads: int | None) -> "UnitJob":
         return dataclasses.replace(self, threads=threads)
@@ -181,10 +183,3 @@ def cores() -> int:
 
 __all__ += ["run_in_turn", "cores"]
 
-
-def __getattr__(name: str) -> Any:
-    """``Unit`` is imported when first used (it imports torch)."""
-    if name == "Unit":
-        from ._core.grid import Unit
-        return Unit
-    raise AttributeError(f"module 'sslbench.executor' has no attribute {name!r}")

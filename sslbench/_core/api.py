@@ -16,6 +16,7 @@ from .plugins import PluginHost
 from .progress import Reporter
 from ..record import Record
 from .records import load_results_dirs
+from . import dispatch
 from .runner import Sweep
 
 
@@ -63,7 +64,7 @@ def run_sweep(config_file: str | None = None, *, reporter: Reporter | None = Non
     config = build_config(load_toml(config_file) if config_file else None, **options)
     host = PluginHost.from_environment(config.plugins)
     sweep = Sweep(config, host, reporter)
-    return Results(sweep.run(), host)
+    return Results(dispatch.run(sweep), host)
 
 
 def load_results(*directories: str | Path, plugins: list[str] | None = None) -> Results:

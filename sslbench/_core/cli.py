@@ -174,7 +174,8 @@ def _run_with(engine, config, host, dry_run: bool, quiet: bool) -> None:
     reporter = _reporter(quiet or dry_run or not is_writer())
     log_file = None
     try:
-        from .runner import Sweep   # torch and the runner: imported when a sweep runs
+        from . import dispatch      # torch and the runner: imported when a sweep runs
+        from .runner import Sweep
         sweep = Sweep(config, host, reporter)
         if dry_run:
             from .plan import describe_plan
@@ -185,7 +186,7 @@ def _run_with(engine, config, host, dry_run: bool, quiet: bool) -> None:
             log_file = _open_log(sweep.out)
             if log_file is not None:
                 reporter = sweep.reporter = TeeReporter(reporter, LogReporter(log_file))
-        records = sweep.run(engine)
+        records = dispatch.run(sweep, engine)
     finally:
         reporter.close()
         if log_file is not None:

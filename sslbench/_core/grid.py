@@ -1,45 +1,34 @@
 """The grid of a sweep and its units of work.
 
 A sweep is the grid data set x split seed x backbone x task plan x seed x budget x
-protocol. Its :class:`Cell` is one point of that grid, one record. Cells that share a data
-set, split seed, backbone, task plan and seed share one pretraining: together they are a
-:class:`Unit`, the piece of work an executor runs (load the data, pretrain or take the
-checkpoint from the cache, evaluate every (budget, protocol) cell, write their records).
-A unit is plain data (names and numbers), so it can be sent to another process.
+protocol. Its :class:`Cell` is one point of that grid, one record; :func:`grid_cells` lists
+them in the order they run. Cells that share a data set, split seed, backbone, task plan and
+seed share one pretraining: together they are a :class:`Unit`, the piece of work an executor
+runs (load the data, pretrain or take the checkpoint from the cache, evaluate every (budget,
+protocol) cell, write their records). A unit is plain data (names and numbers), so it can be
+sent to another process; this module imports nothing heavier than the budgets.
 
-This module also turns the user's ``--tasks`` and ``--opt`` into :class:`TaskPlan` rows and
-per-kind options.
+The rows of the grid (``--tasks`` turned into task plans) are :mod:`sslbench._core.task_plans`.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
+import itertools
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
 
-from .config import SweepConfig
-from ..errors import SSLBenchError
 from .budgets import Budget
 from .names import slug
-from .contracts import KINDS
-from .plugins import PluginHost
-from ..task import PretextTask
-
-SCRATCH = "scratch"
 
 
-@dataclass
-class TaskPlan:
-    """One leaderboard row: an optional pretraining task, then optional consistency tasks
-    used as extra losses during fine-tuning (``rotation+uda``). ``scratch`` has neither."""
-
+class _Row(Protocol):          # a TaskPlan, as far as the grid needs one
     label: str
-    pretext: PretextTask | None
-    consistency: list[PretextTask] = field(default_factory=list)
+    consistency: list
 
-    def config(self) -> dict[str, Any]:
-        return {"label": self.label,
-                "pretext": self.pretext.config() if self.pretext else None,
-                "consistency": [t.config() for t in self.consistency]}
+
+class _Evaluation(Protocol):   # an EvaluationProtocol, as far as the grid needs one
+    trains_backbone: bool
 
 
 @dataclass
@@ -86,78 +75,17 @@ def split_file_stem(dataset: str, split_seed: int) -> str:
     return slug(dataset) + (f"-p{split_seed}" if split_seed else "")
 
 
-OPTION_KINDS = tuple(name for name, kind in KINDS.items() if kind.options)
-
-
-def route_options(config: SweepConfig, host: PluginHost) -> dict[str, dict[str, dict]]:
-    """``--opt NAME.KEY=VALUE`` by kind: kind -> name -> options. ``NAME`` is a task, a
-    protocol, a backbone or a data set (its name before the colon); a name that is none of
-    them, or more than one, is one line saying so."""
-    dataset_names = {d.partition(":")[0] for d in config.datasets}
-    routed: dict[str, dict[str, dict]] = {kind: {} for kind in OPTION_KINDS}
-    for name, opts in config.options.items():
-        kinds = [kind for kind in OPTION_KINDS
-                 if name in host.registry(kind)
-                 or (kind == "backbone" and name in config.backbones)
-                 or (kind == "dataset" and name in dataset_names)]
-        if not kinds:
-            raise SSLBenchError(f"--opt {name}.{next(iter(opts), 'KEY')}: no task, protocol, "
-                                f"backbone or data set is named {name!r}")
-        if len(kinds) > 1:
-            raise SSLBenchError(f"--opt {name}: {name!r} names a {' and a '.join(kinds)}; "
-                                "give those plugins different names")
-        routed[kinds[0]][name] = dict(opts)
-    return routed
-
-
-def build_plans(config: SweepConfig, host: PluginHost,
-                task_options: dict[str, dict] | None = None) -> list[TaskPlan]:
-    """Turn ``--tasks`` into task plans, validating names and options (bad input raises)."""
-    task_options = config.options if task_options is None else task_options
-    instances: dict[str, PretextTask] = {}
-    for task_name, opts in task_options.items():   # options of a task not in the grid: checked too
-        instances[task_name] = host.task(task_name).for_preset(config.preset, **opts)
-
-    def instance(name: str) -> PretextTask:
-        if name not in instances:
-            instances[name] = host.task(name).for_preset(config.preset)
-        return instances[name]
-
-    plans = [TaskPlan(SCRATCH, None)]
-    for label in config.tasks:
-        if label == SCRATCH:
-            continue
-        parts = [p.strip() for p in label.split("+")]
-        if any(not p for p in parts):
-            raise SSLBenchError(f"task {label!r} has an empty part")
-        first, rest = parts[0], parts[1:]
-        pretext = None
-        consistency: list[PretextTask] = []
-        if first != SCRATCH:
-            task = instance(first)
-            if task.pretrains:
-                pretext = task
-            else:
-                rest = [first] + rest
-        for name in rest:
-            task = instance(name)
-            if not task.consistency:
-                raise SSLBenchError(f"task {name!r} cannot act as a loss during fine-tuning, "
-                                    f"so it cannot follow '+' in {label!r}")
-            consistency.append(task)
-        if pretext is None and not consistency:
-            raise SSLBenchError(f"task {label!r} neither pretrains nor adds a loss")
-        plans.append(TaskPlan(label, pretext, consistency))
-    return plans
-
-
-def task_configs(plan: TaskPlan) -> list[dict[str, Any]]:
-    return [t.config() for t in ([plan.pretext] if plan.pretext else []) + plan.consistency]
-
-
-def references_of(plan: TaskPlan) -> list[dict[str, Any]]:
-    tasks = ([plan.pretext] if plan.pretext else []) + plan.consistency
-    return [dict(r) for r in tasks[0].references] if len(tasks) == 1 else []
+def grid_cells(datasets: Sequence[str], split_seeds: Sequence[int], backbones: Sequence[str],
+               plans: Sequence[_Row], seeds: Sequence[int], budgets: Sequence[Budget],
+               protocols: Mapping[str, _Evaluation]) -> list[Cell]:
+    """Every cell of the grid, in the order a sweep runs them: a unit's cells (one data
+    set, split seed, backbone, plan and seed) together, its budgets and protocols inside. A
+    plan with a consistency loss (``rotation+uda``) has no cell under a protocol that trains
+    no backbone: a frozen probe ignores fine-tuning losses ("n/a" in reports)."""
+    return [Cell(ds, bb, plan.label, budget, name, seed, split_seed)
+            for ds, split_seed, bb, plan, seed, budget, (name, protocol) in itertools.product(
+                datasets, split_seeds, backbones, plans, seeds, budgets, protocols.items())
+            if protocol.trains_backbone or not plan.consistency]
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,9 @@
-"""The sweep runner: walks the grid (:mod:`sslbench._core.grid`) unit by unit.
+"""The sweep runner: a grid (:mod:`sslbench._core.grid`) checked, planned, and run unit by unit.
 
-``Sweep.run`` reads top to bottom: per data set and split seed, :meth:`Sweep.prepare` loads
+:class:`Sweep` validates every name and option and lists the grid's cells on construction;
+:func:`sslbench._core.dispatch.run` hands its unfinished units to an executor, and each unit,
+wherever it runs, goes through :meth:`Sweep.run_here`: per data set and split seed,
+:meth:`Sweep.prepare` loads
 and checks it, splits it and places its images; per unit (one data set, backbone, task plan
 and seed) :meth:`Sweep.run_unit` takes the pretrained checkpoint from the cache
 (:mod:`sslbench._core.checkpoints`) or pretrains it, then evaluates each (fraction, protocol) cell
@@ -44,11 +47,11 @@ from .time_accounts import write_run
 from .timing import timed
 from .features import FeatureCache, FeatureStore
 from .decoded import DecodedImages
-from ..executor import Executor, Finished, UnitJob
-from .worker import serving
+from ..executor import Executor, Finished
 from .budgets import Budget, labeled_split, labeled_subset
-from .grid import (SCRATCH, Cell, TaskPlan, Unit, build_plans, references_of, route_options,
-                   slug, split_file_stem, task_configs, units_of)
+from .grid import Cell, Unit, grid_cells, split_file_stem, units_of
+from .names import slug
+from .task_plans import SCRATCH, TaskPlan, build_plans, references_of, route_options, task_configs
 from .hygiene import HygieneReport, deduplicate, find_duplicates
 from ..images import default_workers
 from .placement import PlacedData, held_whole, place
@@ -79,6 +82,15 @@ def _json_or_none(path: Path) -> dict[str, Any] | None:
     return value if isinstance(value, dict) else None
 
 
+class Ran(NamedTuple):
+    """What running units in this process made: their records (cell id -> record) and where
+    their time went (``{"units": {id: charges}, "cells": {id: charges}}``,
+    :mod:`sslbench._core.timing`)."""
+
+    records: dict[str, Record]
+    time: dict[str, dict[str, dict[str, float]]]
+
+
 class Prepared(NamedTuple):
     """A data set ready for its units (:meth:`Sweep.prepare`)."""
 
@@ -102,8 +114,8 @@ def default_cache_dir() -> Path:
 
 
 class Sweep:
-    """Runs one :class:`SweepConfig`. Construct it (which validates every name), then call
-    :meth:`run`."""
+    """One :class:`SweepConfig`, checked and planned. Construct it (which validates every
+    name), then run it with :func:`sslbench._core.dispatch.run`."""
 
     def __init__(self, config: SweepConfig, host: PluginHost, reporter: Reporter | None = None):
         self.given = config                        # as given: what workers rebuild from
@@ -111,10 +123,7 @@ class Sweep:
         self.host = host
         self.reporter = reporter or Reporter()
         self.created = time.time()
-        # where the time of the units run by the current run_here() call went
-        # (sslbench._core.timing): returned to whoever called it (a worker's driver)
-        self.charges: dict[str, dict[str, dict[str, float]]] = {"units": {}, "cells": {}}
-        # the run's account, on the process that writes it (set by run(); an engine's
+        # the run's account, on the process that writes it (set by open_account(); an engine's
         # workers have none and send their charges back instead)
         self.account: dict[str, dict[str, dict[str, float]]] | None = None
         self._account_run: dict[str, Any] = {}
@@ -183,27 +192,19 @@ class Sweep:
 
     # ------------------------------------------------------------------ the grid
     def _grid(self) -> list[Cell]:
-        cells = []
-        for ds in self.config.datasets:
-            for split_seed in self.config.split_seeds:
-                for bb in self.config.backbones:
-                    for plan in self.plans:
-                        for seed in self.config.seeds:
-                            for budget in self.config.budgets:
-                                for proto_name, proto in self.protocols.items():
-                                    if plan.consistency and not proto.trains_backbone:
-                                        continue  # "n/a": a frozen probe ignores fine-tuning losses
-                                    cell = Cell(ds, bb, plan.label, budget, proto_name, seed,
-                                                split_seed)
-                                    cell.config_hash = self._cellcache_key(cell, plan)
-                                    rec = read_record(self.out, cell.id)
-                                    if rec is not None and rec.dataset != ds:
-                                        raise SSLBenchError(
-                                            f"{str(self.out)!r} holds results of data set "
-                                            f"{rec.dataset!r} under the name "
-                                            f"{slug(ds)!r}; use another --out for {ds!r}")
-                                    cell.done = _finished(rec, cell)
-                                    cells.append(cell)
+        """The grid's cells (:func:`~sslbench._core.grid.grid_cells`), each with the hash of
+        its configuration now and whether a finished record of it exists."""
+        c = self.config
+        cells = grid_cells(c.datasets, c.split_seeds, c.backbones, self.plans, c.seeds,
+                           c.budgets, self.protocols)
+        for cell in cells:
+            cell.config_hash = self._cellcache_key(cell, self.plan_of[cell.task])
+            rec = read_record(self.out, cell.id)
+            if rec is not None and rec.dataset != cell.dataset:
+                raise SSLBenchError(f"{str(self.out)!r} holds results of data set "
+                                    f"{rec.dataset!r} under the name {slug(cell.dataset)!r}; "
+                                    f"use another --out for {cell.dataset!r}")
+            cell.done = _finished(rec, cell)
         return cells
 
     def _cellcache_key(self, cell: Cell, plan: TaskPlan) -> str:
@@ -249,57 +250,28 @@ class Sweep:
         return out
 
     # ------------------------------------------------------------------ running
-    def run(self, executor: Executor | None = None) -> list[dict[str, Any]]:
-        """Run every unit whose cells are not finished; return the records of the grid.
+    # (the run from start to end, handing units to an executor: sslbench._core.dispatch)
+    def unfinished_units(self) -> list[Unit]:
+        """The grid's cells without a finished record, grouped into units, in grid order."""
+        return units_of([c for c in self.cells if not c.done])
 
-        Plan (the grid, listed on construction), hand the unfinished units to the executor
-        (the configuration's, made here, unless the caller made one: the command line
-        starts its engine early), collect each unit's end as it comes, write the time
-        account. Each unit, wherever it runs, loads its data set once per process, pretrains
-        (or takes the checkpoint) and evaluates each cell into its record
-        (:meth:`run_here`)."""
-        def notify(hook: str, **kw: Any) -> None:
-            if is_writer():             # of several torchrun processes, the first one
-                self.host.notify(hook, self._warn_once, **kw)
-        notify("sslbench_sweep_start", config=self.config, cells=self.cells, out=self.out)
-        sweep_started = time.time()
-        self.reporter.sweep_started(len(self.cells))
-        for cell in self.cells:
-            if cell.done:
-                self.reporter.cell_done(f"{cell.id} (cached)")
-        units = units_of([c for c in self.cells if not c.done])
-        if units:
-            own = executor is None
-            if own:                      # the Python API: this sweep owns its executor
-                from .executors import make_executor
-                executor = make_executor(self.given, self.host)
-                executor.check(self.out)
-            try:
-                self._hand_out(units, executor, sweep_started)
-            finally:
-                if own:
-                    executor.close()
-        records = [read_record(self.out, c.id) for c in self.cells]
-        records = [r for r in records if r is not None]
-        notify("sslbench_sweep_finish", config=self.config, records=records, out=self.out)
-        return records
+    def notify(self, hook: str, **kw: Any) -> None:
+        """Call a lifecycle hook (of several torchrun processes, on the first only)."""
+        if is_writer():
+            self.host.notify(hook, self._warn_once, **kw)
 
-    def _hand_out(self, units: list[Unit], executor: Executor, sweep_started: float) -> None:
-        """The units to the executor as jobs; each end collected (:meth:`_collect`); the
-        time account written as they come and at the end."""
+    def open_account(self, executor: Executor, sweep_started: float) -> None:
+        """Start this run's time account (written by :meth:`write_time_account`)."""
         self.account = {"units": {}, "cells": {}}
         self._account_run = {"executor": executor.name, "sweep_started": sweep_started,
                              "in_process": executor.in_process}
-        config, cwd = self.given.to_dict(), os.getcwd()
-        jobs = [UnitJob(config, unit, cwd) for unit in units]
-        with serving(self, config, cwd):     # jobs called in this process use this sweep
-            executor.start()
-            executor.submit(jobs, self.reporter)
-            for done in executor.finished():
-                self._collect(done)
-        self.write_time_account(complete=True)
 
-    def _collect(self, done: Finished) -> None:
+    def records(self) -> list[Record]:
+        """The records of the grid's cells that have one."""
+        found = [read_record(self.out, c.id) for c in self.cells]
+        return [r for r in found if r is not None]
+
+    def collect(self, done: Finished) -> None:
         """A unit's end on the driver: its worker's warnings and time, its cells shown; a
         lost unit's cells without a record since it was sent are recorded as failed with
         the engine's reason."""
@@ -330,14 +302,13 @@ class Sweep:
         held = {u.id: claimed[u.id] for u in units_of(lacking) if u.id in claimed}
         return lacking, held
 
-    def run_here(self, units: list[Unit], prepared: dict | None = None
-                 ) -> dict[str, dict[str, dict[str, float]]]:
+    def run_here(self, units: list[Unit], prepared: dict | None = None) -> Ran:
         """Run units in this process, one after another (what every
         :class:`~sslbench.executor.UnitJob` does, :mod:`sslbench._core.worker`): each data
         set and split seed is prepared once (and kept in ``prepared``, when given, for the
-        next call). Returns where their time went (``{"units": ..., "cells": ...}``)."""
+        next call). Returns the records made and where the time went."""
         prepared = {} if prepared is None else prepared
-        self.charges = {"units": {}, "cells": {}}
+        ran = Ran({}, {"units": {}, "cells": {}})
         for unit in units:
             with self.unit_claim(unit) as mine:
                 if not mine:
@@ -355,16 +326,21 @@ class Sweep:
                     mark = timing.account().mark()
                     with timed("data"):
                         prepared[key] = self.prepare(*key)
-                    self._charge("units", f"prepare {unit.dataset} split {unit.split_seed}",
+                    self._charge(ran.time, "units",
+                                 f"prepare {unit.dataset} split {unit.split_seed}",
                                  timing.account().since(mark))
-                self.run_unit(unit, prepared[key])
-        return self.charges
+                done = self.run_unit(unit, prepared[key])
+                ran.records.update(done.records)
+                for table in ("units", "cells"):
+                    ran.time[table].update(done.time[table])
+        return ran
 
-    def _charge(self, table: str, key: str, spent: dict[str, float]) -> None:
-        """Book a unit's (``table="units"``) or a cell's time: in this call's charges and,
-        on the process that writes the run's account, in it, written at once (a run killed
-        midway then loses only the piece of work it was in)."""
-        self.charges[table][key] = spent
+    def _charge(self, into: dict[str, dict[str, dict[str, float]]], table: str, key: str,
+                spent: dict[str, float]) -> None:
+        """Book a unit's (``table="units"``) or a cell's time: ``into`` (what the caller
+        returns) and, on the process that writes the run's account, the account, written at
+        once (a run killed midway then loses only the piece of work it was in)."""
+        into[table][key] = spent
         if self.account is not None:
             with self._account_lock:
                 self.account[table][key] = spent
@@ -656,9 +632,11 @@ class Sweep:
         resume.remove()
         return ckpt_id, state, info
 
-    def run_unit(self, unit: Unit, prepared: Prepared) -> None:
+    def run_unit(self, unit: Unit, prepared: Prepared) -> Ran:
         """One unit: its pretraining (or cached checkpoint), then each of its cells, each
-        ending in a record. A failure fails the cells it touches and nothing else."""
+        ending in a record. A failure fails the cells it touches and nothing else. Returns
+        the unit's records and where its time went."""
+        ran = Ran({}, {"units": {}, "cells": {}})
         plan = self.plan_of[unit.task]
         cells, bb, seed = list(unit.cells), unit.backbone, unit.seed
         splits, placed, hygiene = prepared
@@ -671,12 +649,13 @@ class Sweep:
         except Exception as exc:  # noqa: BLE001 - a failed pretraining fails its cells only
             reason = f"pretraining failed: {type(exc).__name__}: {exc}"
             for cell in cells:
-                self._finish(cell, {**self._record_head(cell, plan),
-                                    "data": self._data_part(cell, splits, placed, hygiene)},
-                             error=reason, trace=traceback.format_exc())
-            return
+                ran.records[cell.id] = self._finish(
+                    cell, {**self._record_head(cell, plan),
+                           "data": self._data_part(cell, splits, placed, hygiene)},
+                    error=reason, trace=traceback.format_exc())
+            return ran
         finally:
-            self._charge("units", unit.id, timing.account().since(mark))   # its pretraining
+            self._charge(ran.time, "units", unit.id, timing.account().since(mark))  # pretraining
         features = FeatureStore(
             self.features, ckpt_id, {"pool": placed.pool, "val": placed.val, "test": placed.test},
             lambda: self._trained_backbone(bb, seed, placed, state), self.device, self.dtype)
@@ -701,9 +680,11 @@ class Sweep:
             parts["wall_time_s"] = time.perf_counter() - started
             parts["time_s"] = timing.account().since(mark)     # where it went (not the write)
             parts["peak_memory_mib"] = peak_memory_mib(self.device)
-            self._finish(cell, parts, error=error, trace=trace if error else None)
-            self._charge("cells", cell.id, timing.account().since(mark))
+            ran.records[cell.id] = self._finish(cell, parts, error=error,
+                                                trace=trace if error else None)
+            self._charge(ran.time, "cells", cell.id, timing.account().since(mark))
         self.features.forget(ckpt_id)
+        return ran
 
     def _trained_backbone(self, bb: str, seed: int, placed: PlacedData,
                           state: dict) -> Backbone:
@@ -820,7 +801,7 @@ class Sweep:
                           kind=cell.protocol)
 
     def _finish(self, cell: Cell, parts: dict[str, Any], error: str | None,
-                trace: str | None = None) -> None:
+                trace: str | None = None) -> Record:
         """Make the cell's :class:`~sslbench.record.Record` from the parts the cell's steps
         gathered (the one place a record is made), write it and tell the plugins."""
         record = Record(**parts, status="failed" if error else "ok", error=error,
@@ -835,3 +816,4 @@ class Sweep:
         if is_writer():
             self.host.notify("sslbench_cell_finish", self._warn_once, cell=cell, record=record,
                              out=self.out)
+        return record

@@ -19,14 +19,16 @@ import json
 import os
 import threading
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ..errors import SSLBenchError
+from ..executor import UnitJob, UnitOutcome
+from .config import SweepConfig
+from .distributed import init_from_environment
+from .plugins import PluginHost
 from .progress import Reporter
-
-if TYPE_CHECKING:
-    from ..executor import UnitJob, UnitOutcome
-    from .runner import Sweep
+from .records import read_record
+from .runner import Sweep
 
 __all__ = ["run_unit_job", "serving"]
 
@@ -45,7 +47,7 @@ class _Served:
     """A sweep this process runs units of, with what it prepared and a lock: one unit at a
     time per sweep (an executor calling jobs from several threads gets them in turn)."""
 
-    def __init__(self, sweep: "Sweep", driver: bool) -> None:
+    def __init__(self, sweep: Sweep, driver: bool) -> None:
         self.sweep, self.driver = sweep, driver
         self.pid = os.getpid()     # a forked child inherits this: it is not the driver
         self.prepared: dict = {}
@@ -61,7 +63,7 @@ def _key(config: dict[str, Any], cwd: str) -> str:
 
 
 @contextlib.contextmanager
-def serving(sweep: "Sweep", config: dict[str, Any], cwd: str) -> Iterator[None]:
+def serving(sweep: Sweep, config: dict[str, Any], cwd: str) -> Iterator[None]:
     """Within the block, jobs of ``config`` called in this process run on ``sweep`` (the
     driver's): its prepared data, its reporter, its time account."""
     key = _key(config, cwd)
@@ -74,16 +76,13 @@ def serving(sweep: "Sweep", config: dict[str, Any], cwd: str) -> Iterator[None]:
             _SERVED.pop(key, None)
 
 
-def _served(job: "UnitJob") -> _Served:
+def _served(job: UnitJob) -> _Served:
     key = _key(job.config, job.cwd)
     with _SERVED_LOCK:
         if key in _SERVED and _SERVED[key].pid == os.getpid():
             return _SERVED[key]
         for other in [k for k, s in _SERVED.items() if s.pid != os.getpid()]:
             del _SERVED[other]   # a forked worker's copy of its parent's sweeps
-        from .config import SweepConfig
-        from .plugins import PluginHost
-        from .runner import Sweep
         os.chdir(job.cwd)        # relative paths of the configuration are the driver's
         config = SweepConfig(**job.config)
         sweep = Sweep(config, PluginHost.from_environment(config.plugins), _CollectingReporter())
@@ -93,16 +92,13 @@ def _served(job: "UnitJob") -> _Served:
         return _SERVED[key]
 
 
-def run_unit_job(job: "UnitJob") -> "UnitOutcome":
+def run_unit_job(job: UnitJob) -> UnitOutcome:
     """Run ``job``'s unit in this process and say how it went. Raises
     :class:`SSLBenchError` when this process would compute other cells than the driver
     (another sslbench, other plugins)."""
-    from ..executor import UnitOutcome
-    from .records import read_record
     if job.threads:
         import torch
         torch.set_num_threads(int(job.threads))   # what the engine granted
-    from .distributed import init_from_environment
     init_from_environment(str(job.config.get("device", "auto")))   # a job of N processes
     served = _served(job)
     sweep = served.sweep
@@ -116,9 +112,11 @@ def run_unit_job(job: "UnitJob") -> "UnitOutcome":
         collecting = isinstance(sweep.reporter, _CollectingReporter)
         if collecting:
             sweep.reporter.warnings.clear()
-        charges = sweep.run_here([job.unit], served.prepared)
-        cells = {c.id: getattr(read_record(sweep.out, c.id), "status", "skipped")
+        ran = sweep.run_here([job.unit], served.prepared)
+        # a cell not run here: finished meanwhile by another process, or its unit held
+        cells = {c.id: ran.records[c.id].status if c.id in ran.records
+                 else getattr(read_record(sweep.out, c.id), "status", "skipped")
                  for c in job.unit.cells}
         warnings = list(sweep.reporter.warnings) if collecting else []
-    return UnitOutcome(cells=cells, warnings=warnings, time=charges,
+    return UnitOutcome(cells=cells, warnings=warnings, time=ran.time,
                        progress_shown=served.driver)

@@ -136,13 +136,16 @@ def test_a_former_flag_sets_the_executors_option_and_opt_wins(plugin):
 
 def test_a_job_pickles_and_knows_its_results_folder(tmp_path):
     from sslbench.sweep import Budget, Cell
+    from sslbench._core.worker import run_unit_job
     from sslbench.executor import Unit
     cell = Cell("tiny", "smallcnn", "scratch", Budget.fraction(1.0), "linear", 0, 0)
     job = UnitJob({"out": "results"}, Unit("tiny", 0, "smallcnn", "scratch", 0, (cell,)),
-                  str(tmp_path))
+                  str(tmp_path), run=run_unit_job)
     again = pickle.loads(pickle.dumps(job.with_threads(2)))
     assert again.unit == job.unit and again.threads == 2 and job.threads is None
     assert again.out == tmp_path / "results"
+    assert again.run is run_unit_job          # pickled by its name, not by its code
+    assert b"run_unit_job" in pickle.dumps(job)
 
 
 def test_the_base_class_says_what_a_plugin_must_implement():

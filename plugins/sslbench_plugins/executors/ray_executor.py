@@ -2,8 +2,9 @@
 
 Each unit is a task with the resources asked for (``cpus_per_job``, ``gpus_per_job``) and
 ``max_retries=0``: a lost unit is reported, and a rerun retries it. The executor connects to
-``address`` (``--ray-address``) or ``$RAY_ADDRESS``, else starts a local Ray on this
-machine and stops it at the end.
+``address`` (``--ray-address``) or ``$RAY_ADDRESS``, else starts a local Ray of its own on
+this machine (even when another Ray runs here: ``ray.init(address="local")``) and stops it
+at the end.
 
 Starting a local Ray takes seconds (about 5 here) and so does stopping it (about 1.5):
 :meth:`RayExecutor.start` connects in a thread of its own while the driver builds its
@@ -116,13 +117,17 @@ class RayExecutor(Executor):
         level = ray_log.level
         ray_log.setLevel(logging.ERROR)
         try:
-            ray.init(address=address, include_dashboard=False, log_to_driver=False,
-                     configure_logging=False)
+            # no address: a Ray of this sweep's own ("local"), never a cluster that someone
+            # else's `ray start` left running on this machine (which address=None joins)
+            ray.init(address=address or "local", include_dashboard=False,
+                     log_to_driver=False, configure_logging=False)
         except (ConnectionError, RuntimeError, ValueError) as exc:
+            if address is None:
+                raise SSLBenchError(f"cannot start a local Ray: {one_line(exc)}") from None
             hint = ("; if it uses Ray's token authentication (clusters started with "
                     "`ray start` do from Ray 2.59 on), set RAY_AUTH_MODE=token for this "
                     "command, with the cluster's token in RAY_AUTH_TOKEN or ~/.ray/auth_token"
-                    if address and not os.environ.get("RAY_AUTH_MODE") else "")
+                    if not os.environ.get("RAY_AUTH_MODE") else "")
             raise SSLBenchError(f"cannot reach the Ray cluster at {address}: "
                                 f"{one_line(exc)}{hint}") from None
         finally:

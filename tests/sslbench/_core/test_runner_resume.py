@@ -6,6 +6,7 @@ from conftest import FAST, FAST_OPTIONS
 
 from sslbench._core.config import build_config
 from sslbench._core.plugins import PluginHost
+from sslbench._core.dispatch import run
 from sslbench._core.runner import Sweep
 
 
@@ -22,27 +23,27 @@ def make_sweep(tmp_path, **overrides):
 
 def test_second_identical_run_trains_nothing(tmp_path):
     first = make_sweep(tmp_path)
-    records = first.run()
+    records = run(first)
     assert len(records) == 8 and all(r["status"] == "ok" for r in records)
     assert first.checkpoints_trained == 1
     mtimes = {p.name: p.stat().st_mtime_ns for p in (tmp_path / "out" / "records").iterdir()}
 
     second = make_sweep(tmp_path)
     assert all(cell.done for cell in second.cells)
-    again = second.run()
+    again = run(second)
     assert second.checkpoints_trained == 0 and second.features.extractions == 0
     assert {p.name: p.stat().st_mtime_ns for p in (tmp_path / "out" / "records").iterdir()} == mtimes
     assert sorted(r["cell_id"] for r in again) == sorted(r["cell_id"] for r in records)
 
 
 def test_resume_reruns_only_missing_cells_from_cached_checkpoint_and_features(tmp_path):
-    make_sweep(tmp_path).run()
+    run(make_sweep(tmp_path))
     missing = tmp_path / "out" / "records" / "digits__smallcnn__rotation__linear__f0.1__s0.json"
     before = json.loads(missing.read_text())
     missing.unlink()
     sweep = make_sweep(tmp_path)
     assert [c.id for c in sweep.cells if not c.done] == [missing.stem]
-    sweep.run()
+    run(sweep)
     assert sweep.checkpoints_trained == 0 and sweep.features.extractions == 0
     after = json.loads(missing.read_text())
     assert after["pretraining"]["cached"] is True
@@ -50,30 +51,30 @@ def test_resume_reruns_only_missing_cells_from_cached_checkpoint_and_features(tm
 
 
 def test_new_fraction_reuses_the_pretrained_checkpoint(tmp_path):
-    make_sweep(tmp_path).run()
+    run(make_sweep(tmp_path))
     sweep = make_sweep(tmp_path, fractions=[0.1, 0.5, 1.0])
     assert sum(not c.done for c in sweep.cells) == 4
-    sweep.run()
+    run(sweep)
     assert sweep.checkpoints_trained == 0
 
 
 def test_changed_settings_rerun_cells_but_reuse_the_checkpoint(tmp_path):
-    make_sweep(tmp_path).run()
+    run(make_sweep(tmp_path))
     sweep = make_sweep(tmp_path, options={**FAST_OPTIONS,
                                           "finetune": {**FAST_OPTIONS["finetune"], "steps": 7}})
     # a protocol's option makes that protocol's records stale, and no other's
     assert not any(c.done for c in sweep.cells if c.protocol == "finetune")
     assert all(c.done for c in sweep.cells if c.protocol == "linear")
-    sweep.run()
+    run(sweep)
     assert sweep.checkpoints_trained == 0           # pretraining settings did not change
     sweep = make_sweep(tmp_path, settings={**FAST, "resolution": 16, "pretrain_epochs": 2})
     assert not any(c.done for c in sweep.cells)     # a sweep setting: every record is stale
-    sweep.run()
+    run(sweep)
     assert sweep.checkpoints_trained == 1
 
 
 def test_split_files_are_written(tmp_path):
-    make_sweep(tmp_path).run()
+    run(make_sweep(tmp_path))
     splits = tmp_path / "out" / "splits"
     data = json.loads((splits / "digits.json").read_text())
     seed = json.loads((splits / "digits-seed0.json").read_text())
@@ -90,7 +91,7 @@ def test_split_files_are_written(tmp_path):
 
 
 def test_fixed_validation_split_stays_available(tmp_path):
-    make_sweep(tmp_path, settings={**FAST, "resolution": 16, "validation": "fixed"}).run()
+    run(make_sweep(tmp_path, settings={**FAST, "resolution": 16, "validation": "fixed"}))
     splits = tmp_path / "out" / "splits"
     data = json.loads((splits / "digits.json").read_text())
     seed = json.loads((splits / "digits-seed0.json").read_text())
@@ -102,8 +103,8 @@ def test_fixed_validation_split_stays_available(tmp_path):
 
 
 def test_a_sweep_of_other_fractions_keeps_the_subsets_already_written(tmp_path):
-    make_sweep(tmp_path, fractions=[0.1], protocols=["linear"]).run()
-    make_sweep(tmp_path, fractions=[1.0], protocols=["linear"]).run()
+    run(make_sweep(tmp_path, fractions=[0.1], protocols=["linear"]))
+    run(make_sweep(tmp_path, fractions=[1.0], protocols=["linear"]))
     seed0 = json.loads((tmp_path / "out" / "splits" / "digits-seed0.json").read_text())
     assert sorted(seed0["labeled_index"]) == ["0.1", "1"]
     assert sorted(seed0["val_index"]) == ["0.1", "1"]

@@ -25,7 +25,7 @@ def test_a_forked_worker_builds_its_own_sweep_rather_than_the_drivers():
     key = worker._key({"x": 1}, here)
     worker._SERVED[key] = served
     try:
-        job = UnitJob({"x": 1}, None, here)
+        job = UnitJob({"x": 1}, None, here, run=worker.run_unit_job)
         with pytest.raises(TypeError):     # a fresh sweep is built: {"x": 1} is no config
             worker._served(job)
         assert key not in worker._SERVED   # the copied driver's entry is dropped
