@@ -186,6 +186,13 @@ def test_an_engine_survives_a_killed_worker_and_gives_the_local_executors_record
                                     capture_output=True, text=True, env=ray_environment(),
                                     timeout=60)
             assert status.returncode == 0, status.stderr     # still running: not ours to stop
+            # beside that running cluster, --executor ray without an address starts a Ray of
+            # its own (joining this one, as Ray's address=None does, would fail: this
+            # process lacks the cluster's token): its GPU check answers, not an auth error
+            status, _, err = fast_run(*sweep_args(plugin, "--seeds", "0", "--executor", "ray",
+                                                  "--gpus-per-job", "4"),
+                                      out=tmp_path / "own-ray")
+            assert status == 2 and "asks for 4 GPU" in err, err
 
 
 def unit_of(cell_id: str) -> str:
