@@ -144,7 +144,7 @@ def main(folders: list[str], stem: str) -> None:
     uda = uda_table(records)
     board = Leaderboard(records)
     seeds = sorted({r["seed"] for r in records if r["status"] == "ok"})
-    text = [f"# sslbench on CIFAR-10 beside the papers\n",
+    text = ["# sslbench on CIFAR-10 beside the papers\n",
             f"From `python benchmarks/paper_comparison.py {' '.join(folders)} {stem}` over "
             f"{len(records)} records (seeds {', '.join(map(str, seeds))}); test accuracy %, "
             "mean ± std over seeds; gains with their 95% t interval and the paired t-test "

@@ -57,7 +57,7 @@ def time_limit(work: Path) -> int:
     done = sslbench(work, "slurm", *slurm)
     print(f"sslbench run --executor slurm --timeout-min 3 --wait: exit {done.returncode} "
           f"after {time.time() - t0:.0f} s; {done.stdout.strip().splitlines()[-1]}")
-    local = sslbench(work, "local", *longer)
+    sslbench(work, "local", *longer)          # the uninterrupted run, for its checkpoint
     resumed, whole = checkpoint(work / "cache-slurm"), checkpoint(work / "cache-local")
     same = all(torch.equal(resumed["backbone"][k], whole["backbone"][k]) for k in whole["backbone"])
     after = resumed["info"].get("resumed_after_epoch")
@@ -88,7 +88,7 @@ def main(work: Path) -> int:
     job._interrupt()
     waited = sslbench(work, "slurm", *slurm, "--wait")
     print(waited.stdout.strip().splitlines()[-1], waited.stderr.strip()[-300:])
-    local = sslbench(work, "local")
+    sslbench(work, "local")                   # the uninterrupted run, for its checkpoint
     resumed, whole = checkpoint(work / "cache-slurm"), checkpoint(work / "cache-local")
     same = all(torch.equal(resumed["backbone"][k], whole["backbone"][k]) for k in whole["backbone"])
     after = resumed["info"].get("resumed_after_epoch")

@@ -33,7 +33,6 @@ import json
 import os
 import time
 from pathlib import Path
-from typing import Any
 
 import sslbench
 from sslbench.errors import SSLBenchError

@@ -45,7 +45,7 @@ def _atomic(path: Path, write: Callable[[IO[bytes]], None]) -> None:
             _write_atomically(path, write)
     except OSError as exc:
         raise SSLBenchError(f"cannot write {str(path)!r}: {exc.strerror or exc}") from None
-    except RuntimeError as exc:
+    except RuntimeError:
         # torch.save reports a full disk as "PytorchStreamWriter failed writing file ...":
         # say what it means when the disk is indeed (nearly) full
         free = shutil.disk_usage(path.parent).free if path.parent.exists() else None

@@ -61,6 +61,6 @@ def make_executor(config: SweepConfig, host: PluginHost) -> Executor:
                 f"{FORMER_FLAGS[key]} is not an option of executor {cls.name!r}"
                 + (f" (it takes {', '.join(takes)}" if takes else " (it takes none of "
                    "the executor flags")
-                + f"; its options: `sslbench list executors`)")
+                + "; its options: `sslbench list executors`)")
         options.setdefault(option, value)     # --opt NAME.KEY wins over the old flag
     return cls.for_preset(config.preset, **options)

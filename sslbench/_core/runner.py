@@ -51,7 +51,7 @@ from ..executor import Executor, Finished
 from .budgets import Budget, labeled_split, labeled_subset
 from .grid import Cell, Unit, grid_cells, split_file_stem, units_of
 from .names import slug
-from .task_plans import SCRATCH, TaskPlan, build_plans, references_of, route_options, task_configs
+from .task_plans import TaskPlan, build_plans, references_of, route_options, task_configs
 from .hygiene import HygieneReport, deduplicate, find_duplicates
 from ..images import default_workers
 from .placement import PlacedData, held_whole, place

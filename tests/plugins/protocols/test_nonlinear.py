@@ -80,7 +80,7 @@ def test_without_validation_images_the_last_epoch_is_kept_as_fixed_in_advance():
 
 
 def test_the_same_seed_gives_the_same_head_and_another_seed_another():
-    train, val, test = textures(10, 0), textures(3, 1), textures(10, 2)
+    train, val = textures(10, 0), textures(3, 1)
     runs = [probe(head="mlp", epochs=2).evaluate(context(train, val, seed))
             for seed in (0, 0, 1)]
     logits = [r.details["stages"][0]["final_loss"] for r in runs]
@@ -129,7 +129,6 @@ def test_with_augment_each_batch_goes_cropped_and_flipped_through_the_frozen_net
     before = {k: v.clone() for k, v in backbone.state_dict().items()}
     images = torch.randint(0, 256, (12, 3, 16, 16), dtype=torch.uint8)
     labels = torch.arange(3).repeat(4)
-    seen = []
 
     def split(name, idx):
         x = ResidentImages(images[idx])
