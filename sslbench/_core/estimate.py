@@ -39,6 +39,7 @@ from .checkpoints import cache_key
 from .grid import units_of
 from .budgets import Budget
 from .records import load_records
+from .unit_run import labeled_positions
 
 if TYPE_CHECKING:  # pragma: no cover
     from .runner import Sweep
@@ -289,7 +290,7 @@ def estimate(sweep: "Sweep") -> list[UnitEstimate]:
                 low, high = low + t, high + t
                 source.add("records")
                 continue
-            train_pos, val_pos = sweep._labeled(splits, cell.budget, cell.seed)
+            train_pos, val_pos = labeled_positions(sweep.context, splits, cell.budget, cell.seed)
             work = sweep.protocols[cell.protocol].work(len(train_pos), len(val_pos), n_test)
             cost = [0.0, 0.0]
             if work.train:

@@ -1,16 +1,14 @@
 """The sweep runner: a grid (:mod:`sslbench._core.grid`) checked, planned, and run unit by unit.
 
-:class:`Sweep` validates every name and option and lists the grid's cells on construction;
-:func:`sslbench._core.dispatch.run` hands its unfinished units to an executor, and each unit,
-wherever it runs, goes through :meth:`Sweep.run_here`: per data set and split seed,
-:meth:`Sweep.prepare` loads
-and checks it, splits it and places its images; per unit (one data set, backbone, task plan
-and seed) :meth:`Sweep.run_unit` takes the pretrained checkpoint from the cache
-(:mod:`sslbench._core.checkpoints`) or pretrains it, then evaluates each (fraction, protocol) cell
-with frozen features from :class:`~sslbench._core.features.FeatureStore` where the protocol wants
-them, and writes the cell's record. A cell whose record already exists with the same
-configuration hash is skipped, so an interrupted sweep resumes. A failure inside one cell
-(a NaN loss, an out-of-memory error) is recorded as that cell's failure and the sweep goes on.
+:class:`Sweep` validates every name and option and lists the grid's cells on construction,
+each with the hash of its configuration (a cell whose finished record has the same hash is
+skipped, so an interrupted sweep resumes). :func:`sslbench._core.dispatch.run` hands its
+unfinished units to an executor, and each unit, wherever it runs, goes through
+:meth:`Sweep.run_here`: the unit claimed (another process may hold it), its data set
+prepared once per process (:meth:`Sweep.prepare`: loaded, checked, split, its images
+placed), then :func:`sslbench._core.unit_run.run_unit` with the sweep's
+:class:`~sslbench._core.unit_run.UnitContext`. On the driver the sweep also keeps the run's
+time account and records the cells of units an engine lost (:meth:`Sweep.collect`).
 """
 
 from __future__ import annotations
@@ -18,16 +16,13 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
-import math
 import os
 import threading
 import time
-import traceback
 from pathlib import Path
 from collections.abc import Iterator
-from typing import Any, NamedTuple
+from typing import Any
 
-import numpy as np
 import torch
 
 from .. import __version__
@@ -38,34 +33,29 @@ from ..data import DatasetRequest, ImageData, Splits, make_splits
 from .contracts import KINDS, backbone_problem, dataset_problem
 from ..errors import MalformedPlugin, SSLBenchError, did_you_mean
 from .checkpoints import CheckpointStore, cache_key
-from .claims import Claim, waiting_claim
+from .claims import Claim
 from .presets import apply_preset
 from .distributed import from_first, is_writer, world_size_from_environment
-from .resume import ResumeFile
 from . import timing
 from .time_accounts import write_run
 from .timing import timed
-from .features import FeatureCache, FeatureStore
+from .features import FeatureCache
 from .decoded import DecodedImages
 from ..executor import Executor, Finished
-from .budgets import Budget, labeled_split, labeled_subset
 from .grid import Cell, Unit, grid_cells, split_file_stem, units_of
 from .names import slug
-from .task_plans import TaskPlan, build_plans, references_of, route_options, task_configs
+from .task_plans import TaskPlan, build_plans, route_options
+from .unit_run import (Prepared, Ran, UnitContext, finish, labeled_positions, options_of,
+                       plugins_of, record_head, run_unit)
 from .hygiene import HygieneReport, deduplicate, find_duplicates
 from ..images import default_workers
-from .placement import PlacedData, held_whole, place
+from .placement import held_whole, place
 from .plugins import PluginHost
 from .progress import Reporter
-from ..protocol import EvalContext, EvaluationProtocol, Split
+from ..protocol import EvaluationProtocol
 from ..record import Record
-from .records import (RECORDS_DIR, device_description, library_versions, peak_memory_mib,
-                      read_record, write_record)
-from .seeding import derive_seed, seed_everything
-from .checks import pretraining_checks
-from .pretraining import pretrain
-from ..training import (autocast_dtype_for, effective_schedule, resolve_device,
-                       to_device)
+from .records import (RECORDS_DIR, read_record)
+from ..training import (autocast_dtype_for, effective_schedule, resolve_device)
 
 __all__ = ["Sweep"]
 
@@ -80,23 +70,6 @@ def _json_or_none(path: Path) -> dict[str, Any] | None:
     except (OSError, ValueError, UnicodeDecodeError):
         return None
     return value if isinstance(value, dict) else None
-
-
-class Ran(NamedTuple):
-    """What running units in this process made: their records (cell id -> record) and where
-    their time went (``{"units": {id: charges}, "cells": {id: charges}}``,
-    :mod:`sslbench._core.timing`)."""
-
-    records: dict[str, Record]
-    time: dict[str, dict[str, dict[str, float]]]
-
-
-class Prepared(NamedTuple):
-    """A data set ready for its units (:meth:`Sweep.prepare`)."""
-
-    splits: Splits
-    placed: PlacedData
-    hygiene: HygieneReport
 
 
 def _finished(record: Record | None, cell: Cell) -> bool:
@@ -184,11 +157,23 @@ class Sweep:
         self.features = FeatureCache(self.cache_dir / "features", warn=self._warn_once)
         self.decoded = DecodedImages(self.cache_dir / "decoded", warn=self._warn_once)
         self.checkpoints = CheckpointStore(self.cache_dir, self._warn_once)
-        self.checkpoints_trained = 0
+        self.checkpoints_trained = 0     # by this process (the tests count them)
         self.workers = config.workers if config.workers is not None else default_workers()
         self._warned: set[str] = set()
         self._check_trackers()
         self.cells = self._grid()
+
+    @property
+    def context(self) -> UnitContext:
+        """What running a unit needs (:func:`~sslbench._core.unit_run.run_unit`), made when
+        asked: the command line replaces the reporter once its log file is open."""
+        return UnitContext(
+            config=self.config, settings=self.settings, device=self.device, dtype=self.dtype,
+            out=self.out, cache_dir=self.cache_dir, host=self.host, plan_of=self.plan_of,
+            protocols=self.protocols, backbone_specs=self.backbone_specs,
+            backbone_options=self.backbone_options, dataset_options=self.dataset_options,
+            code=self.code, checkpoints=self.checkpoints, features=self.features,
+            reporter=self.reporter, warn=self._warn_once, account=self._into_account)
 
     # ------------------------------------------------------------------ the grid
     def _grid(self) -> list[Cell]:
@@ -211,15 +196,10 @@ class Sweep:
         return cache_key({"cell": cell.describe(), "plan": plan.config(), "settings": self.settings,
                       "dedup": self.config.dedup, "device": self.device.type,
                       "stream": self.config.stream, "sslbench": __version__,
-                      "code": self._plugins_of(cell.dataset, cell.backbone, plan, cell.protocol),
-                      "options": self._options_of(cell)})
+                      "code": plugins_of(self.context, cell.dataset, cell.backbone, plan,
+                                         cell.protocol),
+                      "options": options_of(self.context, cell)})
 
-    def _options_of(self, cell: Cell) -> dict[str, Any]:
-        """The resolved options of a cell's protocol, backbone and data set (its tasks'
-        are in the task plan)."""
-        return {"protocol": dict(self.protocols[cell.protocol].options),
-                "backbone": dict(self.backbone_options[cell.backbone]),
-                "dataset": dict(self.dataset_options[cell.dataset])}
 
     def _check_contract(self, kind: str, name: str, problem: str | None) -> None:
         """A contribution that cannot be used: one line naming it and its plugin, exit 2."""
@@ -237,17 +217,6 @@ class Sweep:
                  for t in ([plan.pretext] if plan.pretext else []) + plan.consistency]
         return {(kind, name): self.host.identity(kind, name) for kind, name in used}
 
-    def _plugins_of(self, dataset: str, backbone: str, plan: TaskPlan,
-                    protocol: str | None = None) -> dict[str, Any]:
-        """The code identities behind one cell (or, without a protocol, one checkpoint):
-        in cache keys, cell hashes and records, so that edited code is never reused."""
-        tasks = ([plan.pretext] if plan.pretext else []) + plan.consistency
-        out = {"dataset": self.code[("dataset", dataset)],
-               "backbone": self.code[("backbone", backbone)],
-               "tasks": [self.code[("task", t.name)] for t in tasks]}
-        if protocol is not None:
-            out["protocol"] = self.code[("protocol", protocol)]
-        return out
 
     # ------------------------------------------------------------------ running
     # (the run from start to end, handing units to an executor: sslbench._core.dispatch)
@@ -329,18 +298,23 @@ class Sweep:
                     self._charge(ran.time, "units",
                                  f"prepare {unit.dataset} split {unit.split_seed}",
                                  timing.account().since(mark))
-                done = self.run_unit(unit, prepared[key])
+                done = run_unit(self.context, unit, prepared[key])
                 ran.records.update(done.records)
                 for table in ("units", "cells"):
                     ran.time[table].update(done.time[table])
+                self.checkpoints_trained += done.pretrained
         return ran
 
     def _charge(self, into: dict[str, dict[str, dict[str, float]]], table: str, key: str,
                 spent: dict[str, float]) -> None:
-        """Book a unit's (``table="units"``) or a cell's time: ``into`` (what the caller
-        returns) and, on the process that writes the run's account, the account, written at
-        once (a run killed midway then loses only the piece of work it was in)."""
+        """Book time in ``into`` (what the caller returns) and in the run's account."""
         into[table][key] = spent
+        self._into_account(table, key, spent)
+
+    def _into_account(self, table: str, key: str, spent: dict[str, float]) -> None:
+        """On the process that writes the run's account, book a unit's (``table="units"``)
+        or a cell's time in it and write it at once (a run killed midway then loses only the
+        piece of work it was in); elsewhere nothing (workers send their time back)."""
         if self.account is not None:
             with self._account_lock:
                 self.account[table][key] = spent
@@ -385,17 +359,6 @@ class Sweep:
         finally:
             claim.release()
 
-    @contextlib.contextmanager
-    def _checkpoint_claim(self, ckpt_id: str) -> Iterator[bool]:
-        """Hold the claim to train a checkpoint (waiting while another process trains it):
-        ``True`` when this sweep must train it, ``False`` when it appeared meanwhile."""
-        if not is_writer():
-            yield from_first(None)
-            return
-        path = self.checkpoints.path(ckpt_id)
-        with waiting_claim(path.with_suffix(".claim"), f"checkpoint {ckpt_id}", path.is_file,
-                           self.reporter.log) as mine:
-            yield from_first(mine)
 
     def fail_unit(self, unit: Unit, reason: str, since: float = 0.0) -> list[str]:
         """Record the cells of a unit that an engine lost (a killed worker, a job over its
@@ -410,7 +373,8 @@ class Sweep:
                                            and record.config_hash == cell.config_hash
                                            and path.stat().st_mtime >= since):
                 continue
-            self._finish(cell, self._record_head(cell, self.plan_of[cell.task]), error=reason)
+            finish(self.context, cell, record_head(self.context, cell, self.plan_of[cell.task]),
+                   error=reason)
             failed.append(cell.id)
         # the lost worker's claim: tidy it once its holder is gone (an engine may report a
         # worker lost a moment before the killed process has finished exiting)
@@ -518,7 +482,7 @@ class Sweep:
             subsets = dict(earlier.get("labeled_index") or {})
             vals = dict(earlier.get("val_index") or {})
             for budget in self.config.budgets:
-                train, val = self._labeled(splits, budget, seed)
+                train, val = labeled_positions(self.context, splits, budget, seed)
                 subsets[budget.key] = splits.pool_index[train].tolist()
                 vals[budget.key] = splits.pool_index[val].tolist()
             atomic_write_json(base / f"{stem}-seed{seed}.json", {
@@ -530,17 +494,6 @@ class Sweep:
                             " (empty: the fixed validation split does)")),
                 "labeled_index": subsets, "val_index": vals})
 
-    def _labeled(self, splits: Splits, budget: Budget, seed: int
-                 ) -> tuple[np.ndarray, np.ndarray]:
-        """Positions in the training pool of the cell's labeled training images and of its
-        validation images (empty when a fixed validation split makes the choices)."""
-        labels = splits.pool_labels.numpy()
-        if splits.per_cell_validation:
-            return labeled_split(labels, budget, seed, self.settings["val_share"],
-                                 warn=self._warn_once, class_names=splits.data.classes)
-        return (labeled_subset(labels, budget, seed, warn=self._warn_once,
-                               class_names=splits.data.classes),
-                np.array([], dtype=np.int64))
 
     def _warn_once(self, message: str) -> None:
         if message not in self._warned:
@@ -548,272 +501,12 @@ class Sweep:
             self.reporter.warn(message)
 
     # ------------------------------------------------------------------ one (task, seed)
-    def _new_backbone(self, bb: str, seed: int, placed: PlacedData) -> Backbone:
-        """The seed's random initialisation, identical for scratch and for pretraining."""
-        torch.manual_seed(derive_seed(seed, f"init:{bb}"))
-        backbone = self.backbone_specs[bb].build(self.settings["resolution"],
-                                                 self.backbone_options[bb])
-        if self.settings["sync_bn"] and world_size_from_environment() > 1:
-            backbone = torch.nn.SyncBatchNorm.convert_sync_batchnorm(backbone)
-        mean, std = placed.channel_stats
-        backbone.set_input_stats(mean, std)
-        return backbone
 
-    def _checkpoint(self, ds: str, plan: TaskPlan, bb: str, seed: int, splits: Splits,
-                    placed: PlacedData) -> tuple[str, dict[str, Any], dict[str, Any]]:
-        """(checkpoint id, backbone state dict, pretraining info): from the cache, or trained.
-        The info holds the per-epoch history, the pretext accuracy on held-out pool images
-        and the task's shortcut control."""
-        backbone = self._new_backbone(bb, seed, placed)
-        data_key = {"data": splits.data.fingerprint(), "split_seed": splits.seed,
-                    "backbone_options": self.backbone_options[bb],
-                    "dataset_options": self.dataset_options[ds],
-                    "validation": self.settings["validation"],
-                    "val_fraction": self.settings["val_fraction"],
-                    "holdout": self.settings["pretext_holdout"]}
-        code = self._plugins_of(ds, bb, TaskPlan("", plan.pretext))
-        if plan.pretext is None:
-            key = cache_key({"scratch": bb, "seed": seed, "res": self.settings["resolution"],
-                         **data_key, "code": code})
-            return f"scratch-{key}", backbone.state_dict(), {}
-        task = plan.pretext
-        keys = ("resolution", "pretrain_epochs", "pretrain_batch_size", "pretrain_lr",
-                "weight_decay")
-        key = cache_key({"task": task.config(), "backbone": bb, "seed": seed,
-                     "settings": {k: self.settings[k] for k in keys}, **data_key,
-                     "schedule": effective_schedule(task, self.settings),
-                     "device": self.device.type, "dtype": str(self.dtype),
-                     "streamed": placed.pretraining.streamed, "sslbench": __version__,
-                     "code": code})
-        ckpt_id = f"{task.name}-{key}"
-        expected = backbone.state_dict()
-        saved = self.checkpoints.load(ckpt_id, expected)
-        if from_first(saved is not None):      # torchrun's processes decide together
-            saved = saved or self.checkpoints.load(ckpt_id, expected)
-            return ckpt_id, saved[0], {**saved[1], "cached": True}
-        # another process (a unit of another task plan with this pretraining, a second
-        # driver) may be training it now: wait for it rather than train it twice
-        with self._checkpoint_claim(ckpt_id) as mine:
-            saved = self.checkpoints.load(ckpt_id, expected)
-            if from_first(saved is not None):
-                saved = saved or self.checkpoints.load(ckpt_id, expected)
-                return ckpt_id, saved[0], {**saved[1], "cached": True}
-            if not mine:     # the other process finished but its file cannot be read
-                raise SSLBenchError(f"checkpoint {ckpt_id} was made by another process but "
-                                    "cannot be read")
-            return self._pretrain(plan, bb, seed, placed, backbone, ckpt_id)
 
-    def _pretrain(self, plan: TaskPlan, bb: str, seed: int, placed: PlacedData,
-                  backbone: Backbone, ckpt_id: str
-                  ) -> tuple[str, dict[str, Any], dict[str, Any]]:
-        task = plan.pretext
-        backbone = to_device(backbone, self.device)
-        seed_everything(seed, f"pretrain:{task.name}")
-        resume = ResumeFile(self.checkpoints.path(ckpt_id).with_suffix(".resume.pt"),
-                            60 * self.config.checkpoint_every_min, self._warn_once)
-        with timed("pretraining"):
-            result = pretrain(task, backbone, placed.pretraining, self.settings,
-                              self.device, self.dtype, seed, self.reporter,
-                              label=f"pretrain {task.name} s{seed}",
-                              compile=self.config.compile, resume=resume)
-        self.checkpoints_trained += 1
-        with timed("evaluation"):
-            checks = pretraining_checks(
-                task, backbone, result["head"], result["prepared"], placed.heldout,
-                placed.pretraining, lambda: self._new_backbone(bb, seed, placed), self.settings,
-                self.device, self.dtype, seed, self.reporter)
-        info = {"checkpoint": ckpt_id, "seconds": result["seconds"],
-                "images_per_s": result["images_per_s"], "history": result["history"],
-                "n_images": result["n_images"], "schedule": result["schedule"],
-                "resumed_after_epoch": result["resumed_after_epoch"], **checks,
-                "cached": False}
-        state = {k: v.detach().cpu() for k, v in backbone.state_dict().items()}
-        self.checkpoints.save(ckpt_id, state, info)
-        resume.remove()
-        return ckpt_id, state, info
 
-    def run_unit(self, unit: Unit, prepared: Prepared) -> Ran:
-        """One unit: its pretraining (or cached checkpoint), then each of its cells, each
-        ending in a record. A failure fails the cells it touches and nothing else. Returns
-        the unit's records and where its time went."""
-        ran = Ran({}, {"units": {}, "cells": {}})
-        plan = self.plan_of[unit.task]
-        cells, bb, seed = list(unit.cells), unit.backbone, unit.seed
-        splits, placed, hygiene = prepared
-        mark = timing.account().mark()
-        try:
-            ckpt_id, state, info = self._checkpoint(cells[0].dataset, plan, bb, seed, splits,
-                                                   placed)
-        except (KeyboardInterrupt, SSLBenchError):
-            raise
-        except Exception as exc:  # noqa: BLE001 - a failed pretraining fails its cells only
-            reason = f"pretraining failed: {type(exc).__name__}: {exc}"
-            for cell in cells:
-                ran.records[cell.id] = self._finish(
-                    cell, {**self._record_head(cell, plan),
-                           "data": self._data_part(cell, splits, placed, hygiene)},
-                    error=reason, trace=traceback.format_exc())
-            return ran
-        finally:
-            self._charge(ran.time, "units", unit.id, timing.account().since(mark))  # pretraining
-        features = FeatureStore(
-            self.features, ckpt_id, {"pool": placed.pool, "val": placed.val, "test": placed.test},
-            lambda: self._trained_backbone(bb, seed, placed, state), self.device, self.dtype)
-        for cell in cells:
-            self.reporter.cell_started(cell.id)
-            if is_writer():
-                self.host.notify("sslbench_cell_start", self._warn_once, cell=cell)
-            parts = {**self._record_head(cell, plan),
-                     "data": self._data_part(cell, splits, placed, hygiene),
-                     "pretraining": info or None}
-            if self.device.type == "cuda":
-                torch.cuda.reset_peak_memory_stats(self.device)
-            started = time.perf_counter()
-            mark = timing.account().mark()
-            try:
-                parts.update(self._evaluate(cell, plan, state, bb, splits, placed, features))
-                error = None
-            except (KeyboardInterrupt, SSLBenchError):
-                raise
-            except Exception as exc:  # noqa: BLE001 - recorded, and the sweep goes on
-                error, trace = f"{type(exc).__name__}: {exc}", traceback.format_exc()
-            parts["wall_time_s"] = time.perf_counter() - started
-            parts["time_s"] = timing.account().since(mark)     # where it went (not the write)
-            parts["peak_memory_mib"] = peak_memory_mib(self.device)
-            ran.records[cell.id] = self._finish(cell, parts, error=error,
-                                                trace=trace if error else None)
-            self._charge(ran.time, "cells", cell.id, timing.account().since(mark))
-        self.features.forget(ckpt_id)
-        return ran
 
-    def _trained_backbone(self, bb: str, seed: int, placed: PlacedData,
-                          state: dict) -> Backbone:
-        """A fresh backbone with a checkpoint's weights, on the run's device."""
-        backbone = self._new_backbone(bb, seed, placed)
-        backbone.load_state_dict(state)
-        return to_device(backbone, self.device)
 
-    def _evaluate(self, cell: Cell, plan: TaskPlan, state: dict, bb: str, splits: Splits,
-                  placed: PlacedData, features: FeatureStore) -> dict[str, Any]:
-        seed_everything(cell.seed, cell.id)
-        train_pos, val_pos = self._labeled(splits, cell.budget, cell.seed)
-        train_t = torch.from_numpy(train_pos).to(self.device)
-        backbone = self._trained_backbone(bb, cell.seed, placed, state)
-        labeled_images, labeled_labels = placed.labeled(train_t)
-        labeled = Split("labeled", labeled_images, labeled_labels,
-                        lambda: [f[train_t] for f in features.get("pool")],
-                        lambda stage: features.maps(labeled_images, stage))
-        if splits.per_cell_validation:
-            val_t = torch.from_numpy(val_pos).to(self.device)
-            val_images, val_labels = placed.labeled(val_t)
-            val = Split("val", val_images, val_labels,
-                        lambda: [f[val_t] for f in features.get("pool")],
-                        lambda stage: features.maps(val_images, stage))
-        else:
-            val = Split("val", placed.val, placed.val_labels, lambda: features.get("val"),
-                        lambda stage: features.maps(placed.val, stage, "val"))
-        test = Split("test", placed.test, placed.test_labels, lambda: features.get("test"),
-                     lambda stage: features.maps(placed.test, stage, "test"))
-        ctx = EvalContext(backbone=backbone, labeled=labeled, val=val,
-                          unlabeled=placed.pool, num_classes=splits.data.num_classes,
-                          consistency_tasks=plan.consistency, settings=self.settings,
-                          device=self.device, autocast_dtype=self.dtype, seed=cell.seed,
-                          reporter=self.reporter, compile=self.config.compile,
-                          resume=self._cell_resume(cell))
-        protocol = self.protocols[cell.protocol]
-        with timed("finetuning" if protocol.trains_backbone else "probes"):
-            result = protocol.evaluate(ctx)
-        with timed("evaluation"):
-            predicted = result.predict(test).to("cpu")      # the one look at the test split
-            truth = placed.test_labels.to("cpu")
-            by = {name: float((p(test).to("cpu") == truth).float().mean())
-                  for name, p in result.extra_predictions.items()}
-        n = splits.data.num_classes
-        confusion = torch.bincount(truth * n + predicted, minlength=n * n).reshape(n, n)
-        per_class = confusion.diag().float() / confusion.sum(1).clamp_min(1).float()
-        n_val = len(val)
-        return {"metrics": {
-                    "test_accuracy": float((predicted == truth).float().mean()),
-                    "test_accuracy_by": by,
-                    "val_accuracy": (None if result.val_accuracy is None
-                                     or math.isnan(result.val_accuracy)
-                                     else float(result.val_accuracy)),
-                    "per_class_accuracy": dict(zip(splits.data.classes, per_class.tolist())),
-                    "confusion_matrix": confusion.tolist(),
-                    # per test image, in test-split order: the predicted class, and whether it
-                    # was right ("0"/"1"), for paired tests over images (sslbench._core.stats)
-                    "test_predictions": predicted.tolist(),
-                    "test_correct": ((predicted == truth).numpy().astype(np.uint8) + 48)
-                                    .tobytes().decode()},
-                "details": result.details,
-                "validation": self.settings["validation"],
-                # where the cell's choices were made: on its validation images, or (a
-                # budget too small to hold any) fixed in advance by the protocol
-                "chosen_on": ("validation" if n_val else
-                              "fixed in advance: no validation image (docs/evaluation.md)"),
-                # the label budget: training images plus, with per-cell validation, the
-                # validation images held out of it
-                "n_labeled": int(len(train_pos) + (n_val if splits.per_cell_validation else 0)),
-                "n_train": int(len(train_pos)), "n_val": int(n_val)}
 
-    @staticmethod
-    def _data_part(cell: Cell, splits: Splits, placed: PlacedData,
-                   hygiene: HygieneReport) -> dict[str, Any]:
-        """A record's ``data``: the classes, fingerprint, split sizes and files, hygiene."""
-        stem = split_file_stem(cell.dataset, cell.split_seed)
-        return {"classes": splits.data.classes, "fingerprint": splits.data.fingerprint(),
-                "n_pool": len(splits.pool_index), "n_val_fixed": len(splits.val_index),
-                "n_pretext_holdout": len(splits.holdout),
-                "n_test": len(splits.data.test_labels),
-                "split_file": f"splits/{stem}.json",
-                "labeled_file": f"splits/{stem}-seed{cell.seed}.json",
-                "hygiene": hygiene.summary(),
-                "placement": placed.describe()}
 
-    def _record_head(self, cell: Cell, plan: TaskPlan) -> dict[str, Any]:
-        """What a record says about its cell without its data (all a lost unit's failed
-        records can say)."""
-        return {
-            "cell_id": cell.id, "config_hash": cell.config_hash,
-            **cell.describe(), "preset": self.config.preset, "task_plan": plan.config(),
-            # the settings that ran: the preset names a default backbone, the cell its own
-            "settings": {**self.settings, "backbone": cell.backbone},
-            "sweep": self.config.to_dict(),
-            "plugins": self._plugins_of(cell.dataset, cell.backbone, plan, cell.protocol),
-            "options": {"tasks": {t["name"]: t["options"] for t in task_configs(plan)},
-                        **self._options_of(cell)},
-            "protocol_summary": self.protocols[cell.protocol].summary(),
-            "protocol_trains_backbone": bool(self.protocols[cell.protocol].trains_backbone),
-            # published numbers for this row (a single task's), so reports need no plugin
-            "references": references_of(plan),
-            "device": device_description(self.device),
-            # CPU results depend on it (reductions split by thread): say it
-            "torch_threads": torch.get_num_threads(),
-            "processes": world_size_from_environment(),   # torchrun's data parallelism
-            "precision": str(self.dtype or "float32").replace("torch.", ""),
-            "versions": library_versions(),
-        }
 
-    def _cell_resume(self, cell: Cell) -> ResumeFile:
-        """Where a training protocol keeps the snapshot of this cell as configured now."""
-        return ResumeFile(self.cache_dir / "resume" / f"{cell.id}-{cell.config_hash[:16]}.pt",
-                          60 * self.config.checkpoint_every_min, self._warn_once,
-                          kind=cell.protocol)
 
-    def _finish(self, cell: Cell, parts: dict[str, Any], error: str | None,
-                trace: str | None = None) -> Record:
-        """Make the cell's :class:`~sslbench.record.Record` from the parts the cell's steps
-        gathered (the one place a record is made), write it and tell the plugins."""
-        record = Record(**parts, status="failed" if error else "ok", error=error,
-                        traceback=trace or None,
-                        finished_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
-        write_record(self.out, record)
-        if error:
-            self.reporter.warn(f"cell {cell.id} failed: {error}")
-        elif is_writer():
-            self._cell_resume(cell).remove()     # a failed cell keeps it: a rerun continues
-        self.reporter.cell_done(cell.id)
-        if is_writer():
-            self.host.notify("sslbench_cell_finish", self._warn_once, cell=cell, record=record,
-                             out=self.out)
-        return record

@@ -71,15 +71,15 @@ def test_a_killed_run_loses_only_the_cell_it_was_in(fast_run, cli, tmp_path, mon
     """The account is written after each pretraining and each cell: a run stopped in the
     second unit's cell (as a kill or a preemption would stop it) leaves that unit's
     pretraining and the first unit's cell in its account, marked unfinished."""
-    from sslbench._core.runner import Sweep
-    evaluate, cells = Sweep._evaluate, []
+    from sslbench._core import unit_run
+    evaluate, cells = unit_run._evaluate, []
 
-    def stopped_in_the_second(self, cell, *args):
+    def stopped_in_the_second(ctx, cell, *args):
         cells.append(cell.id)
         if len(cells) == 2:
             raise KeyboardInterrupt            # the process dies here: nothing else runs
-        return evaluate(self, cell, *args)
-    monkeypatch.setattr(Sweep, "_evaluate", stopped_in_the_second)
+        return evaluate(ctx, cell, *args)
+    monkeypatch.setattr(unit_run, "_evaluate", stopped_in_the_second)
     out = tmp_path / "results"
     status, _, _ = fast_run("--tasks", "rotation", "--fractions", "1.0", "--protocols",
                             "linear", out=out)
