@@ -45,7 +45,7 @@ from ..executor import Executor, Finished
 from .grid import Cell, Unit, grid_cells, split_file_stem, units_of
 from .names import slug
 from .task_plans import TaskPlan, build_plans, route_options
-from .unit_run import (Prepared, Ran, UnitContext, finish, labeled_positions, options_of,
+from .unit_run import (Prepared, Ran, UnitContext, charge, finish, labeled_positions, options_of,
                        plugins_of, record_head, run_unit)
 from .hygiene import HygieneReport, deduplicate, find_duplicates
 from ..images import default_workers
@@ -295,21 +295,15 @@ class Sweep:
                     mark = timing.account().mark()
                     with timed("data"):
                         prepared[key] = self.prepare(*key)
-                    self._charge(ran.time, "units",
-                                 f"prepare {unit.dataset} split {unit.split_seed}",
-                                 timing.account().since(mark))
+                    charge(self.context, ran.time, "units",
+                           f"prepare {unit.dataset} split {unit.split_seed}",
+                           timing.account().since(mark))
                 done = run_unit(self.context, unit, prepared[key])
                 ran.records.update(done.records)
                 for table in ("units", "cells"):
                     ran.time[table].update(done.time[table])
                 self.checkpoints_trained += done.pretrained
         return ran
-
-    def _charge(self, into: dict[str, dict[str, dict[str, float]]], table: str, key: str,
-                spent: dict[str, float]) -> None:
-        """Book time in ``into`` (what the caller returns) and in the run's account."""
-        into[table][key] = spent
-        self._into_account(table, key, spent)
 
     def _into_account(self, table: str, key: str, spent: dict[str, float]) -> None:
         """On the process that writes the run's account, book a unit's (``table="units"``)

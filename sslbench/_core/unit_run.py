@@ -54,7 +54,7 @@ from .seeding import derive_seed, seed_everything
 from .task_plans import TaskPlan, references_of, task_configs
 from .timing import timed
 
-__all__ = ["UnitContext", "Prepared", "Ran", "run_unit", "record_head", "finish",
+__all__ = ["UnitContext", "Prepared", "Ran", "run_unit", "charge", "record_head", "finish",
            "labeled_positions", "plugins_of", "options_of", "cell_resume"]
 
 
@@ -102,7 +102,7 @@ class UnitContext:
     account: Callable[[str, str, dict[str, float]], None]
 
 
-def _charge(ctx: UnitContext, into: dict[str, dict[str, dict[str, float]]], table: str,
+def charge(ctx: UnitContext, into: dict[str, dict[str, dict[str, float]]], table: str,
             key: str, spent: dict[str, float]) -> None:
     """Book a unit's (``table="units"``) or a cell's time in what the caller returns and in
     the run's account (written at once: a run killed midway loses only the piece of work it
@@ -247,7 +247,7 @@ def run_unit(ctx: UnitContext, unit: Unit, prepared: Prepared) -> Ran:
                 error=reason, trace=traceback.format_exc())
         return ran
     finally:
-        _charge(ctx, ran.time, "units", unit.id, timing.account().since(mark))  # pretraining
+        charge(ctx, ran.time, "units", unit.id, timing.account().since(mark))  # pretraining
     ran = ran._replace(pretrained=int(info.get("cached") is False))
     features = FeatureStore(
         ctx.features, ckpt_id, {"pool": placed.pool, "val": placed.val, "test": placed.test},
@@ -275,7 +275,7 @@ def run_unit(ctx: UnitContext, unit: Unit, prepared: Prepared) -> Ran:
         parts["peak_memory_mib"] = peak_memory_mib(ctx.device)
         ran.records[cell.id] = finish(ctx, cell, parts, error=error,
                                       trace=trace if error else None)
-        _charge(ctx, ran.time, "cells", cell.id, timing.account().since(mark))
+        charge(ctx, ran.time, "cells", cell.id, timing.account().since(mark))
     ctx.features.forget(ckpt_id)
     return ran
 
