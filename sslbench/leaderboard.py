@@ -29,6 +29,7 @@ import pandas as pd
 
 from ._core.budgets import FLAGS, Budget, fraction_key
 from ._core.names import public_name
+from .record import Record
 from ._core.stats import (ALPHA, PairedResult, compare, correct_family, detectable_gain,
                           pairs_of)
 
@@ -69,17 +70,35 @@ def _converged(record: dict[str, Any]) -> float:
     return math.nan if value is None else float(bool(value))
 
 
+def _shown(record: Any) -> Any:
+    """A record with its data set named as reports show it."""
+    shown = public_name(record["dataset"])
+    if shown == record["dataset"]:
+        return record
+    if isinstance(record, Record):
+        return record.replace(dataset=shown)
+    return {**record, "dataset": shown}
+
+
 class Leaderboard:
     """Aggregated results of one or more results directories."""
 
     def __init__(self, records: list[dict[str, Any]],
-                 installed: Callable[[str, str], Any] | None = None) -> None:
+                 installed: Callable[[str, str], Any] | None = None, *,
+                 note: str | None = None) -> None:
         """``records``: loaded records (:func:`sslbench.load_results`). ``installed(kind,
         name)``: the plugin contribution of that kind and name, or ``None``; rendering
         consults it for what records older than sslbench 0.5 lack (reference numbers, whether
         a protocol trains the backbone). Default: the plugins installed in this environment,
-        loaded when first asked."""
-        self.records = records
+        loaded when first asked. ``note``: a sentence the caption ends with (where the rows
+        come from, for a table of published and new rows: ``sslbench run --against``).
+
+        A data set is grouped by the name reports show (``imagefolder:flowers``, not the
+        maker's folder): records of one data set made on two machines are one table. That
+        they are the same data is the sweep's business (cell ids are made of that name, and
+        ``--against`` checks the contents' fingerprint)."""
+        self.records = [_shown(r) for r in records]
+        self.note = note
         if installed is not None and not callable(installed):
             # sslbench 0.4 passed its private plugin host here
             warnings.warn("Leaderboard(records, host) is deprecated: pass installed=, a "
@@ -95,7 +114,7 @@ class Leaderboard:
         rows = []
         # each budget's label ("10%", "20/class", "250 labels") is its column's key
         self._budgets: dict[str, Budget] = {}
-        for r in records:
+        for r in self.records:
             budget = Budget.of_record(r)
             self._budgets[budget.label] = budget
             pre = r.get("pretraining") or {}
@@ -442,7 +461,8 @@ class Leaderboard:
                 + (f" and {len(splits)} train/test splits" if len(splits) > 1 else "")
                 + f"; {validation}. " + self._statistics_note(dataset, backbone)
                 + f"{UNCONVERGED}k: k seeds not converged. scratch: the same backbone from "
-                "random initialisation on the same labels.")
+                "random initialisation on the same labels."
+                + (f" {self.note}" if self.note else ""))
 
     def _statistics_note(self, dataset: str, backbone: str) -> str:
         """The caption's sentence on the tests, with their family; or, where no comparison

@@ -87,7 +87,8 @@ SWEEP_MODULES = {"test_fault_injection", "test_install_layout", "test_third_part
                  "test_images_streaming", "test_end_to_end", "test_tasks_with_backbones",
                  "test_tiny_budgets", "test_pretraining_controls", "test_trackers",
                  "test_cli_progress", "test_cli_status", "test_runner_resume",
-                 "test_runner_failed_cells", "test_api", "test_identity", "test_unit_run"}
+                 "test_runner_failed_cells", "test_api", "test_identity", "test_unit_run",
+                 "test_against"}
 
 
 def pytest_collection_modifyitems(config, items):

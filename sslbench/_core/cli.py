@@ -16,7 +16,8 @@ from rich.console import Console
 from rich.table import Table
 
 from .atomic import atomic_write_bytes, atomic_write_text
-from .config import (_deep_merge, build_config, load_toml, parse_assignments, parse_options,
+from .config import (_deep_merge, build_config, load_toml, parse_assignments, parse_list,
+                     parse_options,
                      parse_task_options)
 from ..errors import SSLBenchError
 from .contracts import KINDS as CONTRACT_KINDS
@@ -118,6 +119,15 @@ def cli() -> None:
 @click.option("--log-to", "log_to", default=None, metavar="NAMES",
               help="Experiment trackers to log every cell to, comma-separated: "
                    "tensorboard, mlflow (sslbench list trackers).")
+@click.option("--against", "against", default=None, type=click.Path(file_okay=False),
+              metavar="LEADERBOARD",
+              help="Add the --tasks rows to a published leaderboard (a results folder, or a "
+                   "leaderboard folder of a published site): its setting, splits and seeds, "
+                   "its baseline verified by recomputing one cell, then adopted (docs/plugins.md, "
+                   "'Add your method to a leaderboard').")
+@click.option("--trust", is_flag=True,
+              help="With --against: do not recompute a published cell to verify the "
+                   "leaderboard (its data set and split files are still checked).")
 @click.option("--dry-run", is_flag=True,
               help="List the units and cells that would run, with estimated times; run nothing.")
 @plugin_option
@@ -127,21 +137,23 @@ def run(config_file, datasets, backbones, tasks, fractions, labels_per_class, la
         compile_,
         stream, workers, out, cache_dir, data_dir, download, split_seeds, dedup, quiet,
         executor, jobs, ray_address, cpus_per_job, gpus_per_job, slurm_partition, timeout_min,
-        slurm_opts, slurm_cluster, wait, checkpoint_every_min, log_to, dry_run,
-        plugins) -> None:
+        slurm_opts, slurm_cluster, wait, checkpoint_every_min, log_to, against, trust,
+        dry_run, plugins) -> None:
     """Run (or resume) a sweep and print its leaderboard."""
     from . import timing
     timing.COMMAND_STARTED = time.time()      # the time account starts with the command
+    if trust and not against:
+        raise SSLBenchError("--trust goes with --against LEADERBOARD")
     file_values = load_toml(config_file) if config_file else None
     settings = parse_assignments(list(set_items), "--set")
     for key, value in (("resolution", resolution), ("pretrain_epochs", pretrain_epochs)):
         if value is not None:
             settings[key] = value
     options = _deep_merge(parse_task_options(list(task_opts)), parse_options(list(opts)))
-    config = build_config(
-        file_values, datasets=datasets, backbones=backbones, tasks=tasks, fractions=fractions,
-        labels_per_class=labels_per_class, labels=labels, protocols=protocols, seeds=seeds, preset=preset, settings=settings or None,
-        options=options or None, device=device,
+    given = dict(
+        datasets=datasets, backbones=backbones, tasks=tasks, fractions=fractions,
+        labels_per_class=labels_per_class, labels=labels, protocols=protocols, seeds=seeds,
+        preset=preset, settings=settings or None, options=options or None, device=device,
         compile=compile_, stream=stream, workers=workers, out=out,
         cache_dir=cache_dir, data_dir=data_dir, download=download, split_seeds=split_seeds,
         dedup=dedup,
@@ -150,13 +162,41 @@ def run(config_file, datasets, backbones, tasks, fractions, labels_per_class, la
         timeout_min=timeout_min, slurm_options=parse_assignments(list(slurm_opts), "--slurm-opt")
         or None, slurm_cluster=slurm_cluster, wait=wait, checkpoint_every_min=checkpoint_every_min,
         log_to=log_to)
+    published = None
+    if against:          # the published setting replaces the axes, settings and options
+        from .against import against_values, read_leaderboard, refuse_changes
+        published = read_leaderboard(against)
+        refuse_changes({**given, "config_file": config_file, "set_items": set_items,
+                        "resolution": resolution, "pretrain_epochs": pretrain_epochs},
+                       published, parse_list(tasks, str, "--tasks") if tasks else [])
+        given.update(against_values(published, given["tasks"], datasets, options))
+    config = build_config(file_values, **given)
     host = _host(config.plugins)
     from .executors import make_executor
     engine = make_executor(config, host)     # unknown, a bad option, a stray flag: one line
     try:
+        if published is not None and not dry_run:
+            _verify_and_adopt(published, config, host, trust)
         _run_with(engine, config, host, dry_run, quiet)
     finally:
         engine.close()
+
+
+def _verify_and_adopt(published, config, host, trust: bool) -> None:
+    """--against: the leaderboard verified (its data set, splits and, unless --trust, one
+    recomputed cell), then its records adopted into this run's --out."""
+    from .against import adopt, verify
+    from .runner import default_out
+    out = Path(config.out) if config.out else default_out(config)
+    if out.resolve() == published.folder.resolve():
+        raise SSLBenchError("--out must not be the leaderboard's own folder with --against "
+                            "(its records are copied into --out)")
+    check = verify(published, config, host, trust,
+                   log=lambda m: click.echo(f"sslbench: {m}", err=True))
+    n = adopt(published, out, config.tasks, check)
+    click.echo(f"sslbench: {n} records adopted from {str(published.folder)!r}"
+               + (" (verified: " + check["rule"] + ")" if check.get("recomputed")
+                  else " (not recomputed: --trust)"), err=True)
 
 
 def _run_with(engine, config, host, dry_run: bool, quiet: bool) -> None:
@@ -319,10 +359,14 @@ def report(results_dirs, fmt, output, plugins, show_time) -> None:
         return
     host = _host(list(plugins))
     renderer = host.report_format(fmt) if fmt else host.format_for("terminal")
-    records = load_results_dirs(
-        list(results_dirs), warn=lambda m: click.echo(f"sslbench: warning: {m}", err=True))
+    def warn(message: str) -> None:
+        click.echo(f"sslbench: warning: {message}", err=True)
+    records = load_results_dirs(list(results_dirs), warn=warn)
     from ..leaderboard import Leaderboard   # pandas and scipy: imported when a report is made
-    board = Leaderboard(records, installed=host.find)
+    from .adopted import origin_note
+    notes = [origin_note(Path(d), records, warn) for d in results_dirs]
+    board = Leaderboard(records, installed=host.find,
+                        note=" ".join(n for n in notes if n) or None)
     if output:
         board.asset_stem = Path(output).stem
     text = renderer.render(board)

@@ -117,6 +117,9 @@ class SweepConfig:
     slurm_options: dict[str, Any] = field(default_factory=dict)  # --slurm-opt KEY=VALUE
     wait: bool = False             # slurm: wait for the jobs and print the leaderboard
     log_to: list[str] = field(default_factory=list)   # experiment trackers (sslbench.tracking)
+    # sslbench run --against: the published leaderboard whose rows this sweep adds to (its
+    # adopted records count as finished cells: sslbench._core.against); never in a cell's hash
+    against: str | None = None
     checkpoint_every_min: float = 5.0  # a long pretraining's or fine-tuning's resumable snapshot (sslbench._core.resume)
 
     def to_dict(self) -> dict[str, Any]:

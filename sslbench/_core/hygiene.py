@@ -200,6 +200,10 @@ class HygieneReport:
     groups: list[DuplicateGroup] = field(default_factory=list)
     near_bits: int = NEAR_BITS
     deduplicated: dict[str, int] | None = None   # images dropped per split by --dedup
+    # a fingerprint of the contents: every image's SHA-256 (of its file's bytes, or of its
+    # pixels) and label, in order, train then test (before --dedup): the same data set
+    # wherever its folder is and whatever its files are named
+    content: str | None = None
 
     def count(self, what: str) -> int:
         groups = {"all": self.groups,
@@ -306,8 +310,11 @@ def find_duplicates(data: ImageData, workers: int = 0, near_bits: int = NEAR_BIT
         kind = "exact" if len({digests[i] for i in idx}) == 1 else "near"
         out.append(DuplicateGroup(kind, [members[i] for i in idx]))
     out.sort(key=lambda g: (g.members[0].split, g.members[0].index))
+    content = hashlib.sha256()
+    for m, d in zip(members, digests):
+        content.update(f"{m.split} {m.label} {d}\n".encode())
     return HygieneReport(dataset=data.name, classes=list(data.classes), n_images=len(members),
-                         groups=out, near_bits=near_bits)
+                         groups=out, near_bits=near_bits, content=content.hexdigest()[:16])
 
 
 def deduplicate(data: ImageData, report: HygieneReport) -> ImageData:

@@ -313,7 +313,9 @@ class PluginHost:
         module = getattr(self.pm.get_plugin(c.plugin), "__name__", None)
         found = {"name": base, "plugin": c.plugin, "distribution": info.distribution,
                  "version": info.version,
-                 "source": source_hash(module, defining_module(c.obj))}
+                 "source": source_hash(module, defining_module(c.obj),
+                                       plugins={p.module.split(".")[0] for p in self.plugins
+                                                if p.module})}
         self._identities[(kind, base)] = found
         return found
 

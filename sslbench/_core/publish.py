@@ -10,6 +10,9 @@ GitHub Pages as it is)::
     SITE/NAME/leaderboard.json      the summary, documented in its own "fields"
     SITE/NAME/leaderboard.csv       the same rows, for a spreadsheet
     SITE/NAME/records/CELL.json     every record behind the numbers
+    SITE/NAME/splits/*.json         the split files: labeled subsets per seed and budget,
+                                    validation and test images (what `sslbench run
+                                    --against SITE/NAME` checks a new run against)
 
 A leaderboard is one (data set, backbone, preset) of the given results folders; NAME is made
 of those three.
@@ -27,6 +30,7 @@ name a data set without the maker's folders (``imagefolder:flowers``, not the ab
 from __future__ import annotations
 
 import html
+import json
 import math
 import os
 import shutil
@@ -67,12 +71,11 @@ def _page(title: str, body: str) -> str:
 MARKER = ".sslbench-site"     # in every site publish writes: it may replace only those
 
 
-def public_record(record: Record) -> Record:
-    """A record as published: every path of the maker's (data set folders, --out,
-    --cache-dir, --data-dir) shortened to its last part, wherever it appears."""
-    sweep = record.get("sweep") or {}
+def _private_paths(dataset: str, sweep: dict[str, Any]) -> list[tuple[str, str]]:
+    """(the maker's path, what is published instead), longest first: data set folders,
+    --out, --cache-dir, --data-dir cut to their last part."""
     private = {}
-    for name in [record["dataset"], *(sweep.get("datasets") or [])]:
+    for name in [dataset, *(sweep.get("datasets") or [])]:
         argument = name.partition(":")[2]
         if public_name(name) != name and argument:
             private[argument.rstrip("/")] = public_name(name).partition(":")[2]
@@ -80,19 +83,53 @@ def public_record(record: Record) -> Record:
         value = sweep.get(key)
         if isinstance(value, str) and ("/" in value or "~" in value):
             private[value.rstrip("/")] = Path(value.rstrip("/")).name or "."
-    ordered = sorted(private.items(), key=lambda kv: -len(kv[0]))
+    return sorted(private.items(), key=lambda kv: -len(kv[0]))
 
-    def clean(value: Any) -> Any:
-        if isinstance(value, str):
-            for path, short in ordered:
-                value = value.replace(path, short)
-            return value
-        if isinstance(value, dict):
-            return {k: clean(v) for k, v in value.items()}
-        if isinstance(value, list):
-            return [clean(v) for v in value]
+
+def _cleaned(value: Any, ordered: list[tuple[str, str]]) -> Any:
+    """``value`` (JSON) with every path of ``ordered`` replaced, wherever it appears."""
+    if isinstance(value, str):
+        for path, short in ordered:
+            value = value.replace(path, short)
         return value
-    return Record.from_dict(clean(record.to_dict()))
+    if isinstance(value, dict):
+        return {k: _cleaned(v, ordered) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_cleaned(v, ordered) for v in value]
+    return value
+
+
+def public_record(record: Record) -> Record:
+    """A record as published: every path of the maker's (data set folders, --out,
+    --cache-dir, --data-dir) shortened to its last part, wherever it appears."""
+    ordered = _private_paths(record["dataset"], record.get("sweep") or {})
+    return Record.from_dict(_cleaned(record.to_dict(), ordered))
+
+
+def public_split_files(directories: list[str], dataset: str) -> dict[str, Any]:
+    """File name -> content of the split files of the data set published as ``dataset``
+    (``imagefolder:flowers``) in the results folders, its maker's paths cut as in records:
+    a leaderboard's splits, which ``sslbench run --against`` checks a new run against. Two
+    folders with different files of one name are an error (two splits under one name)."""
+    found: dict[str, Any] = {}
+    for d in directories:
+        folder = Path(d) / "splits"
+        for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
+            if not SAFE_NAME.match(path.stem) or path.is_symlink():
+                continue
+            try:
+                content = json.loads(path.read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                continue
+            if not isinstance(content, dict) or not isinstance(content.get("dataset"), str) \
+                    or public_name(content["dataset"]) != dataset:
+                continue
+            content = _cleaned(content, _private_paths(content["dataset"], {}))
+            if path.name in found and found[path.name] != content:
+                raise SSLBenchError(f"the results folders hold two different split files "
+                                    f"{path.name!r} of {dataset}; publish them separately")
+            found[path.name] = content
+    return found
 
 
 def inside(root: Path, *parts: str) -> Path:
@@ -150,15 +187,18 @@ def publish(directories: list[str], site: Path, host,
     """Write the site; returns the pages written, the index first. ``warn`` is told of
     every file of the results folders that is not a record (it is skipped)."""
     groups: dict[tuple[str, str, str], list[Record]] = {}
-    made_from: dict[tuple[str, str, str], str] = {}
+    made_from: dict[tuple[str, str, str], tuple[str, Any]] = {}
     for (dataset, backbone, preset), records in leaderboards(directories, warn).items():
         key = (public_name(dataset), backbone, preset)
-        if key in made_from:     # two folders of one name: they would share a leaderboard
-            raise SSLBenchError(f"data sets {made_from[key]!r} and {dataset!r} would both be "
+        # one data set under two folders (a leaderboard made on two machines, rows added
+        # with --against) is one leaderboard; two data sets under one name are refused
+        data = {(r.data or {}).get("fingerprint") for r in records if r.ok} - {None}
+        if key in made_from and (len(data | {made_from[key][1]}) > 1 or not data):
+            raise SSLBenchError(f"data sets {made_from[key][0]!r} and {dataset!r} would both be "
                                 f"published as {_folder_name(*key)!r}; publish them to "
                                 "separate sites")
-        made_from[key] = dataset
-        groups[key] = [public_record(r) for r in records]
+        made_from.setdefault(key, (dataset, next(iter(data), None)))
+        groups.setdefault(key, []).extend(public_record(r) for r in records)
     site = Path(site)
     if site.exists() and (not site.is_dir() or site.is_symlink()):
         raise SSLBenchError(f"{str(site)!r} is not a folder")
@@ -170,7 +210,7 @@ def publish(directories: list[str], site: Path, host,
     staging = Path(tempfile.mkdtemp(prefix=f".{site.name}~", suffix=".publishing",
                                     dir=site.parent))
     try:
-        pages = _write_site(groups, staging, host)
+        pages = _write_site(groups, staging, host, directories)
         (staging / MARKER).write_text("written by sslbench publish; the next publish to "
                                       "this folder replaces it whole\n")
         os.chmod(staging, 0o777 & ~_umask())   # mkdtemp makes 0700; a site is shared
@@ -208,7 +248,7 @@ def _swap(staging: Path, site: Path) -> None:
 
 
 def _write_site(groups: dict[tuple[str, str, str], list[Record]], site: Path,
-                host) -> list[Path]:
+                host, directories: list[str]) -> list[Path]:
     from .atomic import atomic_write_json, atomic_write_text
     html_format = host.format_for("page")
     csv_format = host.format_for("data")
@@ -230,6 +270,8 @@ def _write_site(groups: dict[tuple[str, str, str], list[Record]], site: Path,
         report = report.replace("<body>\n", "<body>\n" + extra, 1)
         for r in records:
             atomic_write_json(inside(folder, "records", f"{r.cell_id}.json"), r.to_dict())
+        for file_name, content in public_split_files(directories, dataset).items():
+            atomic_write_json(inside(folder, "splits", file_name), content)
         listing = "".join(f"<li><a href='{html.escape(quote(r['cell_id']))}.json'>"
                           f"{html.escape(r['cell_id'])}</a> ({html.escape(r['status'])})</li>"
                           for r in sorted(records, key=lambda r: r["cell_id"]))

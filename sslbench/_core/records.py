@@ -32,13 +32,15 @@ def library_versions() -> dict[str, str]:
     import torch
 
     from .. import __version__
+    from .identity import core_hash
 
     def installed(name: str) -> str:
         try:
             return version(name)
         except PackageNotFoundError:
             return "not installed"
-    return {"sslbench": __version__, "python": platform.python_version(),
+    return {"sslbench": __version__, "sslbench_core": core_hash(),
+            "python": platform.python_version(),
             "torch": torch.__version__, "torchvision": installed("torchvision"),
             "timm": installed("timm"), "numpy": installed("numpy")}
 

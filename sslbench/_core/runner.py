@@ -25,7 +25,6 @@ from typing import Any
 
 import torch
 
-from .. import __version__
 from .atomic import atomic_write_json
 from ..backbone import Backbone, BackboneSpec
 from .config import SweepConfig
@@ -42,6 +41,8 @@ from .timing import timed
 from .features import FeatureCache
 from .decoded import DecodedImages
 from ..executor import Executor, Finished
+from .adopted import adopted_cells
+from .identity import numeric_identity, without_versions
 from .grid import Cell, Unit, grid_cells, split_file_stem, units_of
 from .names import slug
 from .task_plans import TaskPlan, build_plans, route_options
@@ -182,9 +183,15 @@ class Sweep:
         c = self.config
         cells = grid_cells(c.datasets, c.split_seeds, c.backbones, self.plans, c.seeds,
                            c.budgets, self.protocols)
+        # with --against, the leaderboard's records copied here unchanged are its cells'
+        # results whatever code identity made them (the run verified them first)
+        adopted = adopted_cells(self.out) if c.against else set()
         for cell in cells:
             cell.config_hash = self._cellcache_key(cell, self.plan_of[cell.task])
             rec = read_record(self.out, cell.id)
+            if cell.id in adopted and rec is not None and rec.ok:
+                cell.done = True
+                continue
             if rec is not None and rec.dataset != cell.dataset:
                 raise SSLBenchError(f"{str(self.out)!r} holds results of data set "
                                     f"{rec.dataset!r} under the name {slug(cell.dataset)!r}; "
@@ -195,9 +202,9 @@ class Sweep:
     def _cellcache_key(self, cell: Cell, plan: TaskPlan) -> str:
         return cache_key({"cell": cell.describe(), "plan": plan.config(), "settings": self.settings,
                       "dedup": self.config.dedup, "device": self.device.type,
-                      "stream": self.config.stream, "sslbench": __version__,
-                      "code": plugins_of(self.context, cell.dataset, cell.backbone, plan,
-                                         cell.protocol),
+                      "stream": self.config.stream, "sslbench": numeric_identity(),
+                      "code": without_versions(plugins_of(self.context, cell.dataset,
+                                                          cell.backbone, plan, cell.protocol)),
                       "options": options_of(self.context, cell)})
 
 
@@ -460,7 +467,8 @@ class Sweep:
         same_data = (_json_or_none(base / f"{stem}.json") or {}).get("fingerprint") \
             == data.fingerprint()
         atomic_write_json(base / f"{stem}.json", {
-            "dataset": ds, "fingerprint": data.fingerprint(), "classes": data.classes,
+            "dataset": ds, "fingerprint": data.fingerprint(), "content": hygiene.content,
+            "classes": data.classes,
             "split_seed": splits.seed, "validation": self.settings["validation"],
             "val_fraction": (self.settings["val_fraction"]
                              if not splits.per_cell_validation else None),

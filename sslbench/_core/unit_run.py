@@ -27,7 +27,7 @@ from typing import Any, NamedTuple
 import numpy as np
 import torch
 
-from .. import __version__
+from .identity import numeric_identity, without_versions
 from ..backbone import Backbone, BackboneSpec
 from ..data import Splits
 from ..errors import SSLBenchError
@@ -149,7 +149,7 @@ def _checkpoint(ctx: UnitContext, ds: str, plan: TaskPlan, bb: str, seed: int,
                 "validation": ctx.settings["validation"],
                 "val_fraction": ctx.settings["val_fraction"],
                 "holdout": ctx.settings["pretext_holdout"]}
-    code = plugins_of(ctx, ds, bb, TaskPlan("", plan.pretext))
+    code = without_versions(plugins_of(ctx, ds, bb, TaskPlan("", plan.pretext)))
     if plan.pretext is None:
         key = cache_key({"scratch": bb, "seed": seed, "res": ctx.settings["resolution"],
                      **data_key, "code": code})
@@ -161,7 +161,7 @@ def _checkpoint(ctx: UnitContext, ds: str, plan: TaskPlan, bb: str, seed: int,
                  "settings": {k: ctx.settings[k] for k in keys}, **data_key,
                  "schedule": effective_schedule(task, ctx.settings),
                  "device": ctx.device.type, "dtype": str(ctx.dtype),
-                 "streamed": placed.pretraining.streamed, "sslbench": __version__,
+                 "streamed": placed.pretraining.streamed, "sslbench": numeric_identity(),
                  "code": code})
     ckpt_id = f"{task.name}-{key}"
     expected = backbone.state_dict()
@@ -357,6 +357,7 @@ def _data_part(cell: Cell, splits: Splits, placed: PlacedData,
     """A record's ``data``: the classes, fingerprint, split sizes and files, hygiene."""
     stem = split_file_stem(cell.dataset, cell.split_seed)
     return {"classes": splits.data.classes, "fingerprint": splits.data.fingerprint(),
+            "content": hygiene.content,
             "n_pool": len(splits.pool_index), "n_val_fixed": len(splits.val_index),
             "n_pretext_holdout": len(splits.holdout),
             "n_test": len(splits.data.test_labels),

@@ -8,13 +8,17 @@ and warnings back exactly as a Ray worker does, so a run's records do not depend
 ``jobs``. A worker that dies (killed, out of memory) breaks its pool, which stops the other
 workers too: the units that were running fail their cells that have no record (a rerun
 retries them), and a fresh pool runs the units that had not started. Units are handed out
-no faster than workers free up, so a broken pool loses at most ``jobs`` units.
+no faster than workers free up, so a broken pool loses at most ``jobs`` units. A worker
+whose driver is gone (killed, even with SIGKILL) exits within a second rather than running
+on unwatched: its unit's claim then goes stale and a rerun takes it over.
 """
 
 from __future__ import annotations
 
 import concurrent.futures as futures
 import multiprocessing
+import os
+import threading
 import time
 from collections.abc import Iterator, Sequence
 
@@ -22,6 +26,17 @@ import sslbench
 from sslbench import SSLBenchError
 from sslbench.executor import Executor, Finished, UnitJob, cores, one_line, run_in_turn
 from sslbench.options import Range
+
+
+def _exit_with(driver: int) -> None:
+    """In each worker process: exit as soon as the driver ``driver`` is no longer its
+    parent (a killed driver's workers are adopted by init; nothing would collect their
+    work, and they would hold their cores and their units' claims)."""
+    def watch() -> None:
+        while os.getppid() == driver:
+            time.sleep(0.5)
+        os._exit(1)
+    threading.Thread(target=watch, name="sslbench-driver-watch", daemon=True).start()
 
 
 class LocalExecutor(Executor):
@@ -64,7 +79,8 @@ class LocalExecutor(Executor):
         them), and the caller starts a fresh pool for the jobs that had not started."""
         context = multiprocessing.get_context("spawn")
         workers = self.options["jobs"]
-        with futures.ProcessPoolExecutor(workers, mp_context=context) as pool:
+        with futures.ProcessPoolExecutor(workers, mp_context=context, initializer=_exit_with,
+                                         initargs=(os.getpid(),)) as pool:
             running: dict[futures.Future, tuple[UnitJob, float]] = {}
             while waiting or running:
                 while waiting and len(running) < workers:

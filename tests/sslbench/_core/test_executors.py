@@ -368,3 +368,79 @@ def test_jobs_is_for_the_local_executor(fast_run):
     status, _, err = fast_run("--jobs", "2", "--executor", "slurm")
     assert status == 2 and "--jobs is not an option of executor 'slurm'" in err, err
     assert len(err.strip().splitlines()) == 1
+
+
+SLEEPER = TINY_DATASET_PLUGIN + '''
+import os
+import time
+from pathlib import Path
+
+from sslbench.protocol import EvaluationProtocol
+
+
+class Sleeper(EvaluationProtocol):
+    """Says it started (a file named after its process), then sleeps: a unit that is still
+    running when its driver is killed."""
+    name = "sleeper"
+    description = "sleeps (test plugin)"
+    defaults = {"folder": ""}
+
+    def evaluate(self, ctx):
+        Path(self.options["folder"], str(os.getpid())).write_text("started")
+        time.sleep(120)
+        raise RuntimeError("not reached in the test")
+
+
+@sslbench.hookimpl
+def sslbench_protocols():
+    return [Sleeper]
+'''
+
+
+def _alive(pid: int) -> bool:
+    """Whether process ``pid`` runs (a zombie, exited but not yet reaped, does not)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
+    return "\nState:\tZ" not in status
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads /proc (Linux)")
+def test_local_workers_exit_when_their_driver_is_killed(tmp_path):
+    """A driver running two units in worker processes (--jobs 2) is killed with SIGKILL: its
+    workers, adopted by init with nothing left to collect their work, exit within seconds
+    instead of running their units on unwatched."""
+    import signal
+    import time
+    plugin, started = tmp_path / "sleeper.py", tmp_path / "started"
+    plugin.write_text(SLEEPER)
+    started.mkdir()
+    driver = subprocess.Popen(
+        [sys.executable, "-m", "sslbench", "run", "--quiet", "--plugin", str(plugin),
+         "--dataset", "tiny", "--tasks", "rotation", "--fractions", "1.0", "--seeds", "0,1",
+         "--protocols", "sleeper", "--opt", f"sleeper.folder={started}", "--jobs", "2",
+         "--cpus-per-job", "1", "--out", str(tmp_path / "out"), "--cache-dir",
+         str(tmp_path / "cache"), *FAST_FLAGS],
+        env={**os.environ, "OMP_NUM_THREADS": "1"}, stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE)
+    try:
+        deadline = time.time() + 240
+        while len(list(started.iterdir())) < 2 and time.time() < deadline \
+                and driver.poll() is None:
+            time.sleep(0.5)
+        workers = [int(p.name) for p in started.iterdir()]
+        assert len(workers) == 2, driver.stderr.read().decode() if driver.poll() else workers
+        assert all(_alive(pid) for pid in workers)
+        driver.send_signal(signal.SIGKILL)
+        driver.wait(timeout=30)
+        deadline = time.time() + 15
+        while any(_alive(pid) for pid in workers) and time.time() < deadline:
+            time.sleep(0.2)
+        assert not any(_alive(pid) for pid in workers)
+    finally:
+        if driver.poll() is None:
+            driver.kill()
+        for pid in [int(p.name) for p in started.iterdir()]:
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)

@@ -1,5 +1,6 @@
 """Caches and records that know the code: a task's checkpoint and cells are reused only while
-the task's distribution, version and source are the ones that produced them.
+the source that computes them is the one that produced them (not its version number, not the
+code of other contributions).
 
 The plugin is a real installed distribution (a ``.dist-info`` with its entry point, written
 by the test), found by sslbench through ``importlib.metadata`` as any third-party plugin is.
@@ -7,6 +8,7 @@ by the test), found by sslbench through ``importlib.metadata`` as any third-part
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import json
 import sys
@@ -93,13 +95,11 @@ def test_editing_or_bumping_a_task_retrains_it_and_reruns_its_cells(fast_run, im
     assert edited["plugins"]["tasks"][0]["source"] != identity["source"]
     assert edited["config_hash"] != first["config_hash"]
 
-    # the version changed, the source did not: again
+    # the version changed, the source did not: a release that changes no code changes no
+    # number, so the cell stands (issue 28: identities that survive releases)
     install(site, "1.1", scale=2.0)
     assert fast_run(*args)[0] == 0
-    bumped = record(out)
-    assert bumped["pretraining"]["cached"] is False
-    assert bumped["plugins"]["tasks"][0]["version"] == "1.1"
-    assert bumped["config_hash"] != edited["config_hash"]
+    assert record(out) == edited
 
 
 def test_records_name_every_plugin_and_the_backbone_that_ran(fast_run, image_folder, tmp_path):
@@ -173,3 +173,74 @@ def test_produced_by_reproduces_the_run(cli, fast_run, image_folder, tmp_path, m
                        json.dumps(r["options"], sort_keys=True),
                        json.dumps(r["settings"], sort_keys=True)) for r in records)
     assert numbers(second) == numbers(first)
+
+
+def test_a_source_hash_holds_what_the_module_imports_and_nothing_else(tmp_path, monkeypatch):
+    from sslbench._core.identity import source_hash
+    pkg = tmp_path / "hashpkg"
+    (pkg / "sub").mkdir(parents=True)
+    (pkg / "__init__.py").write_text("")
+    (pkg / "sub" / "__init__.py").write_text("")
+    (pkg / "task_a.py").write_text("from .sub import helper\n\ndef f():\n"
+                                   "    from . import late\n")
+    (pkg / "sub" / "helper.py").write_text("X = 1\n")
+    (pkg / "late.py").write_text("Y = 1\n")
+    (pkg / "task_b.py").write_text("Z = 1\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    importlib.invalidate_caches()
+    first = source_hash("hashpkg.task_a")
+    (pkg / "task_b.py").write_text("Z = 2\n")               # another task: not in it
+    assert source_hash("hashpkg.task_a") == first
+    assert source_hash("hashpkg.task_b") != source_hash("hashpkg.task_a")
+    for edited in (pkg / "sub" / "helper.py", pkg / "late.py", pkg / "__init__.py",
+                   pkg / "task_a.py"):                       # imported, in functions too
+        before = source_hash("hashpkg.task_a")
+        edited.write_text(edited.read_text() + "# edited\n")
+        assert source_hash("hashpkg.task_a") != before, edited.name
+    # a plugin package that builds on another plugin's (a third-party task subclassing a
+    # built-in one): the other's modules it imports are in its hash
+    (tmp_path / "otherpkg.py").write_text("from hashpkg.task_b import Z\n")
+    before = source_hash("otherpkg", plugins={"hashpkg"})
+    assert source_hash("otherpkg") != before            # without it: only its own file
+    (pkg / "task_b.py").write_text("Z = 3\n")
+    assert source_hash("otherpkg", plugins={"hashpkg"}) != before
+
+
+def test_the_core_hash_leaves_out_only_modules_that_exist():
+    import importlib.util
+
+    from sslbench._core import identity
+    for name in identity.NOT_IN_NUMBERS:
+        assert importlib.util.find_spec(name) is not None, name
+    assert "sslbench._core.unit_run" not in identity.NOT_IN_NUMBERS
+    assert "sslbench.training" not in identity.NOT_IN_NUMBERS
+    assert len(identity.core_hash()) == 16
+
+
+def test_a_release_number_is_not_in_a_cells_hash(monkeypatch, tmp_path):
+    """sslbench's version and the built-in plugins' distribution version change nothing
+    that computes: the cells' hashes stay."""
+    from conftest import FAST
+    import sslbench
+    from sslbench._core.config import build_config
+    from sslbench._core.plugins import PluginHost
+    from sslbench._core.runner import Sweep
+
+    def hashes():
+        config = build_config(datasets=["digits"], tasks=["rotation"], fractions=[1.0],
+                              protocols=["linear"], settings={**FAST, "resolution": 16},
+                              out=str(tmp_path / "o"), cache_dir=str(tmp_path / "c"))
+        host = PluginHost.from_environment()
+        return host, {c.id: c.config_hash for c in Sweep(config, host).cells}
+    host, before = hashes()
+    assert host.identity("task", "rotation")["version"] == sslbench.__version__
+    import sslbench._core.plugins as plugins_module
+    real = plugins_module.PluginHost._info
+
+    def bumped(self, plugin):
+        return dataclasses.replace(real(self, plugin), version="99.0")
+    monkeypatch.setattr(sslbench, "__version__", "99.0")
+    monkeypatch.setattr(plugins_module.PluginHost, "_info", bumped)
+    host, after = hashes()
+    assert host.identity("task", "rotation")["version"] == "99.0"
+    assert after == before

@@ -94,8 +94,23 @@ def test_two_data_sets_with_one_short_name_are_refused_in_one_line(cli, finished
                 continue                  # cells of b are not cells of a: no merge conflict
             if name == "a" and record["seed"] == 1:
                 continue
+            if name == "b":               # other images: another fingerprint
+                record["data"] = {**record["data"], "fingerprint": "0" * 16}
             (folder / path.name).write_text(json.dumps({**record, "dataset": dataset}))
     status, _, err = cli("publish", str(tmp_path / "a"), str(tmp_path / "b"),
                          "-o", str(tmp_path / "site"))
     assert status == 2 and "would both be published as 'digits-smallcnn-quick'" in err
     assert len(err.strip().splitlines()) == 1
+    # the same images under two folders (one leaderboard made on two machines, or rows
+    # added with --against) are one leaderboard
+    for path in (tmp_path / "b" / "records").glob("*.json"):
+        record = json.loads(path.read_text())
+        twin = json.loads((finished_sweep[0] / "records" / path.name).read_text())
+        path.write_text(json.dumps({**record, "data": twin["data"]}))
+    status, _, err = cli("publish", str(tmp_path / "a"), str(tmp_path / "b"),
+                         "-o", str(tmp_path / "site"))
+    assert status == 0, err
+    board = json.loads((tmp_path / "site" / "digits-smallcnn-quick" / "leaderboard.json")
+                       .read_text())
+    assert board["dataset"] == "imagefolder:digits"
+    assert {row["n"] for row in board["rows"]} == {2}     # seed 0 from a, seed 1 from b
