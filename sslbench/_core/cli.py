@@ -186,11 +186,12 @@ def _verify_and_adopt(published, config, host, trust: bool) -> None:
     """--against: the leaderboard verified (its data set, splits and, unless --trust, one
     recomputed cell), then its records adopted into this run's --out."""
     from .against import adopt, verify
-    from .runner import default_out
+    from .runner import Sweep, default_out
     out = Path(config.out) if config.out else default_out(config)
     if out.resolve() == published.folder.resolve():
         raise SSLBenchError("--out must not be the leaderboard's own folder with --against "
                             "(its records are copied into --out)")
+    Sweep(config, host)           # every name and option checked before anything is written
     check = verify(published, config, host, trust,
                    log=lambda m: click.echo(f"sslbench: {m}", err=True))
     n = adopt(published, out, config.tasks, check)

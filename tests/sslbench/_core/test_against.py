@@ -138,6 +138,10 @@ def test_bad_leaderboards_and_missing_tasks_are_one_line(sweeps, cli, tmp_path):
     status, _, err = cli("run", "--against", str(sweeps["published"]), "--tasks", "exemplar",
                          "--dataset", "imagefolder:x")
     assert status == 2 and "the leaderboard is of digits" in err
+    status, _, err = cli("run", "--against", str(sweeps["published"]), "--tasks", "nosuch",
+                         "--out", str(tmp_path / "new"))
+    assert status == 2 and "unknown task 'nosuch'" in err
+    assert not (tmp_path / "new").exists()            # checked before anything is written
     status, _, err = cli("run", "--trust", "--tasks", "exemplar")
     assert status == 2 and "--trust goes with --against" in err
 
