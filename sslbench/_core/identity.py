@@ -210,9 +210,11 @@ def core_hash() -> str:
     return digest
 
 
+@lru_cache(maxsize=1)
 def numeric_identity() -> dict[str, Any]:
     """What of sslbench and its libraries a cell's hash holds: the core's source hash and
-    the versions of the libraries that compute."""
+    the versions of the libraries that compute. Asked for every cell of a grid, read once
+    (a version lookup scans the installed distributions); callers must not change it."""
     from importlib.metadata import PackageNotFoundError, version
     out: dict[str, Any] = {"core": core_hash()}
     for lib in NUMERIC_LIBRARIES:
